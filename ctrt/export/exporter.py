@@ -1,0 +1,68 @@
+"""``ctrt export``: checkpoint (or seeded random weights) -> simplified, verified ONNX with metadata."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..artifacts import ArtifactMeta, atomic_output, sha256_file, sidecar_path, write_text_atomic
+from ..errors import CtrtError
+from ..model.checkpoint import load_checkpoint
+from ..model.config import preset
+from ..model.seg import HarDNetSeg
+from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from ..runtime.backends.torch_backend import TorchBackend, checkpoint_meta
+from .onnx_export import PLAIN_OPS, ExportOptions, export_onnx
+from .parity import DEFAULT_ATOL, ParityRow, compare, standard_feeds
+
+RANDOM_SEED = 0
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    meta: ArtifactMeta
+    ops: list[str]
+    parity: list[ParityRow]
+    seconds: float
+
+
+def source_model(checkpoint: Path | None, arch: str, allow_partial: bool) -> tuple[HarDNetSeg, str, str, bool]:
+    """(model, source name, source checksum, random weights?)"""
+    if checkpoint is None:
+        model = HarDNetSeg(preset(arch))
+        model.init_weights(RANDOM_SEED)
+        return model.eval(), f"random-init:{arch}:seed{RANDOM_SEED}", "", True
+    loaded = load_checkpoint(checkpoint, allow_partial)
+    return loaded.model, checkpoint.name, sha256_file(checkpoint), False
+
+
+def default_output(stem: str, h: int, w: int) -> Path:
+    return Path("export") / f"{stem}_{h}x{w}.onnx"
+
+
+def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool, output: Path,
+               options: ExportOptions, check: bool = True, atol: float = DEFAULT_ATOL) -> ExportResult:
+    start = time.perf_counter()
+    meta = checkpoint_meta(model, source, digest, (options.input_h, options.input_w), random_weights)
+    meta = replace(meta, kind="onnx", batch=0 if options.dynamic_batch else options.batch,
+                   extra={"opset": options.opset, "simplified": options.simplify})
+    rows: list[ParityRow] = []
+    with atomic_output(output) as tmp:
+        ops = export_onnx(model, meta, options, tmp)
+        unexpected = set(ops) - PLAIN_OPS
+        if unexpected:
+            raise CtrtError(f"export produced ops TensorRT may not build: {', '.join(sorted(unexpected))}")
+        if check:
+            onnx_backend = OnnxRuntimeBackend(tmp, device="cpu", meta=meta)
+            batch = 1 if options.dynamic_batch else options.batch
+            rows = compare(TorchBackend(model, meta, device="cpu"), onnx_backend,
+                           standard_feeds(meta.inputs, batch, options.input_h, options.input_w), atol)
+            bad = [r for r in rows if not r.ok]
+            if bad:
+                worst = max(bad, key=lambda r: r.max_abs)
+                raise CtrtError(f"parity check failed: {worst.output} on {worst.case} input differs by "
+                                f"{worst.max_abs:.3g} > {atol:g} from PyTorch; nothing was written")
+        write_text_atomic(sidecar_path(output), meta.to_json())
+    return ExportResult(output, meta, ops, rows, time.perf_counter() - start)

@@ -1,0 +1,111 @@
+"""PyTorch -> ONNX for HarDNetSeg: static spatial size, plain ops TensorRT 8.5-11 build, optional dynamic batch."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..artifacts import ONNX_METADATA_KEY, ArtifactMeta
+from ..errors import CtrtError
+from ..model.seg import HarDNetSeg
+
+if TYPE_CHECKING:
+    import onnx
+
+# Ops a plain HarDNetSeg graph may contain after simplification; anything else means a TensorRT surprise.
+PLAIN_OPS = {"Conv", "Relu", "AveragePool", "Resize", "Concat", "Slice", "ReduceMean", "ReduceSum", "Div", "Add",
+             "Mul", "Constant", "Shape", "Gather", "Unsqueeze", "Cast", "Split"}
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    input_h: int = 512
+    input_w: int = 512
+    opset: int = 17
+    batch: int = 1
+    dynamic_batch: bool = False
+    simplify: bool = True
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'512', '512x512' or '384x640' (H x W); both sides must be positive multiples of 32."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise CtrtError(f"--input-size {text!r}: expected HxW such as 512x512") from None
+    if len(dims) == 1:
+        dims *= 2
+    if len(dims) != 2 or min(dims) <= 0:
+        raise CtrtError(f"--input-size {text!r}: expected HxW such as 512x512")
+    h, w = dims
+    if h % 32 or w % 32:
+        def near(v: int) -> list[int]:
+            return sorted({max(32, v // 32 * 32), (v + 31) // 32 * 32})
+
+        options = [f"{a}x{b}" for a in near(h) for b in near(w)]
+        raise CtrtError(f"--input-size {h}x{w}: height and width must be multiples of 32; nearest valid: "
+                        + ", ".join(options))
+    return h, w
+
+
+def example_inputs(model: HarDNetSeg, batch: int, h: int, w: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    feeds = {"image": torch.randn(batch, 3, h, w, generator=gen)}
+    if model.config.pre_img:
+        feeds["pre_img"] = torch.randn(batch, 3, h, w, generator=gen)
+    if model.config.pre_hm:
+        feeds["pre_hm"] = torch.rand(batch, 1, h, w, generator=gen)
+    return feeds
+
+
+def export_onnx(model: HarDNetSeg, meta: ArtifactMeta, options: ExportOptions, destination: Path) -> list[str]:
+    """Write the ONNX to ``destination`` (the caller makes it atomic). Returns the op types in the graph."""
+    import onnx
+
+    model.eval()
+    feeds = example_inputs(model, options.batch, options.input_h, options.input_w)
+    names = list(feeds)
+    outputs = list(model.config.heads)
+    dynamic = {n: {0: "batch"} for n in names + outputs} if options.dynamic_batch else None
+    buffer = io.BytesIO()
+    model.fp16_safe_context = True
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about the int() sizes we make static on purpose
+            # A file-like target is supported by the TorchScript exporter, though the annotation says path.
+            torch.onnx.export(model, tuple(feeds.values()), buffer, dynamo=False,  # type: ignore[arg-type]
+                              opset_version=options.opset, input_names=names, output_names=outputs,
+                              dynamic_axes=dynamic, do_constant_folding=True)
+    except Exception as exc:  # the exporter reports unsupported opsets and ops this way
+        raise CtrtError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        model.fp16_safe_context = False
+    proto = onnx.load_from_string(buffer.getvalue())
+    if options.simplify:
+        proto = simplify(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
+    onnx.save(proto, str(destination))
+    return sorted({node.op_type for node in proto.graph.node})
+
+
+def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
+    import onnxsim
+
+    try:
+        simplified, ok = onnxsim.simplify(proto, check_n=0)
+    except Exception as exc:
+        raise CtrtError(f"onnx-simplifier failed ({str(exc).strip().splitlines()[0]}); retry with --no-simplify") from None
+    if not ok:
+        raise CtrtError("onnx-simplifier could not validate its result; retry with --no-simplify")
+    return simplified
+

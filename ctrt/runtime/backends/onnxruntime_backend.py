@@ -1,0 +1,56 @@
+"""ONNX Runtime backend: CUDA (or TensorRT) execution providers where installed, else CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...artifacts import ArtifactMeta, read_meta
+from ...errors import CtrtError
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class OnnxRuntimeBackend:
+    def __init__(self, path: Path, device: str = "auto", threads: int = 0, meta: ArtifactMeta | None = None) -> None:
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise CtrtError(f"model not found: {path}")
+        self.meta = meta or read_meta(path)
+        available = ort.get_available_providers()
+        if device == "auto":
+            wanted = PROVIDERS["cuda"] if "CUDAExecutionProvider" in available else PROVIDERS["cpu"]
+        elif device in PROVIDERS:
+            wanted = PROVIDERS[device]
+        else:
+            raise CtrtError(f"--device {device!r}: choose auto, cpu, cuda or tensorrt")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # provider fallbacks are reported below, in one line
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available])
+        except Exception as exc:
+            raise CtrtError(f"ONNX Runtime cannot load {path}: {str(exc).strip().splitlines()[0]}") from None
+        active = self.session.get_providers()
+        # get_available_providers() lists GPU providers on machines without a GPU; only the session knows.
+        if device not in ("auto", "cpu") and active[0] != wanted[0]:
+            raise CtrtError(f"--device {device}: {wanted[0]} is not usable here (ONNX Runtime runs on {active[0]}); "
+                            "use --device cpu or install onnxruntime-gpu with CUDA")
+        self.provider = active[0]
+        self.name = f"onnxruntime ({self.provider.replace('ExecutionProvider', '')})"
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __enter__(self) -> OnnxRuntimeBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, feed)))

@@ -1,0 +1,120 @@
+"""CenterTrack's decode on the host: 3x3 peak test, top-K over classes and positions, gathers, inverse affine.
+
+Peaks and top-K are found on the logits (sigmoid is monotonic) and sigmoid runs on the K survivors only. Where a
+trained model's heatmap is sparse, only pixels above the score threshold are examined; a dense heatmap (untrained
+weights) takes a whole-map separable 3x3 max instead. Both give the reference's set of peaks above the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .detections import Detections
+from .preprocess import FrameGeometry
+
+# Beyond this many above-threshold pixels the whole-map max is cheaper than 9 gathers per candidate.
+SPARSE_LIMIT = 8192
+# The logit pre-filter sits a little below the threshold; the exact float32 score test runs after sigmoid.
+_LOGIT_MARGIN = 1e-3
+
+
+def _logit(p: float) -> float:
+    if p <= 0:
+        return -math.inf
+    if p >= 1:
+        return math.inf
+    return math.log(p / (1 - p)) - _LOGIT_MARGIN
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """[N, 2] points through a 2x3 affine, in float32 like CenterTrack's ``transform_preds_with_trans``."""
+    homogeneous = np.ones((len(points), 3), np.float32)
+    homogeneous[:, :2] = points
+    return homogeneous @ affine.T
+
+
+class Decoder:
+    """Heads of one image ([C, H, W] arrays by name) -> Detections in frame pixels, score > threshold, at most K."""
+
+    def __init__(self, num_classes: int, out_h: int, out_w: int, k: int = 100, threshold: float = 0.3) -> None:
+        self.k, self.threshold = k, threshold
+        self.floor = np.float32(_logit(threshold))
+        self.shape = (num_classes, out_h, out_w)
+        self._hmax = np.empty(self.shape, np.float32)
+        self._tmp = np.empty(self.shape, np.float32)
+        self._offsets = np.array([-1, 0, 1])
+
+    def peaks(self, hm: np.ndarray) -> np.ndarray:
+        """Flat indices of 3x3 local maxima whose logit clears the pre-filter."""
+        flat = hm.reshape(-1)
+        with np.errstate(invalid="ignore"):
+            candidates = np.flatnonzero(flat > self.floor)
+        if len(candidates) > SPARSE_LIMIT:
+            return self._dense_peaks(hm)
+        _, h, w = self.shape
+        plane, rem = np.divmod(candidates, h * w)
+        y, x = np.divmod(rem, w)
+        # Clipping a neighbour to the border lands on a pixel inside the window, so the max is unchanged.
+        ny = np.clip(y[:, None] + self._offsets, 0, h - 1)
+        nx = np.clip(x[:, None] + self._offsets, 0, w - 1)
+        neighbours = (plane * (h * w))[:, None, None] + ny[:, :, None] * w + nx[:, None, :]
+        window_max = flat[neighbours.reshape(len(candidates), 9)].max(axis=1)
+        return candidates[flat[candidates] == window_max]
+
+    def _dense_peaks(self, hm: np.ndarray) -> np.ndarray:
+        hmax, tmp = self._hmax, self._tmp
+        np.copyto(hmax, hm)
+        np.maximum(hmax[:, :, 1:], hm[:, :, :-1], out=hmax[:, :, 1:])
+        np.maximum(hmax[:, :, :-1], hm[:, :, 1:], out=hmax[:, :, :-1])
+        np.copyto(tmp, hmax)
+        np.maximum(hmax[:, 1:], tmp[:, :-1], out=hmax[:, 1:])
+        np.maximum(hmax[:, :-1], tmp[:, 1:], out=hmax[:, :-1])
+        with np.errstate(invalid="ignore"):
+            return np.flatnonzero((hm == hmax) & (hm > self.floor))
+
+    def __call__(self, heads: dict[str, np.ndarray], geometry: FrameGeometry) -> Detections:
+        hm = heads["hm"]
+        flat = hm.reshape(-1)
+        peaks = self.peaks(hm)
+        if len(peaks) > self.k:
+            top = np.argpartition(-flat[peaks], self.k - 1)[: self.k]
+            peaks = peaks[top]
+        peaks = peaks[np.argsort(-flat[peaks], kind="stable")]
+        scores = sigmoid(flat[peaks])
+        peaks, scores = peaks[scores > self.threshold], scores[scores > self.threshold]
+        if len(peaks) == 0:
+            return Detections.empty()
+
+        _, h, w = self.shape
+        plane, rem = np.divmod(peaks, h * w)
+        y, x = np.divmod(rem, w)
+        centres = np.stack([x, y], axis=1).astype(np.float32)
+        wh = heads["wh"]
+        if "reg" in heads:
+            offset = heads["reg"][:, y, x].T
+        elif wh.shape[0] == 4:  # CenterNet-HarDNet packs the centre offset into wh[2:4]
+            offset = wh[2:4, y, x].T
+        else:
+            offset = np.full((len(peaks), 2), 0.5, np.float32)
+        size = wh[:2, y, x].T
+        size = np.where(size < 0, np.float32(0), size)
+        refined = centres + offset
+        corners = np.concatenate([refined - size / 2, refined + size / 2], axis=1)
+        tracking = heads["tracking"][:, y, x].T if "tracking" in heads else np.zeros_like(centres)
+
+        n = len(peaks)
+        mapped = transform_points(np.concatenate([centres, centres + tracking, corners.reshape(-1, 2)]),
+                                  geometry.output_to_frame)
+        ct = mapped[:n]
+        boxes = mapped[2 * n :].reshape(n, 4)
+        offsets = mapped[n : 2 * n] - ct
+        finite = np.isfinite(boxes).all(1) & np.isfinite(offsets).all(1)
+        dets = Detections.create(boxes, scores, (plane + 1).astype(np.int32), ct, offsets)
+        return dets if finite.all() else dets[finite]

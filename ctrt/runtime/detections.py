@@ -1,0 +1,45 @@
+"""One dataclass of parallel numpy arrays that flows from decode through the tracker to the sinks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # [N, 4] float32 xyxy, original-image pixels
+    scores: np.ndarray  # [N] float32, sigmoid of the heatmap logit
+    classes: np.ndarray  # [N] int32, 1-based as CenterTrack reports them
+    centers: np.ndarray  # [N, 2] float32, the heatmap peak mapped to the image
+    tracking: np.ndarray  # [N, 2] float32, offset to the object's centre in the previous frame
+    ids: np.ndarray  # [N] int64 track id, 0 before tracking
+    ages: np.ndarray  # [N] int32 frames since last matched (1 = matched now)
+    active: np.ndarray  # [N] int32 consecutive matched frames, 0 for a track kept without a match
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls.create(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
+                          np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+
+    @classmethod
+    def create(cls, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, centers: np.ndarray,
+               tracking: np.ndarray) -> Detections:
+        n = len(scores)
+        return cls(boxes, scores, classes, centers, tracking, np.zeros(n, np.int64), np.ones(n, np.int32),
+                   np.ones(n, np.int32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, index: np.ndarray | slice) -> Detections:
+        return Detections(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @classmethod
+    def concat(cls, parts: list[Detections]) -> Detections:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    @property
+    def areas(self) -> np.ndarray:
+        return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
