@@ -98,6 +98,148 @@ def export(
     _next(f"ctrt run {result.path} --source 0", f"ctrt build {result.path} --fp16")
 
 
+def _tracker_config(track_thresh: float, pre_thresh: Optional[float], new_thresh: Optional[float], max_age: int,
+                    hungarian: bool) -> Any:
+    from .runtime.tracker import TrackerConfig
+
+    # CenterTrack: each threshold is max(track_thresh, its own value), its own value being unset by default.
+    return TrackerConfig(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
+                         max_age=max_age, hungarian=hungarian)
+
+
+def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: float, tracker: Any,
+           max_frames: Optional[int]) -> Any:
+    """Run the loop with a live status line; returns the summary."""
+    import time
+
+    from rich.live import Live
+
+    from .runtime.pipeline import TrackingPipeline
+    from .runtime.runner import run_stream
+
+    pipeline = TrackingPipeline(backend, k=k, threshold=out_thresh, tracker=tracker)
+    state = {"shown": 0.0, "start": time.perf_counter()}
+
+    with Live(console=console, transient=True, refresh_per_second=4) as live:
+        def on_frame(index: int, tracks: Any) -> None:
+            now = time.perf_counter()
+            if now - state["shown"] < 0.25:
+                return
+            state["shown"] = now
+            stages = " ".join(f"{k} {v:.1f}" for k, v in pipeline.times.recent_mean().items())
+            fps = (index + 1) / (now - state["start"])
+            live.update(f"frame {index + 1} | {fps:.1f} FPS | ms: {stages} | tracks {int((tracks.active > 0).sum())}")
+
+        return run_stream(pipeline, source, sinks, max_frames, on_frame)
+
+
+def _report(summary: Any, outputs: list[Path], backend_name: str) -> None:
+    console.print(f"{summary.frames} frames, {summary.tracks} track ids, {summary.fps:.2f} FPS on {backend_name}"
+                  + (f", {summary.skipped} unreadable frames skipped" if summary.skipped else ""))
+    if summary.stage_ms:
+        console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.stage_ms.items()))
+    for path in outputs:
+        if path.exists():
+            console.print(f"wrote {path} ({_size(path)})", soft_wrap=True)
+
+
+def _sinks(save_video: Optional[Path], save_mot: Optional[Path], save_json: Optional[Path], show: bool,
+           fps: float) -> tuple[list[Any], list[Path]]:
+    from .runtime.sinks import JsonLinesSink, MotSink, VideoSink, WindowSink
+
+    sinks: list[Any] = []
+    if show:
+        sinks.append(WindowSink())
+    if save_video:
+        sinks.append(VideoSink(save_video, fps))
+    if save_mot:
+        sinks.append(MotSink(save_mot))
+    if save_json:
+        sinks.append(JsonLinesSink(save_json))
+    return sinks, [p for p in (save_video, save_mot, save_json) if p]
+
+
+@command
+def run(
+    model: Annotated[Path, typer.Argument(help="exported .onnx (ONNX Runtime) or a .pth checkpoint (PyTorch)")],
+    source: Annotated[str, typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline")] = "0",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda (ONNX Runtime also: tensorrt)")] = "auto",
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    input_size: Annotated[str, typer.Option(help="HxW for a .pth checkpoint (an .onnx carries its own)")] = "512x512",
+    k: Annotated[int, typer.Option("-k", "--topk", min=1, help="detections kept per frame")] = 100,
+    track_thresh: Annotated[float, typer.Option(help="score threshold for output, new tracks and pre_hm")] = 0.3,
+    pre_thresh: Annotated[Optional[float], typer.Option(help="pre_hm threshold (at least --track-thresh)")] = None,
+    new_thresh: Annotated[Optional[float], typer.Option(help="new-track threshold (at least --track-thresh)")] = None,
+    max_age: Annotated[int, typer.Option(help="frames an unmatched track survives (-1: none, as CenterTrack)")] = -1,
+    hungarian: Annotated[bool, typer.Option(help="optimal assignment instead of CenterTrack's greedy matching")] = False,
+    save_video: Annotated[Optional[Path], typer.Option(help="annotated video (.mp4 or .avi)")] = None,
+    save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
+    save_json: Annotated[Optional[Path], typer.Option(help="JSON lines, one frame per line, CenterTrack's fields")] = None,
+    show: Annotated[bool, typer.Option(help="show a window (needs GUI OpenCV)")] = False,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after N frames")] = None,
+    reconnects: Annotated[int, typer.Option(min=0, help="reopen attempts when a live source drops")] = 5,
+    allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
+) -> None:
+    """Track objects on a camera, video, stream or image folder."""
+    from .export.onnx_export import parse_input_size
+    from .runtime.runner import open_backend
+    from .runtime.sources import FrameSource
+
+    tracker = _tracker_config(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
+    backend = open_backend(model, device, threads, parse_input_size(input_size), allow_partial)
+    frames = FrameSource(source, reconnects=reconnects)
+    sinks, outputs = _sinks(save_video, save_mot, save_json, show, frames.fps)
+    if backend.meta.random_weights:
+        console.print("[yellow]note:[/] this model has random weights; its tracks are not meaningful")
+    with backend:
+        summary = _track(backend, frames, sinks, k, track_thresh, tracker, max_frames)
+    _report(summary, outputs, backend.name)
+    if summary.lost:
+        errors.print(f"[bold red]error:[/] source {source!r} was lost and did not come back after {reconnects} attempts")
+        raise typer.Exit(1)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+@command
+def demo(
+    checkpoint: Annotated[Optional[Path], typer.Option(help="use your checkpoint instead of random weights")] = None,
+    input_size: Annotated[str, typer.Option(help="HxW of the model")] = "256x256",
+    frames: Annotated[int, typer.Option(min=2, help="length of the generated video")] = 30,
+    output_dir: Annotated[Path, typer.Option(help="where the video, MOT txt and JSON go")] = Path("runs/demo"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """The whole chain on a fresh machine: generated video -> exported model -> tracker -> saved outputs."""
+    from .demo import make_demo_video
+    from .export.exporter import default_output, run_export, source_model
+    from .export.onnx_export import ExportOptions, parse_input_size
+    from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from .runtime.sources import FrameSource
+
+    h, w = parse_input_size(input_size)
+    video = make_demo_video(output_dir / "input.mp4", frames)
+    console.print(f"wrote {video}: {frames} frames of photographed objects crossing a backdrop", soft_wrap=True)
+    stem = checkpoint.stem if checkpoint else "hardnet_85_random"
+    onnx_path = default_output(stem, h, w)
+    if not onnx_path.exists():
+        with console.status(f"exporting {stem} at {h}x{w} and checking it against PyTorch"):
+            model, src, digest, random_weights = source_model(checkpoint, "hardnet_85", False)
+            result = run_export(model, src, digest, random_weights, onnx_path, ExportOptions(h, w))
+        worst = max(r.max_abs for r in result.parity)
+        console.print(f"wrote {onnx_path}; ONNX Runtime vs PyTorch max abs error {worst:.1e} (tolerance 1e-4)",
+                      soft_wrap=True)
+    backend = OnnxRuntimeBackend(onnx_path, device)
+    if backend.meta.random_weights:
+        console.print("[yellow]note:[/] weights are random, so tracks are arbitrary; pass --checkpoint for real ones")
+    source = FrameSource(str(video))
+    sinks, outputs = _sinks(output_dir / "tracks.mp4", output_dir / "tracks.txt", output_dir / "tracks.jsonl",
+                            False, source.fps)
+    with backend:
+        summary = _track(backend, source, sinks, 100, 0.3, _tracker_config(0.3, None, None, -1, False), None)
+    _report(summary, outputs, backend.name)
+    _next(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
+
+
 @command
 def inspect(path: Annotated[Path, typer.Argument(help="a checkpoint (.pth) or an exported model (.onnx)")]) -> None:
     """Show what ctrt infers from a checkpoint or reads from an ONNX file."""

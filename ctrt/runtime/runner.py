@@ -1,0 +1,80 @@
+"""Opening a model file as a backend and running the tracker over a source into sinks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CtrtError
+from .backends.base import Backend
+from .detections import Detections
+from .pipeline import TrackingPipeline
+from .sinks import Sink, WindowSink
+from .sources import FrameSource
+
+CHECKPOINT_SUFFIXES = {".pth", ".pt"}
+
+
+def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: tuple[int, int] = (512, 512),
+                 allow_partial: bool = False) -> Backend:
+    """The backend for a model file, chosen by its type: .onnx -> ONNX Runtime, .pth -> PyTorch."""
+    if not path.exists():
+        raise CtrtError(f"model not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, device, threads)
+    if suffix in CHECKPOINT_SUFFIXES:
+        from .backends.torch_backend import TorchBackend
+
+        return TorchBackend.from_checkpoint(path, input_hw, device, allow_partial)
+    raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt run takes .onnx or .pth")
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    tracks: int = 0
+    seconds: float = 0.0
+    skipped: int = 0
+    lost: bool = False
+    interrupted: bool = False
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_stream(pipeline: TrackingPipeline, source: FrameSource, sinks: list[Sink], max_frames: int | None = None,
+               on_frame: Callable[[int, Detections], None] | None = None) -> RunSummary:
+    """Track every frame of ``source`` into ``sinks``; Ctrl-C, ESC in the window or ``max_frames`` end it cleanly."""
+    summary = RunSummary()
+    windows = [s for s in sinks if isinstance(s, WindowSink)]
+    start = time.perf_counter()
+    try:
+        for index, frame in enumerate(source):
+            tracks = pipeline(frame)
+            for sink in sinks:
+                sink.write(index, frame, tracks)
+            summary.frames = index + 1
+            if on_frame is not None:
+                on_frame(index, tracks)
+            if summary.frames == max_frames or any(w.stop_requested for w in windows):
+                break
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        for sink in sinks:
+            sink.close()
+        source.close()
+    summary.seconds = time.perf_counter() - start
+    summary.tracks = pipeline.tracker.next_id - 1
+    summary.skipped, summary.lost = source.skipped, source.lost
+    samples = pipeline.times.samples
+    if len(samples):
+        summary.stage_ms = dict(zip(pipeline.times.stages, samples.mean(axis=0).tolist()))
+    return summary

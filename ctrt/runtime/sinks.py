@@ -1,0 +1,134 @@
+"""Where tracks go: annotated video, MOTChallenge txt, JSON lines (CenterTrack's fields), a window.
+
+Files are opened at the first frame (a run that fails before it leaves nothing behind) and are flushed and closed
+on every exit path, so an interrupted run still leaves complete, readable outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Protocol
+
+import cv2
+import numpy as np
+
+from ..errors import CtrtError
+from .detections import Detections
+
+
+class Sink(Protocol):
+    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _open_text(path: Path) -> IO[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("w", buffering=1)  # line-buffered: every frame reaches the disk
+
+
+class MotSink:
+    """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for tracks matched this frame."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
+        if self._file is None:
+            self._file = _open_text(self.path)
+        shown = tracks[tracks.active > 0]
+        x1, y1, x2, y2 = shown.boxes.T
+        rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
+        self._file.writelines(
+            f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
+            for tid, (x, y, w, h, s) in zip(shown.ids.tolist(), rows.tolist())
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class JsonLinesSink:
+    """One JSON object per frame: ``{"frame": n, "results": [CenterTrack result dicts]}``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
+        if self._file is None:
+            self._file = _open_text(self.path)
+        results = [
+            {"score": s, "class": c, "ct": ct, "tracking": tr, "bbox": box, "tracking_id": tid, "age": age,
+             "active": act}
+            for s, c, ct, tr, box, tid, age, act in zip(
+                tracks.scores.tolist(), tracks.classes.tolist(), tracks.centers.tolist(), tracks.tracking.tolist(),
+                tracks.boxes.tolist(), tracks.ids.tolist(), tracks.ages.tolist(), tracks.active.tolist())
+        ]
+        self._file.write(json.dumps({"frame": index + 1, "results": results}) + "\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def id_color(track_id: int) -> tuple[int, int, int]:
+    return (track_id * 47 % 200 + 55, track_id * 97 % 200 + 55, track_id * 151 % 200 + 55)
+
+
+def annotate(frame: np.ndarray, tracks: Detections) -> np.ndarray:
+    """Boxes and ids of the tracks matched this frame, drawn on a copy of the frame."""
+    canvas = frame.copy()
+    shown = tracks[tracks.active > 0]
+    for (x1, y1, x2, y2), tid, score in zip(shown.boxes.round().astype(int).tolist(), shown.ids.tolist(),
+                                            shown.scores.tolist()):
+        color = id_color(tid)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, 2)
+        cv2.putText(canvas, f"{tid} {score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
+                    cv2.LINE_AA)
+    return canvas
+
+
+class VideoSink:
+    """Annotated video; the codec follows the suffix (.mp4 mp4v, .avi MJPG)."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
+            if not self._writer.isOpened():
+                raise CtrtError(f"cannot write video {self.path} (use a .mp4 or .avi name)")
+        self._writer.write(annotate(frame, tracks))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+class WindowSink:
+    """An OpenCV window; ESC or q asks the run to stop."""
+
+    def __init__(self, title: str = "ctrt") -> None:
+        self.title = title
+        self.stop_requested = False
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise CtrtError("--show needs an OpenCV with GUI support (pip install opencv-python, not -headless) "
+                            "and a display") from None
+
+    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
+        cv2.imshow(self.title, annotate(frame, tracks))
+        if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+            self.stop_requested = True
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)

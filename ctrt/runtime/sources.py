@@ -1,0 +1,146 @@
+"""Frame sources: webcam index, video file, stream URL, GStreamer pipeline, image folder or glob.
+
+Live sources (camera, URL, GStreamer) that drop are reopened with exponential back-off; files end at their end.
+Unreadable frames and images are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import CtrtError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+STREAM_TIMEOUT_MS = 5000
+# A video file that fails this many reads in a row is over, even if its header promised more frames.
+MAX_BAD_READS = 10
+
+CaptureFactory = Callable[..., Any]
+
+
+def _has_gstreamer() -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line
+    return False
+
+
+class FrameSource:
+    def __init__(self, spec: str, reconnects: int = 5, backoff_s: float = 0.5,
+                 capture_factory: CaptureFactory = cv2.VideoCapture) -> None:
+        self.spec = spec
+        self.reconnects = reconnects
+        self.backoff_s = backoff_s
+        self.factory = capture_factory
+        self.skipped = 0
+        self.lost = False
+        self.images: list[Path] = []
+        self.capture: Any = None
+        self.kind = self._classify(spec)
+        if self.kind == "images":
+            self.fps = 30.0
+        else:
+            self.capture = self._open()
+            if self.capture is None:
+                raise CtrtError(f"cannot open {self.kind} source {spec!r}"
+                                + (" (is the camera connected and free?)" if self.kind == "camera" else ""))
+            fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
+            self.fps = fps if 0 < fps < 240 else 30.0
+
+    @property
+    def live(self) -> bool:
+        return self.kind in ("camera", "stream", "gstreamer")
+
+    def _classify(self, spec: str) -> str:
+        if spec.isdigit():
+            return "camera"
+        if "://" in spec:
+            return "stream"
+        if "!" in spec:
+            if not _has_gstreamer():
+                raise CtrtError("this OpenCV build has no GStreamer support; on a Jetson use JetPack's OpenCV "
+                                "(python3-opencv) for CSI cameras, or pass a device index or URL")
+            return "gstreamer"
+        if any(ch in spec for ch in "*?["):
+            self.images = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            if not self.images:
+                raise CtrtError(f"no images match {spec!r}")
+            return "images"
+        path = Path(spec)
+        if path.is_dir():
+            self.images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self.images:
+                raise CtrtError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {spec}")
+            return "images"
+        if not path.is_file():
+            raise CtrtError(f"source not found: {spec} (expected a camera index, file, folder, glob or URL)")
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            self.images = [path]
+            return "images"
+        return "video"
+
+    def _open(self) -> Any:
+        if self.kind == "camera":
+            capture = self.factory(int(self.spec))
+        elif self.kind == "stream":
+            capture = self.factory(self.spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                               cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        elif self.kind == "gstreamer":
+            capture = self.factory(self.spec, cv2.CAP_GSTREAMER)
+        else:
+            capture = self.factory(self.spec)
+        if not capture.isOpened():
+            capture.release()
+            return None
+        return capture
+
+    def _reopen(self) -> bool:
+        """Back-off 0.5, 1, 2 ... s between attempts; False once every attempt failed."""
+        self.capture.release()
+        for attempt in range(self.reconnects):
+            time.sleep(min(self.backoff_s * 2**attempt, 8.0))
+            capture = self._open()
+            if capture is not None:
+                self.capture = capture
+                return True
+        self.lost = True
+        return False
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.kind == "images":
+            for path in self.images:
+                frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if frame is None:
+                    self.skipped += 1
+                    continue
+                yield frame
+            return
+        bad_reads = 0
+        while True:
+            ok, frame = self.capture.read()
+            if ok and frame is not None:
+                bad_reads = 0
+                yield frame
+                continue
+            if self.live:
+                if not self._reopen():
+                    return
+                continue
+            # A file: the end, or an undecodable frame before the end (skip it and carry on).
+            position = self.capture.get(cv2.CAP_PROP_POS_FRAMES)
+            total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+            bad_reads += 1
+            if total <= 0 or position >= total or bad_reads >= MAX_BAD_READS:
+                return
+            self.skipped += 1
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
