@@ -135,9 +135,10 @@ def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: floa
 
 def _report(summary: Any, outputs: list[Path], backend_name: str) -> None:
     console.print(f"{summary.frames} frames, {summary.tracks} track ids, {summary.fps:.2f} FPS on {backend_name}"
-                  + (f", {summary.skipped} unreadable frames skipped" if summary.skipped else ""))
+                  + (f", {summary.skipped} unreadable frames skipped" if summary.skipped else ""), soft_wrap=True)
     if summary.stage_ms:
-        console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.stage_ms.items()))
+        console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.stage_ms.items()),
+                      soft_wrap=True)
     for path in outputs:
         if path.exists():
             console.print(f"wrote {path} ({_size(path)})", soft_wrap=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import CtrtError
 from .export.parity import sample_image
+from .runtime.sinks import fourcc_for
 
 # (asset, width, start xy, velocity px/frame): four photographed objects crossing a backdrop.
 ACTORS = (("chelsea", 150, (20, 40), (14, 5)), ("coffee", 130, (480, 200), (-13, -4)),
@@ -16,7 +17,7 @@ ACTORS = (("chelsea", 150, (20, 40), (14, 5)), ("coffee", 130, (480, 200), (-13,
 
 
 def make_demo_video(path: Path, frames: int = 30, size: tuple[int, int] = (640, 360), fps: float = 10.0) -> Path:
-    """Write an mp4 of real photos moving across a blurred photo backdrop (objects cross and overlap)."""
+    """Write a video (.mp4 or .avi) of real photos moving across a blurred photo backdrop (objects cross and overlap)."""
     width, height = size
     backdrop = cv2.GaussianBlur(cv2.resize(sample_image("coffee"), size), (0, 0), 9) // 2 + 40
     sprites = []
@@ -25,7 +26,7 @@ def make_demo_video(path: Path, frames: int = 30, size: tuple[int, int] = (640, 
         h = round(image.shape[0] * w / image.shape[1])
         sprites.append((cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), np.array(start), np.array(velocity)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), fourcc_for(path), fps, size)
     if not writer.isOpened():
         raise CtrtError(f"cannot write {path}")
     try:

@@ -105,13 +105,15 @@ class Decoder:
             offset = np.full((len(peaks), 2), 0.5, np.float32)
         size = wh[:2, y, x].T
         size = np.where(size < 0, np.float32(0), size)
-        refined = centres + offset
-        corners = np.concatenate([refined - size / 2, refined + size / 2], axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            refined = centres + offset
+            corners = np.concatenate([refined - size / 2, refined + size / 2], axis=1)
         tracking = heads["tracking"][:, y, x].T if "tracking" in heads else np.zeros_like(centres)
 
         n = len(peaks)
-        mapped = transform_points(np.concatenate([centres, centres + tracking, corners.reshape(-1, 2)]),
-                                  geometry.output_to_frame)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite head values are dropped just below
+            mapped = transform_points(np.concatenate([centres, centres + tracking, corners.reshape(-1, 2)]),
+                                      geometry.output_to_frame)
         ct = mapped[:n]
         boxes = mapped[2 * n :].reshape(n, 4)
         offsets = mapped[n : 2 * n] - ct

@@ -75,6 +75,11 @@ class JsonLinesSink:
             self._file.close()
 
 
+def fourcc_for(path: Path) -> int:
+    """MJPG for .avi (survives truncation), mp4v otherwise (OpenCV's pip wheels have no H.264 encoder)."""
+    return cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+
+
 def id_color(track_id: int) -> tuple[int, int, int]:
     return (track_id * 47 % 200 + 55, track_id * 97 % 200 + 55, track_id * 151 % 200 + 55)
 
@@ -102,8 +107,8 @@ class VideoSink:
     def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
+            self._writer = cv2.VideoWriter(str(self.path), fourcc_for(self.path), self.fps,
+                                           (frame.shape[1], frame.shape[0]))
             if not self._writer.isOpened():
                 raise CtrtError(f"cannot write video {self.path} (use a .mp4 or .avi name)")
         self._writer.write(annotate(frame, tracks))

@@ -1,0 +1,168 @@
+"""`ctrt run` end to end on real files, and every way a source can fail."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from ctrt.demo import make_demo_video
+from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from ctrt.runtime.pipeline import TrackingPipeline
+from ctrt.runtime.runner import run_stream
+from ctrt.runtime.sinks import JsonLinesSink, MotSink, VideoSink
+from ctrt.runtime.sources import FrameSource
+from conftest import invoke
+
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return make_demo_video(tmp_path_factory.mktemp("video") / "walk.mp4", frames=FRAMES, size=(320, 240))
+
+
+def read_video_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    return count
+
+
+def read_json_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_run_video_writes_all_three_outputs_consistently(onnx_85, video, tmp_path):
+    out = tmp_path / "out"
+    result = invoke("run", onnx_85, "--source", video, "--save-video", out / "t.mp4", "--save-mot", out / "t.txt",
+                    "--save-json", out / "t.jsonl")
+    assert result.exit_code == 0, result.output
+    assert f"{FRAMES} frames" in result.output and "FPS on onnxruntime (CPU)" in result.output
+    frames = read_json_lines(out / "t.jsonl")
+    assert [f["frame"] for f in frames] == list(range(1, FRAMES + 1))
+    assert read_video_frames(out / "t.mp4") == FRAMES
+    mot = np.loadtxt(out / "t.txt", delimiter=",", ndmin=2)
+    active = [(f["frame"], r["tracking_id"]) for f in frames for r in f["results"] if r["active"] > 0]
+    assert sorted(map(tuple, mot[:, :2].astype(int).tolist())) == sorted(active)
+    for f in frames:
+        for r in f["results"]:
+            assert set(r) == {"score", "class", "ct", "tracking", "bbox", "tracking_id", "age", "active"}
+            x1, y1, x2, y2 = r["bbox"]
+            assert x2 >= x1 and y2 >= y1 and r["score"] > 0.3
+
+
+def test_checkpoint_and_onnx_give_the_same_tracks(onnx_85, checkpoint_85, video, tmp_path):
+    for name, model in (("onnx", onnx_85), ("torch", checkpoint_85)):
+        result = invoke("run", model, "--input-size", "128x160", "--source", video, "--max-frames", 4,
+                        "--save-json", tmp_path / f"{name}.jsonl")
+        assert result.exit_code == 0, result.output
+    onnx_frames, torch_frames = (read_json_lines(tmp_path / f"{n}.jsonl") for n in ("onnx", "torch"))
+    assert len(onnx_frames) == len(torch_frames) == 4
+    for a, b in zip(onnx_frames, torch_frames):
+        assert [r["tracking_id"] for r in a["results"]] == [r["tracking_id"] for r in b["results"]]
+        if a["results"]:
+            assert np.abs(np.array([r["bbox"] for r in a["results"]]) - [r["bbox"] for r in b["results"]]).max() < 1e-2
+
+
+def test_image_folder_skips_unreadable_images(onnx_85, video, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    capture = cv2.VideoCapture(str(video))
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), capture.read()[1])
+    (folder / "001b.jpg").write_bytes(b"not really a jpeg")
+    result = invoke("run", onnx_85, "--source", folder, "--save-json", tmp_path / "f.jsonl")
+    assert result.exit_code == 0, result.output
+    assert "3 frames" in result.output and "1 unreadable frames skipped" in result.output
+    assert len(read_json_lines(tmp_path / "f.jsonl")) == 3
+
+
+@pytest.mark.parametrize("source, message", [
+    ("missing.mp4", "source not found: missing.mp4"),
+    ("rtsp://127.0.0.1:9/cam", "cannot open stream source 'rtsp://127.0.0.1:9/cam'"),
+    ("v4l2src ! videoconvert ! appsink", "no GStreamer support"),
+    ("nothing/*.png", "no images match"),
+    ("CUT_MP4", "cannot open video source"),  # an mp4 cut short loses its index: it cannot be opened at all
+])
+def test_bad_sources_fail_with_one_line(onnx_85, video, tmp_path, source, message):
+    if source == "CUT_MP4":
+        source = tmp_path / "cut.mp4"
+        source.write_bytes(video.read_bytes()[:5000])
+    result = invoke("run", onnx_85, "--source", source, "--save-json", tmp_path / "x.jsonl")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x.jsonl").exists()
+
+
+def test_bad_models_fail_with_one_line(tmp_path, video):
+    (tmp_path / "model.engine").write_bytes(b"\0")
+    for model, message in ((tmp_path / "none.onnx", "model not found"), (tmp_path / "model.engine", "unsupported")):
+        result = invoke("run", model, "--source", video)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_video_cut_mid_stream_still_leaves_complete_outputs(onnx_85, tmp_path):
+    video = make_demo_video(tmp_path / "long.avi", frames=FRAMES, size=(320, 240))
+    cut = tmp_path / "cut.avi"
+    data = video.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    result = invoke("run", onnx_85, "--source", cut, "--save-video", tmp_path / "o.mp4", "--save-json", tmp_path / "o.jsonl")
+    assert result.exit_code == 0, result.output
+    frames = read_json_lines(tmp_path / "o.jsonl")
+    assert 0 < len(frames) == read_video_frames(tmp_path / "o.mp4") < FRAMES
+
+
+class FlakyCamera:
+    """A camera that delivers ``frames`` frames per connection, then drops; ``connections`` opens succeed."""
+
+    def __init__(self, state, frame):
+        self.state, self.frame, self.left = state, frame, 0
+        state["opens"] += 1
+        self.opened = state["opens"] <= state["connections"]
+        self.left = state["frames"] if self.opened else 0
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        return True, self.frame.copy()
+
+    def get(self, prop):
+        return 25.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        self.opened = False
+
+
+def run_camera(onnx_path, tmp_path, connections, interrupt_at=None):
+    state = {"opens": 0, "connections": connections, "frames": 3}
+    frame = cv2.imread(str(tmp_path / "frame.png")) if (tmp_path / "frame.png").exists() else None
+    if frame is None:
+        frame = np.full((240, 320, 3), 90, np.uint8)
+    source = FrameSource("0", reconnects=2, backoff_s=0, capture_factory=lambda *a: FlakyCamera(state, frame))
+    pipeline = TrackingPipeline(OnnxRuntimeBackend(onnx_path, "cpu"))
+    sinks = [JsonLinesSink(tmp_path / "cam.jsonl"), VideoSink(tmp_path / "cam.mp4", source.fps),
+             MotSink(tmp_path / "cam.txt")]
+
+    def on_frame(index, tracks):
+        if index + 1 == interrupt_at:
+            raise KeyboardInterrupt
+
+    return run_stream(pipeline, source, sinks, on_frame=on_frame), state
+
+
+def test_live_source_reconnects_after_a_drop(onnx_85, tmp_path):
+    summary, state = run_camera(onnx_85, tmp_path, connections=2)
+    # 3 frames, drop, reopen (2nd connection), 3 frames, drop, two failed reopens -> lost.
+    assert state["opens"] == 4 and summary.frames == 6 and summary.lost and not summary.interrupted
+    assert len(read_json_lines(tmp_path / "cam.jsonl")) == 6 == read_video_frames(tmp_path / "cam.mp4")
+
+
+def test_interrupt_flushes_and_closes_outputs(onnx_85, tmp_path):
+    summary, _ = run_camera(onnx_85, tmp_path, connections=5, interrupt_at=4)
+    assert summary.interrupted and summary.frames == 4
+    assert len(read_json_lines(tmp_path / "cam.jsonl")) == 4 == read_video_frames(tmp_path / "cam.mp4")
