@@ -65,13 +65,12 @@ def random_heads(rng, sparse):
 
 
 @pytest.mark.parametrize("sparse", [True, False])
-def test_matches_centertrack_decode_on_random_heads(sparse):
+@pytest.mark.parametrize("sparse_limit", [0, decode_module.SPARSE_LIMIT])
+def test_matches_centertrack_decode_on_random_heads(sparse, sparse_limit):
     rng = np.random.default_rng(3 if sparse else 4)
     for _ in range(3):
         heads = random_heads(rng, sparse)
-        ours = Decoder(C, H, W, k=100, threshold=0.3)(heads, GEOMETRY)
-        if sparse:
-            assert np.count_nonzero(heads["hm"] > -1) <= decode_module.SPARSE_LIMIT
+        ours = Decoder(C, H, W, k=100, threshold=0.3, sparse_limit=sparse_limit)(heads, GEOMETRY)
         theirs = ref.decode(heads, 100, GEOMETRY.output_to_frame, 0.3)
         assert len(ours) == len(theirs) > 0
         assert ours.classes.tolist() == [d["class"] for d in theirs]
@@ -87,10 +86,14 @@ finite_or_not = st.floats(width=32, allow_nan=True, allow_infinity=True)
 @settings(max_examples=150, deadline=None)
 @given(hm=arrays(np.float32, (3, 6, 7), elements=finite_or_not),
        rest=arrays(np.float32, (6, 6, 7), elements=finite_or_not),
-       k=st.integers(1, 200), threshold=st.floats(0, 1))
-def test_decode_never_crashes_and_emits_only_finite_detections(hm, rest, k, threshold):
+       k=st.integers(1, 200), threshold=st.floats(0, 1), sparse_limit=st.sampled_from([0, 10**6]))
+def test_decode_never_crashes_and_emits_only_finite_detections(hm, rest, k, threshold, sparse_limit):
     heads = {"hm": hm, "reg": rest[0:2], "wh": rest[2:4], "tracking": rest[4:6]}
-    dets = Decoder(3, 6, 7, k=k, threshold=threshold)(heads, FrameGeometry.build(28, 24, 24, 28))
+    decoder = Decoder(3, 6, 7, k=k, threshold=threshold, sparse_limit=sparse_limit)
+    dets = decoder(heads, FrameGeometry.build(28, 24, 24, 28))
     assert len(dets) <= min(k, hm.size)
+    if np.isfinite(hm).all():  # both peak finders agree wherever the heatmap is a heatmap
+        other = Decoder(3, 6, 7, k=k, threshold=threshold, sparse_limit=10**6 - sparse_limit)
+        assert sorted(decoder.peaks(hm).tolist()) == sorted(other.peaks(hm).tolist())
     assert np.isfinite(dets.boxes).all() and np.isfinite(dets.centers).all() and np.isfinite(dets.tracking).all()
     assert ((dets.classes >= 1) & (dets.classes <= 3)).all() and (dets.scores > threshold).all()

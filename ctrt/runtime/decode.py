@@ -1,14 +1,16 @@
 """CenterTrack's decode on the host: 3x3 peak test, top-K over classes and positions, gathers, inverse affine.
 
 Peaks and top-K are found on the logits (sigmoid is monotonic) and sigmoid runs on the K survivors only. Where a
-trained model's heatmap is sparse, only pixels above the score threshold are examined; a dense heatmap (untrained
-weights) takes a whole-map separable 3x3 max instead. Both give the reference's set of peaks above the threshold.
+trained model's heatmap is sparse, only pixels above the score threshold are examined (9 gathers each); a dense
+heatmap (untrained weights) takes one whole-map 3x3 max with OpenCV instead. Both give the set of peaks that
+CenterTrack's ``max_pool2d(heat) == heat`` keeps above the threshold.
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from .detections import Detections
@@ -40,24 +42,36 @@ def transform_points(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return homogeneous @ affine.T
 
 
+def _row_max3(rows: np.ndarray) -> np.ndarray:
+    """Max over each element and its left and right neighbours, per row of [C, W]."""
+    out = rows.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
+
+
 class Decoder:
     """Heads of one image ([C, H, W] arrays by name) -> Detections in frame pixels, score > threshold, at most K."""
 
-    def __init__(self, num_classes: int, out_h: int, out_w: int, k: int = 100, threshold: float = 0.3) -> None:
-        self.k, self.threshold = k, threshold
+    def __init__(self, num_classes: int, out_h: int, out_w: int, k: int = 100, threshold: float = 0.3,
+                 sparse_limit: int = SPARSE_LIMIT) -> None:
+        self.k, self.threshold, self.sparse_limit = k, threshold, sparse_limit
         self.floor = np.float32(_logit(threshold))
         self.shape = (num_classes, out_h, out_w)
+        self._above = np.empty(num_classes * out_h * out_w, bool)
         self._hmax = np.empty(self.shape, np.float32)
-        self._tmp = np.empty(self.shape, np.float32)
+        self._is_peak = np.empty(self.shape, bool)
         self._offsets = np.array([-1, 0, 1])
+        self._kernel = np.ones((3, 3), np.uint8)
 
     def peaks(self, hm: np.ndarray) -> np.ndarray:
         """Flat indices of 3x3 local maxima whose logit clears the pre-filter."""
         flat = hm.reshape(-1)
         with np.errstate(invalid="ignore"):
-            candidates = np.flatnonzero(flat > self.floor)
-        if len(candidates) > SPARSE_LIMIT:
+            np.greater(flat, self.floor, out=self._above)
+        if np.count_nonzero(self._above) > self.sparse_limit:
             return self._dense_peaks(hm)
+        candidates = np.flatnonzero(self._above)
         _, h, w = self.shape
         plane, rem = np.divmod(candidates, h * w)
         y, x = np.divmod(rem, w)
@@ -69,15 +83,17 @@ class Decoder:
         return candidates[flat[candidates] == window_max]
 
     def _dense_peaks(self, hm: np.ndarray) -> np.ndarray:
-        hmax, tmp = self._hmax, self._tmp
-        np.copyto(hmax, hm)
-        np.maximum(hmax[:, :, 1:], hm[:, :, :-1], out=hmax[:, :, 1:])
-        np.maximum(hmax[:, :, :-1], hm[:, :, 1:], out=hmax[:, :, :-1])
-        np.copyto(tmp, hmax)
-        np.maximum(hmax[:, 1:], tmp[:, :-1], out=hmax[:, 1:])
-        np.maximum(hmax[:, :-1], tmp[:, 1:], out=hmax[:, :-1])
-        with np.errstate(invalid="ignore"):
-            return np.flatnonzero((hm == hmax) & (hm > self.floor))
+        c, h, w = self.shape
+        hmax = self._hmax
+        # One dilation over the class planes stacked vertically; only each plane's first and last rows see the
+        # neighbouring plane, so those two rows are redone from their own plane.
+        cv2.dilate(hm.reshape(c * h, w), self._kernel, dst=hmax.reshape(c * h, w))
+        hmax[:, 0] = _row_max3(hm[:, :2].max(axis=1))
+        hmax[:, -1] = _row_max3(hm[:, -2:].max(axis=1))
+        np.equal(hm, hmax, out=self._is_peak)
+        peaks = self._is_peak.reshape(-1)
+        np.logical_and(peaks, self._above, out=peaks)
+        return np.flatnonzero(peaks)
 
     def __call__(self, heads: dict[str, np.ndarray], geometry: FrameGeometry) -> Detections:
         hm = heads["hm"]
