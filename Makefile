@@ -6,7 +6,12 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ctrt-installed
 
-.PHONY: demo test typecheck bench clean
+# TensorRT's type stubs live outside site-packages (installed there they would shadow a real TensorRT) and need
+# two fixes to parse: parameters named `in`, and a non-default argument after a default one.
+STUBS := $(VENV)/tensorrt-stubs
+TRT_STUBS ?= tensorrt-stubs==10.13.0.35.1
+
+.PHONY: demo test typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +21,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ctrt demo
 
-typecheck: $(STAMP)
-	$(BIN)/python -m mypy
+$(STUBS)/.patched: | $(STAMP)
+	rm -rf $(STUBS)
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --target $(STUBS) "$(TRT_STUBS)"
+	sed -i -E 's/\bin: /in_: /g; s/power: Weights = None, channel_axis: int\)/power: Weights = None, channel_axis: int = 0)/' \
+		$(STUBS)/tensorrt_bindings/tensorrt.pyi
+	touch $@
+
+typecheck: $(STAMP) $(STUBS)/.patched
+	MYPYPATH=$(STUBS) $(BIN)/python -m mypy
 
 test: $(STAMP) typecheck
 	$(BIN)/python -m pytest -q

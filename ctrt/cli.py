@@ -242,6 +242,30 @@ def demo(
 
 
 @command
+def build(
+    model: Annotated[Path, typer.Argument(help="an ONNX file from ctrt export")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="default: engines/<stem>_<precision>.engine")] = None,
+    fp16: Annotated[bool, typer.Option(help="FP16 kernels; the heatmap head stays FP32")] = False,
+    workspace: Annotated[Optional[float], typer.Option(help="workspace limit in GiB (default: TensorRT decides)")] = None,
+    timing_cache: Annotated[Optional[Path], typer.Option(help="timing cache file, read if present and written back")] = None,
+    dla_core: Annotated[Optional[int], typer.Option(min=0, help="build for this DLA core, GPU fallback on")] = None,
+    verbose: Annotated[bool, typer.Option(help="TensorRT's verbose log")] = False,
+) -> None:
+    """ONNX -> TensorRT engine (FP32 or FP16) with a metadata sidecar; run on the device that will use it."""
+    from .engines.builder import BuildOptions, build_engine, default_engine_path
+
+    output = output or default_engine_path(model, "fp16" if fp16 else "fp32")
+    with console.status("building") as status:
+        meta = build_engine(model, output, BuildOptions(fp16, workspace, timing_cache, dla_core, verbose),
+                            report=lambda text: status.update(f"TensorRT: {text}"))
+    extra = meta.extra
+    console.print(f"wrote {output} ({_size(output)}): {meta.precision}, TensorRT {extra['tensorrt']}, "
+                  f"{extra['gpu']} (SM {extra['compute_capability']}), {extra['fp32_layers']} layers kept FP32",
+                  soft_wrap=True)
+    _next(f"ctrt run {output} --source 0")
+
+
+@command
 def inspect(path: Annotated[Path, typer.Argument(help="a checkpoint (.pth) or an exported model (.onnx)")]) -> None:
     """Show what ctrt infers from a checkpoint or reads from an ONNX file."""
     from .inspection import describe

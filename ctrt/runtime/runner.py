@@ -15,11 +15,12 @@ from .sinks import Sink, WindowSink
 from .sources import FrameSource
 
 CHECKPOINT_SUFFIXES = {".pth", ".pt"}
+ENGINE_SUFFIXES = {".engine", ".plan", ".trt"}
 
 
 def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: tuple[int, int] = (512, 512),
                  allow_partial: bool = False) -> Backend:
-    """The backend for a model file, chosen by its type: .onnx -> ONNX Runtime, .pth -> PyTorch."""
+    """The backend for a model file, chosen by its type: .onnx ONNX Runtime, .engine TensorRT, .pth PyTorch."""
     if not path.exists():
         raise CtrtError(f"model not found: {path}")
     suffix = path.suffix.lower()
@@ -31,7 +32,11 @@ def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: t
         from .backends.torch_backend import TorchBackend
 
         return TorchBackend.from_checkpoint(path, input_hw, device, allow_partial)
-    raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt run takes .onnx or .pth")
+    if suffix in ENGINE_SUFFIXES:
+        from .backends.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(path)
+    raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt run takes .onnx, .engine or .pth")
 
 
 @dataclass

@@ -1,0 +1,148 @@
+"""ONNX -> TensorRT engine for TensorRT 8.5 (JetPack 5.1) through 10.x and 11.x, with a metadata sidecar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+
+from ..artifacts import ArtifactMeta, atomic_output, read_meta, sha256_file, sidecar_path, write_text_atomic
+from ..errors import CtrtError
+from ..runtime.cuda_memory import CudaMemory, open_cuda
+from .precision import fp32_layer_names, is_fp32_layer
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+from .tensorrt_import import require_tensorrt
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    fp16: bool = False
+    workspace_gib: float | None = None  # None: TensorRT decides
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    verbose: bool = False
+
+
+def onnx_is_half(model: onnx.ModelProto) -> bool:
+    return any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def default_engine_path(onnx_path: Path, precision: str) -> Path:
+    return Path("engines") / f"{onnx_path.stem}_{precision}.engine"
+
+
+def _parse(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:
+    import tensorrt as trt
+
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [parser.get_error(i) for i in range(parser.num_errors)]
+        details = "; ".join(f"node {e.node()}: {e.desc()}" for e in errors) or "no details"
+        raise CtrtError(f"TensorRT's ONNX parser rejected {onnx_path} ({len(errors)} errors): {details}")
+
+
+def _progress_monitor(report: Callable[[str], None]) -> Any:
+    """TensorRT >= 10 reports build phases through IProgressMonitor; older versions build silently."""
+    import tensorrt as trt
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.phases: dict[str, tuple[int, str]] = {}
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            self.phases[phase_name] = (num_steps, phase_name)
+            report(phase_name)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            steps = self.phases.get(phase_name, (0, phase_name))[0]
+            report(f"{phase_name} {step + 1}/{steps}")
+            return True
+
+        def phase_finish(self, phase_name: str) -> None:
+            self.phases.pop(phase_name, None)
+
+    return Monitor()
+
+
+def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
+                 report: Callable[[str], None] = lambda _: None, cuda: CudaMemory | None = None) -> ArtifactMeta:
+    """Build and write ``output`` and its sidecar; nothing is written if any step fails."""
+    if not onnx_path.is_file():
+        raise CtrtError(f"model not found: {onnx_path}")
+    source_meta = read_meta(onnx_path)
+    major = require_tensorrt()
+    import tensorrt as trt
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError on truncated files
+        raise CtrtError(f"{onnx_path} is not a readable ONNX file: {str(exc).splitlines()[0]}") from None
+    half_onnx = onnx_is_half(model)
+    if options.fp16 and major >= 11 and not half_onnx:
+        raise CtrtError("TensorRT 11 has no FP16 builder flag: precision must come from the ONNX (FP16 weights or "
+                        "Q/DQ nodes), and this ONNX is FP32; build without --fp16 for an FP32 engine")
+    precision = "fp16" if options.fp16 or half_onnx else "fp32"
+
+    logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # Explicit batch is a flag before TensorRT 10 and the only mode since; 11 is always strongly typed.
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if half_onnx and 10 <= major < 11:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    report("parsing ONNX")
+    _parse(network, logger, onnx_path)
+
+    config = builder.create_builder_config()
+    if options.workspace_gib:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
+    pinned = 0
+    if options.fp16 and not half_onnx:
+        config.set_flag(trt.BuilderFlag.FP16)
+        keep = fp32_layer_names(model)
+        for index in range(network.num_layers):
+            layer = network.get_layer(index)
+            if is_fp32_layer(layer.name, keep):
+                layer.precision = trt.float32
+                for out in range(layer.num_outputs):
+                    layer.set_output_type(out, trt.float32)
+                pinned += 1
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    if options.dla_core is not None:
+        if options.dla_core >= builder.num_DLA_cores:
+            raise CtrtError(f"--dla-core {options.dla_core}: this device has {builder.num_DLA_cores} DLA cores")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    cache_bytes = options.timing_cache.read_bytes() if options.timing_cache and options.timing_cache.is_file() else b""
+    if options.timing_cache:
+        config.set_timing_cache(config.create_timing_cache(cache_bytes), False)
+    if hasattr(trt, "IProgressMonitor"):
+        config.progress_monitor = _progress_monitor(report)
+
+    report("building (minutes on a Jetson)")
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise CtrtError("TensorRT could not build the engine; rerun with --verbose to see why")
+
+    cuda = cuda or open_cuda()
+    gpu, capability = cuda.device()
+    meta = replace(source_meta, kind="engine", precision=precision, extra={
+        **source_meta.extra,
+        "tensorrt": str(trt.__version__), "gpu": gpu, "compute_capability": capability,
+        "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path), "dla_core": options.dla_core,
+        "fp32_layers": pinned, "cuda_bindings": cuda.name,
+    })
+    with atomic_output(output) as tmp:
+        tmp.write_bytes(memoryview(plan))
+        write_text_atomic(sidecar_path(output), meta.to_json())
+    if options.timing_cache:
+        with atomic_output(options.timing_cache) as tmp:
+            tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))
+    return meta

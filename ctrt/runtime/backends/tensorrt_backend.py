@@ -1,0 +1,113 @@
+"""TensorRT backend: name-based I/O, device buffers allocated once, page-locked host buffers, one stream.
+
+``pre_img`` never crosses the bus twice: when the array fed as ``pre_img`` is the one fed as ``image`` on the
+previous call (what ``TrackingPipeline`` does by swapping its buffers), the previous image's device buffer is used as
+``pre_img`` and the two device buffers swap roles. Callers that pass the same array must not have changed it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import numpy as np
+
+from ...artifacts import ArtifactMeta, read_meta
+from ...engines.tensorrt_import import require_tensorrt
+from ...errors import CtrtError
+from ..cuda_memory import CudaMemory, open_cuda
+
+
+def check_compatible(meta: ArtifactMeta, path: Path, trt_version: str, gpu: str, capability: str) -> None:
+    """Refuse an engine built elsewhere before TensorRT prints its own deserialisation error."""
+    built = meta.extra
+    rebuild = f"rebuild it here: ctrt build {built.get('onnx', 'MODEL.onnx')}" + (
+        " --fp16" if meta.precision == "fp16" else "")
+    if meta.kind != "engine":
+        raise CtrtError(f"{path} is described as a {meta.kind}, not a TensorRT engine")
+    if built.get("tensorrt") != trt_version:
+        raise CtrtError(f"{path} was built with TensorRT {built.get('tensorrt')}, this machine has {trt_version}; "
+                        + rebuild)
+    if (built.get("gpu"), built.get("compute_capability")) != (gpu, capability):
+        raise CtrtError(f"{path} was built for {built.get('gpu')} (SM {built.get('compute_capability')}), this GPU "
+                        f"is {gpu} (SM {capability}); " + rebuild)
+
+
+class TensorRTBackend:
+    def __init__(self, path: Path, cuda: CudaMemory | None = None, verbose: bool = False) -> None:
+        if not path.is_file():
+            raise CtrtError(f"engine not found: {path}")
+        require_tensorrt()
+        import tensorrt as trt
+
+        self.meta = read_meta(path)
+        self.cuda = cuda or open_cuda()
+        gpu, capability = self.cuda.device()
+        check_compatible(self.meta, path, str(trt.__version__), gpu, capability)
+        logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        self._runtime = trt.Runtime(logger)
+        self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise CtrtError(f"TensorRT could not load {path}; rebuild it with ctrt build")
+        self.context = self.engine.create_execution_context()
+        self.name = f"tensorrt {trt.__version__} ({gpu}, {self.meta.precision})"
+        self.stream = self.cuda.create_stream()
+
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.host: dict[str, np.ndarray] = {}
+        self.device: dict[str, int] = {}
+        for index in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(index)
+            dims = self.engine.get_tensor_shape(name)
+            shape = tuple(int(dims[i]) for i in range(len(dims)))
+            if min(shape) < 0:
+                raise CtrtError(f"{path} has a dynamic input {name} {shape}; ctrt builds static engines")
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            (self.inputs if is_input else self.outputs).append(name)
+            self.host[name] = self.cuda.pinned(shape, dtype)
+            self.device[name] = self.cuda.alloc(self.host[name].nbytes)
+        # Two device slots for the current and previous image, swapped each call.
+        self._image_slots = [self.device["image"], self.cuda.alloc(self.host["image"].nbytes)] \
+            if "pre_img" in self.inputs else []
+        self._slot = 0
+        self._previous_image: np.ndarray | None = None
+        for name in self.outputs:
+            self.context.set_tensor_address(name, self.device[name])
+        self.copies_to_device = 0  # bytes copied host -> device by the last call
+
+    def __enter__(self) -> TensorRTBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cuda.close()
+
+    def _upload(self, name: str, array: np.ndarray, address: int) -> None:
+        staging = self.host[name]
+        if array.shape != staging.shape:
+            raise CtrtError(f"input {name} has shape {array.shape}, the engine expects {staging.shape}")
+        np.copyto(staging, array)
+        self.cuda.to_device(address, staging, self.stream)
+        self.copies_to_device += staging.nbytes
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.copies_to_device = 0
+        if self._image_slots:
+            current, previous = self._image_slots[self._slot], self._image_slots[1 - self._slot]
+            self._upload("image", feed["image"], current)
+            if feed["pre_img"] is not self._previous_image:
+                self._upload("pre_img", feed["pre_img"], previous)
+            self.context.set_tensor_address("image", current)
+            self.context.set_tensor_address("pre_img", previous)
+            self._previous_image = feed["image"]
+            self._slot = 1 - self._slot
+        for name in self.inputs:
+            if name not in ("image", "pre_img") or not self._image_slots:
+                self._upload(name, feed[name], self.device[name])
+                self.context.set_tensor_address(name, self.device[name])
+        if not self.context.execute_async_v3(self.stream):
+            raise CtrtError("TensorRT execution failed")
+        for name in self.outputs:
+            self.cuda.to_host(self.host[name], self.device[name], self.stream)
+        self.cuda.synchronize(self.stream)
+        return {name: self.host[name] for name in self.outputs}
+

@@ -1,0 +1,443 @@
+"""SIMULATION of the TensorRT and CUDA (cuda-python) subset ctrt uses, for machines without a GPU.
+
+Not TensorRT: the "engine" is the ONNX run by ONNX Runtime. What it does reproduce are the contracts ctrt's code
+must honour, so that a bug in our buffer handling fails a test:
+- version-dependent API surface: EXPLICIT_BATCH is required before 10; TensorRT 11 has no FP16/INT8 builder flags and
+  no IInt8 calibrators; IProgressMonitor exists from 10; attributes that do not exist raise AttributeError;
+- the ONNX parser reports errors through ``num_errors`` / ``get_error(i).desc()/.node()``;
+- an engine refuses deserialisation under another TensorRT version (returns None, as TensorRT does);
+- every I/O tensor address must be set before ``execute_async_v3``, and must point at a device allocation of exactly
+  the tensor's size; copies must move exactly an allocation's byte count;
+- everything on a stream (copies, execution) runs only at ``cudaStreamSynchronize``, in order, reading host memory
+  at that moment: host outputs are valid only after synchronisation, as on a GPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+
+class SimulationError(AssertionError):
+    """A contract violation that real TensorRT/CUDA would punish (crash, garbage or an error code)."""
+
+
+# ----------------------------------------------------------------------------------------------------------- CUDA
+class cudaError_t(enum.IntEnum):
+    cudaSuccess = 0
+    cudaErrorInvalidValue = 1
+
+
+class cudaMemcpyKind(enum.IntEnum):
+    cudaMemcpyHostToDevice = 1
+    cudaMemcpyDeviceToHost = 2
+
+
+@dataclass
+class DeviceProps:
+    name: bytes = b"Orin (simulated)"
+    major: int = 8
+    minor: int = 7
+
+
+@dataclass
+class CudaState:
+    device: dict[int, bytearray] = field(default_factory=dict)
+    host: dict[int, Any] = field(default_factory=dict)
+    queues: dict[int, list] = field(default_factory=dict)
+    next_ptr: int = 0x7F00_0000_0000
+    bytes_to_device: int = 0
+    bytes_to_host: int = 0
+    props: DeviceProps = field(default_factory=DeviceProps)
+
+
+def make_cuda_runtime() -> types.ModuleType:
+    rt = types.ModuleType("cuda.bindings.runtime")
+    state = CudaState()
+    ok = cudaError_t.cudaSuccess
+    rt.cudaError_t, rt.cudaMemcpyKind, rt.state = cudaError_t, cudaMemcpyKind, state
+
+    def malloc(nbytes):
+        ptr = state.next_ptr
+        state.next_ptr += (nbytes + 0xFFFF) & ~0xFFFF
+        state.device[ptr] = bytearray(nbytes)
+        return ok, ptr
+
+    def malloc_host(nbytes):
+        buffer = (ctypes.c_byte * nbytes)()
+        state.host[ctypes.addressof(buffer)] = buffer
+        return ok, ctypes.addressof(buffer)
+
+    def memcpy_async(dst, src, count, kind, stream):
+        if stream not in state.queues:
+            raise SimulationError(f"copy on unknown stream {stream}")
+        if kind == cudaMemcpyKind.cudaMemcpyHostToDevice:
+            if dst not in state.device or len(state.device[dst]) != count:
+                raise SimulationError(f"H2D of {count} bytes into a device buffer that is not exactly that size")
+
+            def op():
+                state.device[dst][:] = ctypes.string_at(src, count)  # host memory is read when the copy runs
+                state.bytes_to_device += count
+        elif kind == cudaMemcpyKind.cudaMemcpyDeviceToHost:
+            if src not in state.device or len(state.device[src]) != count:
+                raise SimulationError(f"D2H of {count} bytes from a device buffer that is not exactly that size")
+
+            def op():
+                ctypes.memmove(dst, bytes(state.device[src]), count)
+                state.bytes_to_host += count
+        else:
+            raise SimulationError(f"unsupported copy kind {kind}")
+        state.queues[stream].append(op)
+        return (ok,)
+
+    def stream_create():
+        handle = 0x5000 + len(state.queues) + 1
+        state.queues[handle] = []
+        return ok, handle
+
+    def synchronize(stream):
+        for op in state.queues[stream]:
+            op()
+        state.queues[stream].clear()
+        return (ok,)
+
+    rt.cudaMalloc = malloc
+    rt.cudaMallocHost = malloc_host
+    rt.cudaFree = lambda ptr: (state.device.pop(ptr, None), (ok,))[1]
+    rt.cudaFreeHost = lambda ptr: (state.host.pop(ptr, None), (ok,))[1]
+    rt.cudaMemcpyAsync = memcpy_async
+    rt.cudaStreamCreate = stream_create
+    rt.cudaStreamDestroy = lambda stream: (state.queues.pop(stream, None), (ok,))[1]
+    rt.cudaStreamSynchronize = synchronize
+    rt.cudaGetDeviceCount = lambda: (ok, 1)
+    rt.cudaGetDeviceProperties = lambda device: (ok, state.props)
+    rt.cudaDriverGetVersion = lambda: (ok, 12060)
+    rt.cudaRuntimeGetVersion = lambda: (ok, 12060)
+    return rt
+
+
+# ------------------------------------------------------------------------------------------------------- TensorRT
+class DataType(enum.Enum):
+    FLOAT = "float32"
+    HALF = "float16"
+
+
+class TensorIOMode(enum.Enum):
+    INPUT = 1
+    OUTPUT = 2
+
+
+class DeviceType(enum.Enum):
+    GPU = 0
+    DLA = 1
+
+
+class MemoryPoolType(enum.Enum):
+    WORKSPACE = 0
+
+
+class NetworkDefinitionCreationFlag(enum.IntEnum):
+    EXPLICIT_BATCH = 0
+    STRONGLY_TYPED = 1
+
+
+class Logger:
+    VERBOSE, INFO, WARNING, ERROR = range(4)
+
+    def __init__(self, severity: int = 2) -> None:
+        self.severity = severity
+
+
+@dataclass
+class Layer:
+    name: str
+    num_outputs: int
+    precision: DataType = DataType.FLOAT
+    precision_set: bool = False
+    output_types: dict[int, DataType] = field(default_factory=dict)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key == "precision" and "precision" in self.__dict__:
+            object.__setattr__(self, "precision_set", True)
+        object.__setattr__(self, key, value)
+
+    def set_output_type(self, index: int, dtype: DataType) -> None:
+        if not 0 <= index < self.num_outputs:
+            raise SimulationError(f"layer {self.name} has no output {index}")
+        self.output_types[index] = dtype
+
+
+class Network:
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+        self.layers: list[Layer] = []
+        self.onnx_bytes = b""
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def get_layer(self, index: int) -> Layer:
+        return self.layers[index]
+
+
+@dataclass
+class ParserError:
+    message: str
+    node_index: int
+
+    def desc(self) -> str:
+        return self.message
+
+    def node(self) -> int:
+        return self.node_index
+
+
+class HostMemory(bytes):
+    """IHostMemory supports the buffer protocol; ``bytes`` does too."""
+
+    @property
+    def nbytes(self) -> int:
+        return len(self)
+
+
+class TimingCache:
+    def __init__(self, data: bytes) -> None:
+        self.entries = json.loads(data) if data else {"builds": 0}
+
+    def serialize(self) -> HostMemory:
+        return HostMemory(json.dumps(self.entries).encode())
+
+
+class BuilderConfig:
+    def __init__(self, trt: types.ModuleType) -> None:
+        self._trt = trt
+        self.flags: set[Any] = set()
+        self.pools: dict[Any, int] = {}
+        self.default_device_type = DeviceType.GPU
+        self.DLA_core = -1
+        self.cache: TimingCache | None = None
+        self.progress_monitor = None
+        self._int8_calibrator = None
+
+    def set_memory_pool_limit(self, pool: MemoryPoolType, size: int) -> None:
+        if not isinstance(size, int) or size <= 0:
+            raise SimulationError("memory pool size must be a positive int")
+        self.pools[pool] = size
+
+    def set_flag(self, flag: Any) -> None:
+        self.flags.add(flag)
+
+    def get_flag(self, flag: Any) -> bool:
+        return flag in self.flags
+
+    def create_timing_cache(self, data: bytes) -> TimingCache:
+        return TimingCache(bytes(data))
+
+    def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
+        self.cache = cache
+        return True
+
+    def get_timing_cache(self) -> TimingCache:
+        if self.cache is None:
+            raise SimulationError("get_timing_cache without set_timing_cache")
+        return self.cache
+
+
+class OnnxParser:
+    def __init__(self, network: Network, logger: Logger) -> None:
+        self.network = network
+        self.errors: list[ParserError] = []
+
+    @property
+    def num_errors(self) -> int:
+        return len(self.errors)
+
+    def get_error(self, index: int) -> ParserError:
+        return self.errors[index]
+
+    def parse_from_file(self, path: str) -> bool:
+        trt = sys.modules["tensorrt"]
+        if trt.MAJOR < 10 and not self.network.flags & (1 << NetworkDefinitionCreationFlag.EXPLICIT_BATCH):
+            self.errors.append(ParserError("The ONNX parser only supports networks with an explicit batch dimension", 0))
+            return False
+        try:
+            model = onnx.load(path)
+        except Exception as exc:
+            self.errors.append(ParserError(f"failed to parse ONNX: {str(exc).splitlines()[0]}", -1))
+            return False
+        for index, node in enumerate(model.graph.node):
+            if not onnx.defs.has(node.op_type):
+                self.errors.append(ParserError(f"No importer registered for op: {node.op_type}", index))
+        if self.errors:
+            return False
+        self.network.layers = [Layer(node.name or f"node_{i}", len(node.output)) for i, node in enumerate(model.graph.node)]
+        self.network.onnx_bytes = model.SerializeToString()
+        return True
+
+
+class Builder:
+    num_DLA_cores = 0
+
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+
+    def create_network(self, flags: int = 0) -> Network:
+        return Network(flags)
+
+    def create_builder_config(self) -> BuilderConfig:
+        return BuilderConfig(sys.modules["tensorrt"])
+
+    def build_serialized_network(self, network: Network, config: BuilderConfig) -> HostMemory | None:
+        trt = sys.modules["tensorrt"]
+        if not network.onnx_bytes:
+            return None
+        pinned = [layer.name for layer in network.layers if layer.precision_set]
+        if pinned and trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS not in config.flags:
+            raise SimulationError("layer precisions set without OBEY_PRECISION_CONSTRAINTS are only hints")
+        if config.default_device_type == DeviceType.DLA and not 0 <= config.DLA_core < self.num_DLA_cores:
+            return None
+        if config.cache is not None:
+            config.cache.entries["builds"] += 1
+        if config.progress_monitor is not None:
+            monitor = config.progress_monitor
+            monitor.phase_start("Building engine", None, 2)
+            for step in range(2):
+                if not monitor.step_complete("Building engine", step):
+                    return None
+            monitor.phase_finish("Building engine")
+        header = {"version": trt.__version__, "fp16": getattr(trt.BuilderFlag, "FP16", None) in config.flags,
+                  "fp32_layers": pinned, "dla_core": config.DLA_core, "flags": network.flags,
+                  "workspace": config.pools.get(MemoryPoolType.WORKSPACE)}
+        blob = json.dumps(header).encode()
+        return HostMemory(len(blob).to_bytes(4, "little") + blob + network.onnx_bytes)
+
+
+class Engine:
+    def __init__(self, header: dict, onnx_bytes: bytes) -> None:
+        self.header = header
+        self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        self.io = [(i.name, TensorIOMode.INPUT, tuple(i.shape)) for i in self.session.get_inputs()]
+        self.io += [(o.name, TensorIOMode.OUTPUT, tuple(o.shape)) for o in self.session.get_outputs()]
+
+    @property
+    def num_io_tensors(self) -> int:
+        return len(self.io)
+
+    def get_tensor_name(self, index: int) -> str:
+        return self.io[index][0]
+
+    def _entry(self, name: str) -> tuple:
+        return next(entry for entry in self.io if entry[0] == name)
+
+    def get_tensor_mode(self, name: str) -> TensorIOMode:
+        return self._entry(name)[1]
+
+    def get_tensor_shape(self, name: str) -> tuple:
+        return self._entry(name)[2]
+
+    def get_tensor_dtype(self, name: str) -> DataType:
+        return DataType.FLOAT
+
+    def create_execution_context(self) -> ExecutionContext:
+        return ExecutionContext(self)
+
+
+class ExecutionContext:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.addresses: dict[str, int] = {}
+        self.executions = 0
+
+    def set_tensor_address(self, name: str, memory: int) -> bool:
+        self._entry_size(name)
+        self.addresses[name] = int(memory)
+        return True
+
+    def _entry_size(self, name: str) -> int:
+        shape = self.engine.get_tensor_shape(name)
+        return int(np.prod(shape)) * 4
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        rt = sys.modules["cuda.bindings.runtime"]
+        state = rt.state
+        if stream_handle not in state.queues:
+            raise SimulationError(f"execute_async_v3 on unknown stream {stream_handle}")
+        for name, _, shape in self.engine.io:
+            address = self.addresses.get(name)
+            if address is None:
+                raise SimulationError(f"tensor address of {name} not set before execute_async_v3")
+            if address not in state.device or len(state.device[address]) != self._entry_size(name):
+                raise SimulationError(f"address of {name} is not a device buffer of {self._entry_size(name)} bytes")
+        snapshot = dict(self.addresses)
+
+        def run() -> None:
+            feed = {name: np.frombuffer(bytes(state.device[snapshot[name]]), np.float32).reshape(shape)
+                    for name, mode, shape in self.engine.io if mode == TensorIOMode.INPUT}
+            outputs = self.engine.session.run(None, feed)
+            for (name, mode, _), value in zip([e for e in self.engine.io if e[1] == TensorIOMode.OUTPUT], outputs):
+                state.device[snapshot[name]][:] = np.ascontiguousarray(value, np.float32).tobytes()
+            self.executions += 1
+
+        state.queues[stream_handle].append(run)
+        return True
+
+
+class Runtime:
+    def __init__(self, logger: Logger) -> None:
+        self.logger = logger
+
+    def deserialize_cuda_engine(self, data: bytes) -> Engine | None:
+        data = bytes(data)
+        size = int.from_bytes(data[:4], "little")
+        try:
+            header = json.loads(data[4 : 4 + size])
+        except ValueError:
+            return None
+        if header["version"] != sys.modules["tensorrt"].__version__:
+            return None  # TensorRT logs "serialization version mismatch" and returns None
+        return Engine(header, data[4 + size :])
+
+
+class IProgressMonitor:
+    def __init__(self) -> None:
+        pass
+
+
+def make_tensorrt(version: str = "10.3.0", dla_cores: int = 0) -> types.ModuleType:
+    trt = types.ModuleType("tensorrt")
+    major = int(version.split(".")[0])
+    trt.__version__, trt.MAJOR = version, major
+    flags = ["OBEY_PRECISION_CONSTRAINTS", "GPU_FALLBACK"] + (["FP16", "INT8"] if major < 11 else [])
+    trt.BuilderFlag = enum.Enum("BuilderFlag", flags)
+    builder = type("Builder", (Builder,), {"num_DLA_cores": dla_cores})
+    for name, value in {
+        "Logger": Logger, "Builder": builder, "OnnxParser": OnnxParser, "Runtime": Runtime, "DataType": DataType,
+        "TensorIOMode": TensorIOMode, "DeviceType": DeviceType, "MemoryPoolType": MemoryPoolType,
+        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag, "float32": DataType.FLOAT,
+        "float16": DataType.HALF, "nptype": lambda dtype: np.dtype(dtype.value).type,
+    }.items():
+        setattr(trt, name, value)
+    if major >= 10:
+        trt.IProgressMonitor = IProgressMonitor
+    return trt
+
+
+def install(monkeypatch, version: str = "10.3.0", dla_cores: int = 0) -> tuple[types.ModuleType, types.ModuleType]:
+    """Put the simulated ``tensorrt`` and ``cuda.bindings.runtime`` in sys.modules for one test."""
+    trt, runtime = make_tensorrt(version, dla_cores), make_cuda_runtime()
+    cuda_pkg, bindings = types.ModuleType("cuda"), types.ModuleType("cuda.bindings")
+    cuda_pkg.bindings, bindings.runtime = bindings, runtime
+    for name, module in {"tensorrt": trt, "cuda": cuda_pkg, "cuda.bindings": bindings,
+                         "cuda.bindings.runtime": runtime}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return trt, runtime
