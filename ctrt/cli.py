@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -35,7 +36,7 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CtrtError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     app.command()(wrapper)
@@ -46,7 +47,7 @@ def _next(*commands: str) -> None:
     """The commands a user would run next, unwrapped so they can be copied."""
     console.print("next:")
     for line in commands:
-        console.print(f"  {line}", soft_wrap=True)
+        console.print(f"  {escape(line)}", soft_wrap=True)
 
 
 def _size(path: Path) -> str:
@@ -93,7 +94,7 @@ def export(
         console.print(table)
     if random_weights:
         console.print("[yellow]note:[/] weights are random (seeded); detections will not mean anything")
-    console.print(f"wrote {result.path} ({_size(result.path)}) and {result.path.name}.json in {result.seconds:.1f}s; "
+    console.print(f"wrote {escape(str(result.path))} ({_size(result.path)}) and {result.path.name}.json in {result.seconds:.1f}s; "
                   f"ops: {', '.join(result.ops)}", soft_wrap=True)
     _next(f"ctrt run {result.path} --source 0", f"ctrt build {result.path} --fp16")
 
@@ -141,7 +142,7 @@ def _report(summary: Any, outputs: list[Path], backend_name: str) -> None:
                       soft_wrap=True)
     for path in outputs:
         if path.exists():
-            console.print(f"wrote {path} ({_size(path)})", soft_wrap=True)
+            console.print(f"wrote {escape(str(path))} ({_size(path)})", soft_wrap=True)
 
 
 def _sinks(save_video: Optional[Path], save_mot: Optional[Path], save_json: Optional[Path], show: bool,
@@ -219,7 +220,7 @@ def demo(
 
     h, w = parse_input_size(input_size)
     video = make_demo_video(output_dir / "input.mp4", frames)
-    console.print(f"wrote {video}: {frames} frames of photographed objects crossing a backdrop", soft_wrap=True)
+    console.print(f"wrote {escape(str(video))}: {frames} frames of photographed objects crossing a backdrop", soft_wrap=True)
     stem = checkpoint.stem if checkpoint else "hardnet_85_random"
     onnx_path = default_output(stem, h, w)
     if not onnx_path.exists():
@@ -227,7 +228,7 @@ def demo(
             model, src, digest, random_weights = source_model(checkpoint, "hardnet_85", False)
             result = run_export(model, src, digest, random_weights, onnx_path, ExportOptions(h, w))
         worst = max(r.max_abs for r in result.parity)
-        console.print(f"wrote {onnx_path}; ONNX Runtime vs PyTorch max abs error {worst:.1e} (tolerance 1e-4)",
+        console.print(f"wrote {escape(str(onnx_path))}; ONNX Runtime vs PyTorch max abs error {worst:.1e} (tolerance 1e-4)",
                       soft_wrap=True)
     backend = OnnxRuntimeBackend(onnx_path, device)
     if backend.meta.random_weights:
@@ -259,10 +260,53 @@ def build(
         meta = build_engine(model, output, BuildOptions(fp16, workspace, timing_cache, dla_core, verbose),
                             report=lambda text: status.update(f"TensorRT: {text}"))
     extra = meta.extra
-    console.print(f"wrote {output} ({_size(output)}): {meta.precision}, TensorRT {extra['tensorrt']}, "
+    console.print(f"wrote {escape(str(output))} ({_size(output)}): {meta.precision}, TensorRT {extra['tensorrt']}, "
                   f"{extra['gpu']} (SM {extra['compute_capability']}), {extra['fp32_layers']} layers kept FP32",
                   soft_wrap=True)
     _next(f"ctrt run {output} --source 0")
+
+
+@command
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """What this machine has and lacks: TensorRT, CUDA, GPU, JetPack, ONNX Runtime providers, OpenCV video I/O."""
+    import json
+
+    from .doctor import as_json as doctor_json
+    from .doctor import command_readiness, run_checks
+
+    checks = run_checks()
+    if as_json:
+        console.print_json(json.dumps(doctor_json(checks)))
+        return
+    table = Table(title="ctrt doctor")
+    for column in ("", "component", "detail"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row("[green]ok[/]" if check.ok else "[yellow]--[/]", check.name, escape(check.detail))
+    console.print(table)
+    ready = command_readiness(checks)
+    console.print("ready: " + ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in ready.items()))
+
+
+@command
+def selftest() -> None:
+    """Export a small seeded model and compare ONNX Runtime, PyTorch and (where present) TensorRT FP32/FP16."""
+    from .selftest import Result, run_selftest
+
+    colors = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
+
+    def show(result: Result) -> None:
+        console.print(f"[{colors[result.status]}]{result.status}[/] {result.step}: {escape(result.detail)}",
+                      soft_wrap=True)
+
+    with console.status("self-test running"):
+        results = run_selftest(show)
+    failed = [r for r in results if r.status == "FAIL"]
+    skipped = [r for r in results if r.status == "SKIP"]
+    console.print(f"selftest: {len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed"
+                  + (f", {len(skipped)} skipped" if skipped else ""))
+    if failed:
+        raise typer.Exit(1)
 
 
 @command

@@ -37,7 +37,7 @@ class CudaMemory(Protocol):
     def close(self) -> None: ...
 
 
-def _import_runtime() -> ModuleType | None:
+def import_cuda_runtime() -> ModuleType | None:
     for name in ("cuda.bindings.runtime", "cuda.cudart"):
         try:
             return importlib.import_module(name)
@@ -159,7 +159,7 @@ class PyCudaMemory:
 def open_cuda(prefer: str = "auto") -> CudaMemory:
     """cuda-python first (what TensorRT's samples use), then pycuda; ``prefer`` picks one explicitly."""
     if prefer in ("auto", "cuda-python"):
-        runtime = _import_runtime()
+        runtime = import_cuda_runtime()
         if runtime is not None:
             return CudaPythonMemory(runtime)
         if prefer == "cuda-python":

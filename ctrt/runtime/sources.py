@@ -25,11 +25,9 @@ MAX_BAD_READS = 10
 CaptureFactory = Callable[..., Any]
 
 
-def _has_gstreamer() -> bool:
-    for line in cv2.getBuildInformation().splitlines():
-        if line.strip().startswith("GStreamer:"):
-            return "YES" in line
-    return False
+def has_gstreamer() -> bool:
+    """Whether this OpenCV can open GStreamer pipelines (the registry also lists backends it merely knows)."""
+    return bool(cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER))
 
 
 class FrameSource:
@@ -64,7 +62,7 @@ class FrameSource:
         if "://" in spec:
             return "stream"
         if "!" in spec:
-            if not _has_gstreamer():
+            if not has_gstreamer():
                 raise CtrtError("this OpenCV build has no GStreamer support; on a Jetson use JetPack's OpenCV "
                                 "(python3-opencv) for CSI cameras, or pass a device index or URL")
             return "gstreamer"

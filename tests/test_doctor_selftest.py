@@ -1,0 +1,59 @@
+"""`ctrt doctor` and `ctrt selftest`, here (no TensorRT) and with the TensorRT simulation."""
+
+import json
+
+import trt_simulation as sim
+from ctrt import selftest
+from ctrt.doctor import jetson_release
+from conftest import invoke
+
+
+def doctor_json():
+    result = invoke("doctor", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    return {c["name"]: c for c in data["checks"]}, data["commands"]
+
+
+def test_doctor_reports_what_is_missing_here():
+    checks, commands = doctor_json()
+    assert not checks["TensorRT"]["ok"] and "not installed" in checks["TensorRT"]["detail"]
+    assert checks["ONNX Runtime"]["ok"] and "CPU" in checks["ONNX Runtime"]["detail"]
+    assert commands == {"export": True, "run .onnx / .pth": True, "build": False, "run .engine": False}
+    table = invoke("doctor").output
+    assert "ready: export yes, run .onnx / .pth yes, build no, run .engine no" in table
+
+
+def test_doctor_sees_tensorrt_gpu_and_dla(monkeypatch):
+    sim.install(monkeypatch, "10.3.0", dla_cores=2)
+    checks, commands = doctor_json()
+    assert checks["TensorRT"]["detail"] == "10.3.0, 2 DLA cores"
+    assert checks["GPU"]["detail"] == "Orin (simulated), compute capability 8.7 (via cuda-python)"
+    assert commands["build"] and commands["run .engine"]
+
+
+def test_jetson_release_names_jetpack(tmp_path):
+    release = tmp_path / "nv_tegra_release"
+    release.write_text("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: x\n")
+    assert jetson_release(release) == "L4T 35.4.1 (JetPack 5.1.2)"
+    release.write_text("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic\n")
+    assert jetson_release(release) == "L4T 36.4.3 (JetPack 6.1/6.2)"
+    assert jetson_release(tmp_path / "missing") is None
+
+
+def test_selftest_without_tensorrt_skips_that_part():
+    result = invoke("selftest")
+    assert result.exit_code == 0, result.output
+    assert "PASS export + ONNX Runtime vs PyTorch" in result.output and "SKIP TensorRT FP32 / FP16" in result.output
+    assert "selftest: 2 passed, 0 failed, 1 skipped" in result.output
+
+
+def test_selftest_with_tensorrt_compares_both_precisions(monkeypatch):
+    sim.install(monkeypatch, "10.3.0")
+    result = invoke("selftest")
+    assert result.exit_code == 0, result.output
+    assert "PASS TensorRT FP32 vs ONNX Runtime: hm 0.0e+00" in result.output
+    assert "PASS TensorRT FP16 vs ONNX Runtime" in result.output and "tracks agree 100%" in result.output
+    monkeypatch.setitem(selftest.MIN_TRACK_AGREEMENT, "fp16", 1.01)
+    result = invoke("selftest")
+    assert result.exit_code == 1 and "FAIL TensorRT FP16" in result.output and "1 failed" in result.output
