@@ -310,6 +310,79 @@ def selftest() -> None:
 
 
 @command
+def bench(
+    models: Annotated[list[Path], typer.Argument(help="one or more .onnx / .engine / .pth, compared side by side")],
+    source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="distinct frames loaded from the source and cycled")] = 60,
+    warmup: Annotated[float, typer.Option(help="warm-up in ms (trtexec --warmUp)")] = 200.0,
+    duration: Annotated[float, typer.Option(help="measuring time in s per loop (trtexec --duration)")] = 3.0,
+    iterations: Annotated[int, typer.Option(min=1, help="minimum measured iterations (trtexec --iterations)")] = 10,
+    batch: Annotated[int, typer.Option(min=1, help="batch of the bare-model loop")] = 1,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
+    input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
+    no_transfers: Annotated[bool, typer.Option(help="TensorRT bare loop without host<->device copies")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
+) -> None:
+    """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
+    import json
+    import tempfile
+
+    from .artifacts import write_text_atomic
+    from .bench import BenchSettings, bench_model, plot, report
+    from .demo import make_demo_video
+    from .export.onnx_export import parse_input_size
+    from .runtime.runner import open_backend
+    from .runtime.sources import FrameSource
+
+    settings = BenchSettings(warmup, 1, duration, iterations, batch, no_transfers)
+    hw = parse_input_size(input_size)
+    with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
+        spec = source or str(make_demo_video(Path(tmp) / "bench.mp4", frames=min(frames, 30), size=(1280, 720)))
+        loaded = []
+        for frame in FrameSource(spec, reconnects=0):
+            loaded.append(frame)
+            if len(loaded) == frames:
+                break
+    if not loaded:
+        raise CtrtError(f"no frames could be read from {spec}")
+    results = []
+    for path in models:
+        backend = open_backend(path, device, threads, hw)
+        with console.status(f"benchmarking {path.name} on {backend.name}"):
+            results.append(bench_model(path, backend, loaded, settings))
+    data = report(results, settings)
+
+    table = Table(title=f"ctrt bench: median ms (p99) over {duration:g} s / >= {iterations} iterations per model, "
+                        f"{loaded[0].shape[1]}x{loaded[0].shape[0]} frames")
+    table.add_column("stage")
+    for result in results:
+        table.add_column(f"{Path(result['model']).name}\n{escape(result['backend'])}", justify="right")
+    stage_names = list(dict.fromkeys(s for r in results for s in r["pipeline"]["stages"]))
+    for stage in stage_names + ["end_to_end"]:
+        cells = []
+        for result in results:
+            stats = result["pipeline"]["end_to_end"] if stage == "end_to_end" else result["pipeline"]["stages"].get(stage)
+            cells.append(f"{stats['median']:.2f} ({stats['p99']:.2f})" if stats else "-")
+        table.add_row(stage.replace("_", "-"), *cells)
+    first = results[0]["pipeline"]["end_to_end"]["median"]
+    table.add_row("pipeline FPS", *[f"{r['pipeline']['fps']:.2f}" for r in results])
+    table.add_row("vs first (end-to-end)", *[f"{first / r['pipeline']['end_to_end']['median']:.2f}x" for r in results])
+    table.add_row(f"bare model, batch {batch}", *[f"{r['bare']['latency']['median']:.2f} ({r['bare']['latency']['p99']:.2f})"
+                                                 for r in results])
+    table.add_row("bare throughput FPS", *[f"{r['bare']['throughput_fps']:.2f}" for r in results])
+    table.add_row("peak RSS MB", *[f"{r['peak_rss_mb']:.0f}" for r in results])
+    console.print(table)
+    if json_out:
+        write_text_atomic(json_out, json.dumps(data, indent=2))
+        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
+    if plot_out:
+        plot(data, plot_out)
+        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+
+
+@command
 def inspect(path: Annotated[Path, typer.Argument(help="a checkpoint (.pth) or an exported model (.onnx)")]) -> None:
     """Show what ctrt infers from a checkpoint or reads from an ONNX file."""
     from .inspection import describe

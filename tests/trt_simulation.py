@@ -18,6 +18,7 @@ import ctypes
 import enum
 import json
 import sys
+import time
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,23 @@ def make_cuda_runtime() -> types.ModuleType:
         state.queues[stream].clear()
         return (ok,)
 
+    def event_create():
+        return ok, {"time": None}
+
+    def event_record(event, stream):
+        def op():
+            event["time"] = time.perf_counter()
+        state.queues[stream].append(op)
+        return (ok,)
+
+    def event_elapsed(start, end):
+        if start["time"] is None or end["time"] is None:
+            return cudaError_t.cudaErrorInvalidValue, 0.0  # cudaErrorNotReady on a GPU: not synchronised yet
+        return ok, (end["time"] - start["time"]) * 1e3
+
+    rt.cudaEventCreate = event_create
+    rt.cudaEventRecord = event_record
+    rt.cudaEventElapsedTime = event_elapsed
     rt.cudaMalloc = malloc
     rt.cudaMallocHost = malloc_host
     rt.cudaFree = lambda ptr: (state.device.pop(ptr, None), (ok,))[1]

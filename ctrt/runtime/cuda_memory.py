@@ -32,6 +32,12 @@ class CudaMemory(Protocol):
 
     def synchronize(self, stream: int) -> None: ...
 
+    def event(self) -> Any: ...
+
+    def record(self, event: Any, stream: int) -> None: ...
+
+    def elapsed_ms(self, start: Any, end: Any) -> float: ...
+
     def device(self) -> tuple[str, str]: ...
 
     def close(self) -> None: ...
@@ -94,6 +100,15 @@ class CudaPythonMemory:
     def synchronize(self, stream: int) -> None:
         self._check(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
+    def event(self) -> Any:
+        return self._check(self.rt.cudaEventCreate(), "cudaEventCreate")
+
+    def record(self, event: Any, stream: int) -> None:
+        self._check(self.rt.cudaEventRecord(event, stream), "cudaEventRecord")
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        return float(self._check(self.rt.cudaEventElapsedTime(start, end), "cudaEventElapsedTime"))
+
     def device(self) -> tuple[str, str]:
         props = self._check(self.rt.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
         name = props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
@@ -145,6 +160,15 @@ class PyCudaMemory:
 
     def synchronize(self, stream: int) -> None:
         self._stream(stream).synchronize()
+
+    def event(self) -> Any:
+        return self.cuda.Event()
+
+    def record(self, event: Any, stream: int) -> None:
+        event.record(self._stream(stream))
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        return float(end.time_since(start))
 
     def device(self) -> tuple[str, str]:
         dev = self.cuda.Device(0)

@@ -74,12 +74,23 @@ class TensorRTBackend:
         for name in self.outputs:
             self.context.set_tensor_address(name, self.device[name])
         self.copies_to_device = 0  # bytes copied host -> device by the last call
+        self._events = [self.cuda.event() for _ in range(4)]
+        self.last_ms: dict[str, float] = {}  # device-side times of the last call (CUDA events)
 
     def __enter__(self) -> TensorRTBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cuda.close()
+
+    def run_on_device(self) -> None:
+        """Execute on whatever inputs are on the device, with no copies (trtexec's --noDataTransfers)."""
+        for name in self.inputs:
+            if name not in ("image", "pre_img") or not self._image_slots:
+                self.context.set_tensor_address(name, self.device[name])
+        if not self.context.execute_async_v3(self.stream):
+            raise CtrtError("TensorRT execution failed")
+        self.cuda.synchronize(self.stream)
 
     def _upload(self, name: str, array: np.ndarray, address: int) -> None:
         staging = self.host[name]
@@ -91,6 +102,8 @@ class TensorRTBackend:
 
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.copies_to_device = 0
+        start, uploaded, computed, done = self._events
+        self.cuda.record(start, self.stream)
         if self._image_slots:
             current, previous = self._image_slots[self._slot], self._image_slots[1 - self._slot]
             self._upload("image", feed["image"], current)
@@ -104,10 +117,15 @@ class TensorRTBackend:
             if name not in ("image", "pre_img") or not self._image_slots:
                 self._upload(name, feed[name], self.device[name])
                 self.context.set_tensor_address(name, self.device[name])
+        self.cuda.record(uploaded, self.stream)
         if not self.context.execute_async_v3(self.stream):
             raise CtrtError("TensorRT execution failed")
+        self.cuda.record(computed, self.stream)
         for name in self.outputs:
             self.cuda.to_host(self.host[name], self.device[name], self.stream)
+        self.cuda.record(done, self.stream)
         self.cuda.synchronize(self.stream)
+        self.last_ms = {"h2d": self.cuda.elapsed_ms(start, uploaded), "compute": self.cuda.elapsed_ms(uploaded, computed),
+                        "d2h": self.cuda.elapsed_ms(computed, done)}
         return {name: self.host[name] for name in self.outputs}
 

@@ -1,0 +1,82 @@
+"""`ctrt bench`: statistics, warm-up and duration rules, the JSON schema and the plot."""
+
+import json
+
+import numpy as np
+import pytest
+
+import trt_simulation as sim
+from ctrt.bench import BenchSettings, summarize, timed_loop
+from ctrt.engines.builder import BuildOptions, build_engine
+from conftest import invoke
+
+
+def test_statistics_on_known_samples():
+    stats = summarize(np.arange(1, 11, dtype=float))
+    # numpy's linear percentiles: p90 at rank 8.1 -> 9.1, p95 at 8.55 -> 9.55, p99 at 8.91 -> 9.91.
+    assert stats == {"count": 10, "min": 1, "mean": 5.5, "median": 5.5, "p90": pytest.approx(9.1),
+                     "p95": pytest.approx(9.55), "p99": pytest.approx(9.91), "max": 10}
+
+
+class FakeClock:
+    def __init__(self, step_ms):
+        self.now, self.step_ms, self.calls = 0.0, step_ms, []
+
+    def __call__(self):
+        return self.now
+
+    def step(self, index):
+        self.calls.append(index)
+        self.now += self.step_ms / 1e3
+
+
+def test_warmup_is_excluded_and_duration_and_minimum_hold():
+    clock = FakeClock(62.5)  # binary-exact steps, so the comparisons with the limits are exact
+    samples, wall = timed_loop(clock.step, BenchSettings(warmup_ms=200, warmup_iterations=1, duration_s=0.375,
+                                                         min_iterations=2), clock)
+    assert len(clock.calls) == 4 + 6  # 4 steps reach 250 >= 200 ms of warm-up, then 6 steps fill 375 ms
+    assert samples == [62.5] * 6 and wall == 0.375
+    clock = FakeClock(62.5)
+    samples, _ = timed_loop(clock.step, BenchSettings(warmup_ms=0, warmup_iterations=3, duration_s=0.1,
+                                                      min_iterations=10), clock)
+    assert len(clock.calls) == 3 + 10 and len(samples) == 10  # warm-up by count; the minimum beats the duration
+
+
+def test_bench_cli_json_and_plot(onnx_85, tmp_path):
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    result = invoke("bench", onnx_85, onnx_85, "--duration", "0.2", "--iterations", "3", "--frames", "3",
+                    "--warmup", "0", "--json", out, "--plot", png)
+    assert result.exit_code == 0, result.output
+    assert "vs first (end-to-end)" in result.output and "1.0" in result.output
+    data = json.loads(out.read_text())
+    assert data["schema"] == 1 and len(data["models"]) == 2
+    model = data["models"][0]
+    assert set(model) == {"model", "backend", "precision", "input_size", "pipeline", "bare", "peak_rss_mb"}
+    pipeline = model["pipeline"]
+    assert set(pipeline["stages"]) == {"preprocess", "pre_hm", "infer", "decode", "track"}
+    for stats in list(pipeline["stages"].values()) + [pipeline["end_to_end"], model["bare"]["latency"]]:
+        assert set(stats) == {"count", "min", "mean", "median", "p90", "p95", "p99", "max"}
+        assert stats["count"] >= 3 and stats["min"] <= stats["median"] <= stats["p99"] <= stats["max"]
+    # Stage samples and end-to-end samples come from the same measured frames (no warm-up frames mixed in).
+    assert pipeline["stages"]["infer"]["count"] == pipeline["end_to_end"]["count"] == pipeline["frames"]
+    assert pipeline["stages"]["infer"]["median"] < pipeline["end_to_end"]["median"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_bench_engine_reports_device_stages(monkeypatch, onnx_85, tmp_path):
+    sim.install(monkeypatch, "10.3.0")
+    engine = tmp_path / "m.engine"
+    build_engine(onnx_85, engine, BuildOptions())
+    out = tmp_path / "b.json"
+    result = invoke("bench", engine, "--duration", "0.1", "--iterations", "2", "--frames", "2", "--no-transfers",
+                    "--json", out)
+    assert result.exit_code == 0, result.output
+    stages = json.loads(out.read_text())["models"][0]["pipeline"]["stages"]
+    assert {"h2d", "compute", "d2h"} <= set(stages) and stages["compute"]["median"] > 0
+
+
+def test_bench_rejects_impossible_settings(onnx_85):
+    result = invoke("bench", onnx_85, "--batch", "2", "--duration", "0.1", "--iterations", "1", "--frames", "1")
+    assert result.exit_code == 2 and "fixed batch of 1" in result.output
+    result = invoke("bench", onnx_85, "--no-transfers", "--duration", "0.1", "--iterations", "1", "--frames", "1")
+    assert result.exit_code == 2 and "TensorRT engines only" in result.output
