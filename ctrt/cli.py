@@ -242,144 +242,97 @@ def demo(
     _next(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
 
 
+def _accuracy_table(report: Any, title: str) -> None:
+    table = Table(title=title)
+    for column in ("head", "max abs", "SQNR dB"):
+        table.add_column(column, justify="left" if column == "head" else "right")
+    for head in report.heads:
+        table.add_row(head.head, f"{head.max_abs:.3g}", f"{head.sqnr_db:.1f}")
+    console.print(table)
+    console.print(f"detections: {report.matched}/{report.fp32_detections} FP32 detections above {report.threshold} "
+                  f"matched at IoU >= 0.5 ({report.agreement:.1%}), mean score difference {report.mean_score_diff:+.4f}, "
+                  f"on {report.images} held-out images")
+
+
 @command
 def build(
-    model: Annotated[Path, typer.Argument(help="an ONNX file from ctrt export")],
+    model: Annotated[Path, typer.Argument(help="an ONNX file from ctrt export (or a Q/DQ one from ctrt quantize)")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="default: engines/<stem>_<precision>.engine")] = None,
     fp16: Annotated[bool, typer.Option(help="FP16 kernels; the heatmap head stays FP32")] = False,
+    int8: Annotated[bool, typer.Option(help="INT8 with TensorRT's calibrator (TensorRT 8.5-10); FP16 elsewhere")] = False,
+    calib_images: Annotated[Optional[Path], typer.Option(help="folder of calibration images, e.g. coco/val2017")] = None,
+    calib_annotations: Annotated[Optional[Path], typer.Option(help="COCO instances JSON for those images")] = None,
+    calib_count: Annotated[int, typer.Option(min=1, help="images drawn for calibration (seeded)")] = 500,
+    calib_algo: Annotated[str, typer.Option(help="entropy (IInt8EntropyCalibrator2) or minmax")] = "entropy",
+    calib_cache: Annotated[Optional[Path], typer.Option(help="reuse this TensorRT calibration cache (no images needed)")] = None,
+    held_out: Annotated[int, typer.Option(min=0, help="images kept out of calibration for the accuracy report")] = 50,
     workspace: Annotated[Optional[float], typer.Option(help="workspace limit in GiB (default: TensorRT decides)")] = None,
     timing_cache: Annotated[Optional[Path], typer.Option(help="timing cache file, read if present and written back")] = None,
     dla_core: Annotated[Optional[int], typer.Option(min=0, help="build for this DLA core, GPU fallback on")] = None,
     verbose: Annotated[bool, typer.Option(help="TensorRT's verbose log")] = False,
 ) -> None:
-    """ONNX -> TensorRT engine (FP32 or FP16) with a metadata sidecar; run on the device that will use it."""
+    """ONNX -> TensorRT engine (FP32, FP16 or INT8) with a metadata sidecar; run on the device that will use it."""
+    from .calibration.accuracy import compare
+    from .calibration.workflow import CalibrationSpec, write_report
     from .engines.builder import BuildOptions, build_engine, default_engine_path
+    from .runtime.backends.tensorrt_backend import TensorRTBackend
 
-    output = output or default_engine_path(model, "fp16" if fp16 else "fp32")
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    output = output or default_engine_path(model, precision)
+    spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, 0, calib_algo, calib_cache)
+    options = BuildOptions(fp16=fp16, int8=int8, workspace_gib=workspace, timing_cache=timing_cache,
+                           dla_core=dla_core, verbose=verbose)
     with console.status("building") as status:
-        meta = build_engine(model, output, BuildOptions(fp16, workspace, timing_cache, dla_core, verbose),
-                            report=lambda text: status.update(f"TensorRT: {text}"))
-    extra = meta.extra
+        def note(text: str) -> None:
+            if text.startswith(("calibration:", "warning:", "reusing", "using")):
+                console.print(escape(text), soft_wrap=True)
+            status.update(f"TensorRT: {escape(text)}")
+
+        result = build_engine(model, output, options, report=note, calibration=spec if int8 else None)
+    meta, extra = result.meta, result.meta.extra
     console.print(f"wrote {escape(str(output))} ({_size(output)}): {meta.precision}, TensorRT {extra['tensorrt']}, "
-                  f"{extra['gpu']} (SM {extra['compute_capability']}), {extra['fp32_layers']} layers kept FP32",
+                  f"{escape(extra['gpu'])} (SM {extra['compute_capability']}), {extra['fp32_layers']} layers kept FP32"
+                  + (f", calibration cache {escape(extra['calibration_cache'])}" if "calibration_cache" in extra else ""),
                   soft_wrap=True)
+    prepared = result.calibration.prepared if result.calibration else None
+    if prepared is not None and prepared.held_out:
+        with console.status("measuring INT8 accuracy on held-out images"), TensorRTBackend(output) as engine:
+            report = compare(prepared.fp32, engine, prepared.inputs, prepared.held_out)
+        write_report(output, report)
+        _accuracy_table(report, f"INT8 engine vs FP32 ONNX Runtime on {report.images} held-out images")
     _next(f"ctrt run {output} --source 0")
 
 
 @command
-def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
-    """What this machine has and lacks: TensorRT, CUDA, GPU, JetPack, ONNX Runtime providers, OpenCV video I/O."""
-    import json
-
-    from .doctor import as_json as doctor_json
-    from .doctor import command_readiness, run_checks
-
-    checks = run_checks()
-    if as_json:
-        console.print_json(json.dumps(doctor_json(checks)))
-        return
-    table = Table(title="ctrt doctor")
-    for column in ("", "component", "detail"):
-        table.add_column(column)
-    for check in checks:
-        table.add_row("[green]ok[/]" if check.ok else "[yellow]--[/]", check.name, escape(check.detail))
-    console.print(table)
-    ready = command_readiness(checks)
-    console.print("ready: " + ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in ready.items()))
-
-
-@command
-def selftest() -> None:
-    """Export a small seeded model and compare ONNX Runtime, PyTorch and (where present) TensorRT FP32/FP16."""
-    from .selftest import Result, run_selftest
-
-    colors = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
-
-    def show(result: Result) -> None:
-        console.print(f"[{colors[result.status]}]{result.status}[/] {result.step}: {escape(result.detail)}",
-                      soft_wrap=True)
-
-    with console.status("self-test running"):
-        results = run_selftest(show)
-    failed = [r for r in results if r.status == "FAIL"]
-    skipped = [r for r in results if r.status == "SKIP"]
-    console.print(f"selftest: {len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed"
-                  + (f", {len(skipped)} skipped" if skipped else ""))
-    if failed:
-        raise typer.Exit(1)
-
-
-@command
-def bench(
-    models: Annotated[list[Path], typer.Argument(help="one or more .onnx / .engine / .pth, compared side by side")],
-    source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
-    frames: Annotated[int, typer.Option(min=1, help="distinct frames loaded from the source and cycled")] = 60,
-    warmup: Annotated[float, typer.Option(help="warm-up in ms (trtexec --warmUp)")] = 200.0,
-    duration: Annotated[float, typer.Option(help="measuring time in s per loop (trtexec --duration)")] = 3.0,
-    iterations: Annotated[int, typer.Option(min=1, help="minimum measured iterations (trtexec --iterations)")] = 10,
-    batch: Annotated[int, typer.Option(min=1, help="batch of the bare-model loop")] = 1,
-    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
-    input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
-    no_transfers: Annotated[bool, typer.Option(help="TensorRT bare loop without host<->device copies")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
-    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
+def quantize(
+    model: Annotated[Path, typer.Argument(help="an FP32 ONNX file from ctrt export")],
+    calib_images: Annotated[Path, typer.Option(help="folder of calibration images, e.g. coco/val2017")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="default: export/<stem>_int8.onnx")] = None,
+    calib_annotations: Annotated[Optional[Path], typer.Option(help="COCO instances JSON for those images")] = None,
+    calib_count: Annotated[int, typer.Option(min=1, help="images drawn for calibration (seeded)")] = 500,
+    held_out: Annotated[int, typer.Option(min=1, help="images kept out of calibration for the accuracy report")] = 50,
+    method: Annotated[str, typer.Option(help="minmax, entropy or percentile")] = "minmax",
+    seed: Annotated[int, typer.Option(help="seed of the image draw and the previous-frame jitter")] = 0,
 ) -> None:
-    """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
-    import json
-    import tempfile
+    """FP32 ONNX -> INT8 Q/DQ ONNX (runs on ONNX Runtime; TensorRT 10/11 build it as explicitly quantized)."""
+    from .calibration.quantize import METHODS
+    from .calibration.workflow import CalibrationSpec, quantize as run_quantize, report_path
 
-    from .artifacts import write_text_atomic
-    from .bench import BenchSettings, bench_model, plot, report
-    from .demo import make_demo_video
-    from .export.onnx_export import parse_input_size
-    from .runtime.runner import open_backend
-    from .runtime.sources import FrameSource
+    if method not in METHODS:
+        raise CtrtError(f"--method {method!r}: choose {', '.join(METHODS)}")
+    output = output or Path("export") / f"{model.stem}_int8.onnx"
+    spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, seed)
+    with console.status("preparing calibration data") as status:
+        def note(text: str) -> None:
+            if not text.startswith(("calibrating", "measuring")):
+                console.print(escape(text), soft_wrap=True)
+            status.update(escape(text))
 
-    settings = BenchSettings(warmup, 1, duration, iterations, batch, no_transfers)
-    hw = parse_input_size(input_size)
-    with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
-        spec = source or str(make_demo_video(Path(tmp) / "bench.mp4", frames=min(frames, 30), size=(1280, 720)))
-        loaded = []
-        for frame in FrameSource(spec, reconnects=0):
-            loaded.append(frame)
-            if len(loaded) == frames:
-                break
-    if not loaded:
-        raise CtrtError(f"no frames could be read from {spec}")
-    results = []
-    for path in models:
-        backend = open_backend(path, device, threads, hw)
-        with console.status(f"benchmarking {path.name} on {backend.name}"):
-            results.append(bench_model(path, backend, loaded, settings))
-    data = report(results, settings)
-
-    table = Table(title=f"ctrt bench: median ms (p99) over {duration:g} s / >= {iterations} iterations per model, "
-                        f"{loaded[0].shape[1]}x{loaded[0].shape[0]} frames")
-    table.add_column("stage")
-    for result in results:
-        table.add_column(f"{Path(result['model']).name}\n{escape(result['backend'])}", justify="right")
-    stage_names = list(dict.fromkeys(s for r in results for s in r["pipeline"]["stages"]))
-    for stage in stage_names + ["end_to_end"]:
-        cells = []
-        for result in results:
-            stats = result["pipeline"]["end_to_end"] if stage == "end_to_end" else result["pipeline"]["stages"].get(stage)
-            cells.append(f"{stats['median']:.2f} ({stats['p99']:.2f})" if stats else "-")
-        table.add_row(stage.replace("_", "-"), *cells)
-    first = results[0]["pipeline"]["end_to_end"]["median"]
-    table.add_row("pipeline FPS", *[f"{r['pipeline']['fps']:.2f}" for r in results])
-    table.add_row("vs first (end-to-end)", *[f"{first / r['pipeline']['end_to_end']['median']:.2f}x" for r in results])
-    table.add_row(f"bare model, batch {batch}", *[f"{r['bare']['latency']['median']:.2f} ({r['bare']['latency']['p99']:.2f})"
-                                                 for r in results])
-    table.add_row("bare throughput FPS", *[f"{r['bare']['throughput_fps']:.2f}" for r in results])
-    table.add_row("peak RSS MB", *[f"{r['peak_rss_mb']:.0f}" for r in results])
-    console.print(table)
-    if json_out:
-        write_text_atomic(json_out, json.dumps(data, indent=2))
-        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
-    if plot_out:
-        plot(data, plot_out)
-        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+        meta, report, kept = run_quantize(model, output, spec, method, note)
+    _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images (ONNX Runtime CPU)")
+    console.print(f"wrote {escape(str(output))} ({_size(output)}), {output.name}.json and "
+                  f"{escape(report_path(output).name)}; {len(kept)} nodes kept in float", soft_wrap=True)
+    _next(f"ctrt run {output} --source 0", f"ctrt bench {model} {output}", f"ctrt build {output}")
 
 
 @command

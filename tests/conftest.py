@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -51,3 +52,45 @@ def onnx_85(tmp_path_factory, checkpoint_85) -> Path:
     result = invoke("export", checkpoint_85, "--input-size", "128x160", "-o", out)
     assert result.exit_code == 0, result.output
     return out
+
+
+# Boxes (x, y, w, h) drawn by hand around the main objects of scikit-image's sample photographs.
+COCO_OBJECTS = {
+    "astronaut": [(140, 0, 300, 512, 1), (350, 300, 110, 200, 44)],
+    "chelsea": [(60, 0, 330, 300, 16)],
+    "coffee": [(200, 20, 300, 300, 42)],
+    "rocket": [(280, 100, 90, 310, 5)],
+    "motorcycle_left": [(60, 120, 500, 350, 4)],
+    "motorcycle_right": [(40, 120, 500, 350, 4)],
+}
+
+
+@pytest.fixture(scope="session")
+def coco_dir(tmp_path_factory):
+    """A small COCO-format dataset of real photographs (scikit-image's samples) with a real annotation file."""
+    import json
+
+    import cv2
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("coco")
+    images = root / "val2017"
+    images.mkdir()
+    left, right, _ = data.stereo_motorcycle()
+    photos = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(),
+              "motorcycle_left": left, "motorcycle_right": right, "hubble": data.hubble_deep_field()[:500, :600],
+              "ihc": data.immunohistochemistry(), "retina": data.retina()[::3, ::3],
+              "camera": np.stack([data.camera()] * 3, axis=2), "colorwheel": data.colorwheel()}
+    coco = {"images": [], "annotations": [], "categories": [{"id": i, "name": str(i)} for i in range(1, 81)]}
+    for index, (name, rgb) in enumerate(photos.items(), start=1):
+        file_name = f"{index:012d}.jpg"
+        cv2.imwrite(str(images / file_name), np.ascontiguousarray(rgb[:, :, ::-1]))
+        coco["images"].append({"id": index, "file_name": file_name, "height": rgb.shape[0], "width": rgb.shape[1]})
+        for x, y, w, h, category in COCO_OBJECTS.get(name, []):
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": index, "category_id": category,
+                                        "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+    (images / "000000000099.jpg").write_bytes(b"\xff\xd8 truncated download")
+    annotations = root / "annotations" / "instances_val2017.json"
+    annotations.parent.mkdir()
+    annotations.write_text(json.dumps(coco))
+    return images, annotations

@@ -245,7 +245,13 @@ class BuilderConfig:
         self.DLA_core = -1
         self.cache: TimingCache | None = None
         self.progress_monitor = None
-        self._int8_calibrator = None
+        if trt.MAJOR < 11:  # removed in TensorRT 11
+            self.int8_calibrator = None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key == "int8_calibrator" and self._trt.MAJOR >= 11:
+            raise AttributeError("'tensorrt.IBuilderConfig' object has no attribute 'int8_calibrator'")
+        object.__setattr__(self, key, value)
 
     def set_memory_pool_limit(self, pool: MemoryPoolType, size: int) -> None:
         if not isinstance(size, int) or size <= 0:
@@ -326,6 +332,10 @@ class Builder:
             return None
         if config.cache is not None:
             config.cache.entries["builds"] += 1
+        int8 = getattr(trt.BuilderFlag, "INT8", None) in config.flags
+        calibration = b""
+        if int8 and config.int8_calibrator is not None:
+            calibration = calibrate(config.int8_calibrator, network, trt.__version__)
         if config.progress_monitor is not None:
             monitor = config.progress_monitor
             monitor.phase_start("Building engine", None, 2)
@@ -334,6 +344,7 @@ class Builder:
                     return None
             monitor.phase_finish("Building engine")
         header = {"version": trt.__version__, "fp16": getattr(trt.BuilderFlag, "FP16", None) in config.flags,
+                  "int8": int8, "calibration": calibration.decode(),
                   "fp32_layers": pinned, "dla_core": config.DLA_core, "flags": network.flags,
                   "workspace": config.pools.get(MemoryPoolType.WORKSPACE)}
         blob = json.dumps(header).encode()
@@ -426,6 +437,53 @@ class Runtime:
         return Engine(header, data[4 + size :])
 
 
+class CalibrationAlgoType(enum.Enum):
+    ENTROPY_CALIBRATION_2 = 2
+    MINMAX_CALIBRATION = 3
+
+
+class IInt8Calibrator:
+    """TensorRT drives it: read_calibration_cache; if None, get_batch until None; then write_calibration_cache."""
+
+    def __init__(self) -> None:
+        self._initialised = True
+
+
+def calibrate(calibrator: IInt8Calibrator, network: Network, version: str) -> bytes:
+    if not getattr(calibrator, "_initialised", False):
+        raise SimulationError("calibrator subclass did not call IInt8Calibrator.__init__")
+    cached = calibrator.read_calibration_cache()
+    if cached:
+        return bytes(cached)
+    session = ort.InferenceSession(network.onnx_bytes, providers=["CPUExecutionProvider"])
+    inputs = [(i.name, tuple(i.shape)) for i in session.get_inputs()]
+    batch = calibrator.get_batch_size()
+    state = sys.modules["cuda.bindings.runtime"].state
+    ranges: dict[str, float] = {}
+    batches = 0
+    while True:
+        pointers = calibrator.get_batch([name for name, _ in inputs])
+        if pointers is None:
+            break
+        if len(pointers) != len(inputs):
+            raise SimulationError("get_batch must return one device pointer per requested input")
+        for (name, shape), pointer in zip(inputs, pointers):
+            expected = int(np.prod(shape)) * 4
+            if shape[0] != batch or pointer not in state.device or len(state.device[pointer]) != expected:
+                raise SimulationError(f"batch for {name} is not a device buffer of {expected} bytes")
+            values = np.frombuffer(bytes(state.device[pointer]), np.float32)
+            ranges[name] = max(ranges.get(name, 0.0), float(np.abs(values).max()))
+        batches += 1
+    if not batches:
+        raise SimulationError("calibration got no batches")
+    algo = calibrator.get_algorithm().name
+    lines = [f"TRT-{version.replace('.', '')}-{algo}"] + [f"{k}: {np.float32(v / 127).view(np.uint32):08x}"
+                                                          for k, v in ranges.items()]
+    cache = "\n".join(lines).encode()
+    calibrator.write_calibration_cache(cache)
+    return cache
+
+
 class IProgressMonitor:
     def __init__(self) -> None:
         pass
@@ -447,6 +505,8 @@ def make_tensorrt(version: str = "10.3.0", dla_cores: int = 0) -> types.ModuleTy
         setattr(trt, name, value)
     if major >= 10:
         trt.IProgressMonitor = IProgressMonitor
+    if major < 11:
+        trt.IInt8Calibrator, trt.CalibrationAlgoType = IInt8Calibrator, CalibrationAlgoType
     return trt
 
 

@@ -12,6 +12,9 @@ import onnx
 from ..artifacts import ArtifactMeta, atomic_output, read_meta, sha256_file, sidecar_path, write_text_atomic
 from ..errors import CtrtError
 from ..runtime.cuda_memory import CudaMemory, open_cuda
+
+if TYPE_CHECKING:
+    from ..calibration.workflow import CalibrationSpec, TrtCalibration
 from .precision import fp32_layer_names, is_fp32_layer
 
 if TYPE_CHECKING:
@@ -22,6 +25,7 @@ from .tensorrt_import import require_tensorrt
 @dataclass(frozen=True)
 class BuildOptions:
     fp16: bool = False
+    int8: bool = False
     workspace_gib: float | None = None  # None: TensorRT decides
     timing_cache: Path | None = None
     dla_core: int | None = None
@@ -70,9 +74,18 @@ def _progress_monitor(report: Callable[[str], None]) -> Any:
     return Monitor()
 
 
+@dataclass
+class BuildResult:
+    meta: ArtifactMeta
+    calibration: TrtCalibration | None
+
+
 def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
-                 report: Callable[[str], None] = lambda _: None, cuda: CudaMemory | None = None) -> ArtifactMeta:
+                 report: Callable[[str], None] = lambda _: None, cuda: CudaMemory | None = None,
+                 calibration: CalibrationSpec | None = None) -> BuildResult:
     """Build and write ``output`` and its sidecar; nothing is written if any step fails."""
+    from ..calibration.quantize import is_quantized
+
     if not onnx_path.is_file():
         raise CtrtError(f"model not found: {onnx_path}")
     source_meta = read_meta(onnx_path)
@@ -87,7 +100,12 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
     if options.fp16 and major >= 11 and not half_onnx:
         raise CtrtError("TensorRT 11 has no FP16 builder flag: precision must come from the ONNX (FP16 weights or "
                         "Q/DQ nodes), and this ONNX is FP32; build without --fp16 for an FP32 engine")
-    precision = "fp16" if options.fp16 or half_onnx else "fp32"
+    quantized = is_quantized(model)
+    if options.int8 and not quantized and major >= 11:
+        raise CtrtError("TensorRT 11 has no implicit INT8 calibration: make a Q/DQ model with ctrt quantize "
+                        f"{onnx_path} --calib-images DIR, then build that")
+    precision = "int8" if options.int8 or quantized else "fp16" if options.fp16 or half_onnx else "fp32"
+    cuda = cuda or open_cuda()
 
     logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -103,9 +121,19 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
     if options.workspace_gib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
     pinned = 0
-    if options.fp16 and not half_onnx:
-        config.set_flag(trt.BuilderFlag.FP16)
-        keep = fp32_layer_names(model)
+    trt_calibration = None
+    if quantized and major < 11:
+        config.set_flag(trt.BuilderFlag.INT8)  # explicit Q/DQ still needs the flag on weakly typed TensorRT
+    if options.int8 and not quantized:
+        from ..calibration.workflow import CalibrationSpec, trt_calibration as make_calibration
+
+        trt_calibration = make_calibration(calibration or CalibrationSpec(), onnx_path, str(trt.__version__), cuda,
+                                           report)
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = trt_calibration.calibrator
+    if (options.fp16 or (options.int8 and not quantized)) and not half_onnx:
+        config.set_flag(trt.BuilderFlag.FP16)  # INT8 builds run what stays out of INT8 in FP16
+        keep = fp32_layer_names(model, include_context=options.int8)
         for index in range(network.num_layers):
             layer = network.get_layer(index)
             if is_fp32_layer(layer.name, keep):
@@ -131,13 +159,13 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
     if plan is None:
         raise CtrtError("TensorRT could not build the engine; rerun with --verbose to see why")
 
-    cuda = cuda or open_cuda()
     gpu, capability = cuda.device()
     meta = replace(source_meta, kind="engine", precision=precision, extra={
         **source_meta.extra,
         "tensorrt": str(trt.__version__), "gpu": gpu, "compute_capability": capability,
         "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path), "dla_core": options.dla_core,
         "fp32_layers": pinned, "cuda_bindings": cuda.name,
+        **({"calibration_cache": str(trt_calibration.cache)} if trt_calibration else {}),
     })
     with atomic_output(output) as tmp:
         tmp.write_bytes(memoryview(plan))
@@ -145,4 +173,4 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
     if options.timing_cache:
         with atomic_output(options.timing_cache) as tmp:
             tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))
-    return meta
+    return BuildResult(meta, trt_calibration)

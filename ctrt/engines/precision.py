@@ -32,22 +32,24 @@ def exclusive_head_nodes(graph: onnx.GraphProto, output: str) -> set[str]:
     return head
 
 
-def sum_to_one_nodes(graph: onnx.GraphProto) -> set[str]:
-    """The original ``x / (x.sum() + 0.1)``: ReduceSum and what consumes it (overflows FP16 at stride 4)."""
-    sums = {node.output[0] for node in graph.node if node.op_type == "ReduceSum"}
-    names = {node.name for node in graph.node if node.op_type == "ReduceSum"}
-    frontier = set(sums)
+def context_nodes(graph: onnx.GraphProto, reductions: tuple[str, ...]) -> set[str]:
+    """The Sum-to-1 context ``x / (reduce(x) + c)`` (and its ``* 1/area`` in the FP16-safe form), found from its
+    reductions: they and the Add/Div/Mul chain that consumes them (graph.node is topologically sorted)."""
+    names = {node.name for node in graph.node if node.op_type in reductions}
+    frontier = {node.output[0] for node in graph.node if node.op_type in reductions}
     for node in graph.node:
-        if frontier & set(node.input) and node.op_type in ("Add", "Div"):
+        if frontier & set(node.input) and node.op_type in ("Add", "Div", "Mul"):
             names.add(node.name)
             frontier.update(node.output)
     return names
 
 
-def fp32_layer_names(model: onnx.ModelProto) -> set[str]:
+def fp32_layer_names(model: onnx.ModelProto, include_context: bool = False) -> set[str]:
+    """Layers kept out of reduced precision: the heatmap head; the original Sum-to-1 (its sum overflows FP16);
+    with ``include_context`` (INT8) the FP16-safe form too, whose tiny quotients INT8 cannot represent."""
     graph = model.graph
     outputs = {o.name for o in graph.output}
-    names = sum_to_one_nodes(graph)
+    names = context_nodes(graph, ("ReduceSum", "ReduceMean") if include_context else ("ReduceSum",))
     for output in FP32_OUTPUTS:
         if output in outputs:
             names |= exclusive_head_nodes(graph, output)

@@ -1,0 +1,96 @@
+"""What INT8 cost: per-head error and SQNR against FP32, and detection agreement, on held-out images."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..runtime.backends.base import Backend
+from ..runtime.decode import Decoder
+from ..runtime.preprocess import DOWN_RATIO, FrameGeometry
+from .dataset import CalibrationInputs
+
+MATCH_IOU = 0.5
+
+
+@dataclass
+class HeadError:
+    head: str
+    max_abs: float
+    sqnr_db: float
+
+
+@dataclass
+class AccuracyReport:
+    images: int
+    heads: list[HeadError]
+    fp32_detections: int
+    matched: int
+    mean_score_diff: float
+    threshold: float
+    held_out: list[str] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float:
+        return self.matched / self.fp32_detections if self.fp32_detections else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "agreement": self.agreement}
+
+
+def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """10 log10(signal power / quantization-noise power); inf when identical."""
+    noise = float(np.sum((reference.astype(np.float64) - candidate) ** 2))
+    signal = float(np.sum(reference.astype(np.float64) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(signal / noise)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: list[Path],
+            threshold: float = 0.3) -> AccuracyReport:
+    """Both backends on each held-out image; FP32 detections above ``threshold`` matched by class and IoU >= 0.5."""
+    h, w = fp32.meta.input_size
+    decoder = Decoder(fp32.meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, threshold=threshold)
+    noise: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    total = matched = 0
+    score_diffs: list[float] = []
+    for index, path in enumerate(images):
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            continue  # select_images only hands out readable images; a file changed since is skipped
+        geometry = FrameGeometry.build(frame.shape[1], frame.shape[0], h, w)
+        feed = {name: value[None] for name, value in inputs.sample(path, index).items()}
+        reference = {k: v.copy() for k, v in fp32(feed).items()}
+        candidate = int8(feed)
+        for head, value in reference.items():
+            noise.setdefault(head, []).append((value, candidate[head].copy()))
+        a = decoder({k: v[0] for k, v in reference.items()}, geometry)
+        b = decoder({k: v[0] for k, v in candidate.items()}, geometry)
+        total += len(a)
+        if len(a) and len(b):
+            iou = iou_matrix(a.boxes, b.boxes)
+            iou[a.classes[:, None] != b.classes[None, :]] = 0
+            while iou.size and iou.max() >= MATCH_IOU:
+                i, j = np.unravel_index(iou.argmax(), iou.shape)
+                matched += 1
+                score_diffs.append(float(b.scores[j] - a.scores[i]))
+                iou[i, :], iou[:, j] = 0, 0
+    heads = []
+    for head, pairs in noise.items():
+        ref = np.concatenate([p[0].ravel() for p in pairs])
+        got = np.concatenate([p[1].ravel() for p in pairs])
+        heads.append(HeadError(head, float(np.abs(ref - got).max()), sqnr_db(ref, got)))
+    return AccuracyReport(len(images), heads, total, matched, float(np.mean(score_diffs)) if score_diffs else 0.0,
+                          threshold, [p.name for p in images])

@@ -1,0 +1,179 @@
+"""INT8 workflows behind ``ctrt quantize`` (Q/DQ ONNX) and ``ctrt build --int8`` (TensorRT calibrator)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import ArtifactMeta, atomic_output, read_meta, sha256_file, sidecar_path, write_text_atomic
+from ..errors import CtrtError
+from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from ..runtime.decode import Decoder
+from ..runtime.preprocess import DOWN_RATIO, FrameGeometry
+from ..runtime.cuda_memory import CudaMemory
+from .accuracy import AccuracyReport, compare
+from .cache import CacheKey
+from .dataset import RECOMMENDED, CalibrationInputs, Detector, load_coco_boxes, select_images
+
+CALIBRATION_DIR = Path("calibration")
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    images: Path | None = None
+    annotations: Path | None = None
+    count: int = 500
+    held_out: int = 50
+    seed: int = 0
+    algorithm: str = "entropy"
+    cache: Path | None = None  # an explicit TensorRT cache: reused as is, images optional
+
+
+def fp32_detector(backend: OnnxRuntimeBackend, threshold: float = 0.3) -> Detector:
+    """Without annotations, pre_hm shows what the FP32 model itself detects on the image (as a first frame)."""
+    h, w = backend.meta.input_size
+    decoder = Decoder(backend.meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, threshold=threshold)
+
+    def detect(tensors: dict[str, np.ndarray], frame: np.ndarray) -> np.ndarray:
+        feed = {name: tensors.get(name, tensors["image"])[None] for name in backend.meta.inputs}
+        if "pre_img" in feed:
+            feed["pre_img"] = feed["image"]
+        outputs = backend(feed)
+        geometry = FrameGeometry.build(frame.shape[1], frame.shape[0], h, w)
+        return decoder({k: v[0] for k, v in outputs.items()}, geometry).boxes
+
+    return detect
+
+
+@dataclass
+class Prepared:
+    inputs: CalibrationInputs
+    calibration: list[Path]
+    held_out: list[Path]
+    checksum: str
+    notes: list[str]
+    fp32: OnnxRuntimeBackend
+
+
+def prepare(spec: CalibrationSpec, onnx_path: Path, batch: int) -> Prepared:
+    if spec.images is None:
+        raise CtrtError("INT8 needs calibration images: --calib-images DIR (COCO val2017 or any photos)")
+    meta = read_meta(onnx_path)
+    selection = select_images(spec.images, spec.count, spec.held_out, spec.seed, minimum=batch)
+    notes = [f"calibration: {len(selection.calibration)} images drawn from {spec.images} (seed {spec.seed}), "
+             f"{len(selection.held_out)} held out for the accuracy report"
+             + (f", {len(selection.unreadable)} unreadable skipped" if selection.unreadable else "")]
+    if len(selection.calibration) < RECOMMENDED:
+        notes.append(f"warning: only {len(selection.calibration)} calibration images; {RECOMMENDED}+ are recommended")
+    fp32 = OnnxRuntimeBackend(onnx_path, "cpu")
+    boxes = load_coco_boxes(spec.annotations) if spec.annotations else None
+    detector = None if boxes is not None or "pre_hm" not in meta.inputs else fp32_detector(fp32)
+    inputs = CalibrationInputs(meta.inputs, meta.input_size, meta.mean, meta.std, boxes, detector, spec.seed)
+    checksum = selection.checksum + (sha256_file(spec.annotations)[:16] if spec.annotations else "")
+    return Prepared(inputs, selection.calibration, selection.held_out, checksum, notes, fp32)
+
+
+def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str,
+             progress: Callable[[str], None]) -> tuple[ArtifactMeta, AccuracyReport, list[str]]:
+    from .quantize import quantize_onnx
+
+    meta = read_meta(onnx_path)
+    if meta.batch != 1:
+        raise CtrtError("quantize a batch-1 export (ctrt export without --batch/--dynamic-batch)")
+    prepared = prepare(spec, onnx_path, 1)
+    for note in prepared.notes:
+        progress(note)
+    if method != "minmax":
+        progress(f"note: ONNX Runtime's {method} calibration keeps every image's activations in memory until the "
+                 "end; lower --calib-count if memory runs out (minmax does not)")
+    done = {"n": 0}
+
+    def batches() -> Any:
+        for feed in prepared.inputs.batches(prepared.calibration, 1):
+            done["n"] += 1
+            progress(f"calibrating {done['n']}/{len(prepared.calibration)}")
+            yield feed
+
+    quantized_meta = replace(meta, precision="int8", extra={
+        **meta.extra, "quantized_from": onnx_path.name, "quantized_from_sha256": sha256_file(onnx_path),
+        "calibration_sha256": prepared.checksum, "calibration_images": len(prepared.calibration),
+        "calibration_method": method})
+    with atomic_output(output) as tmp:
+        kept = quantize_onnx(onnx_path, tmp, batches(), method)
+        _embed(tmp, quantized_meta)
+        progress("measuring accuracy on held-out images")
+        report = compare(prepared.fp32, OnnxRuntimeBackend(tmp, "cpu", meta=quantized_meta), prepared.inputs,
+                         prepared.held_out)
+        write_text_atomic(sidecar_path(output), quantized_meta.to_json())
+    write_report(output, report)
+    return quantized_meta, report, kept
+
+
+def _embed(path: Path, meta: ArtifactMeta) -> None:
+    import onnx
+
+    from ..artifacts import ONNX_METADATA_KEY
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
+    onnx.save(model, str(path))
+
+
+def report_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".accuracy.json")
+
+
+def write_report(artifact: Path, report: AccuracyReport) -> None:
+    import json
+
+    write_text_atomic(report_path(artifact), json.dumps(report.to_dict(), indent=2))
+
+
+@dataclass
+class TrtCalibration:
+    calibrator: Any
+    cache: Path
+    reused: bool
+    prepared: Prepared | None
+
+
+def trt_calibration(spec: CalibrationSpec, onnx_path: Path, trt_version: str, cuda: CudaMemory,
+                    progress: Callable[[str], None]) -> TrtCalibration:
+    """The calibrator for an implicit-INT8 build and the cache it reads and writes (keyed, or explicit)."""
+    from .trt_calibrator import ALGORITHMS, make_calibrator
+
+    if spec.algorithm not in ALGORITHMS:
+        raise CtrtError(f"--calib-algo {spec.algorithm!r}: choose {' or '.join(ALGORITHMS)}")
+    meta = read_meta(onnx_path)
+    batch = max(meta.batch, 1)
+    if spec.cache is not None:
+        if not spec.cache.is_file():
+            raise CtrtError(f"calibration cache not found: {spec.cache}")
+        progress(f"using calibration cache {spec.cache} as given (no images needed)")
+        prepared = prepare(spec, onnx_path, batch) if spec.images else None
+        calibrator = make_calibrator(spec.algorithm, iter(()), batch, cuda, spec.cache, spec.cache, lambda n: None)
+        return TrtCalibration(calibrator, spec.cache, True, prepared)
+    prepared = prepare(spec, onnx_path, batch)
+    for note in prepared.notes:
+        progress(note)
+    h, w = meta.input_size
+    key = CacheKey(sha256_file(onnx_path), prepared.checksum, (batch, 3, h, w), trt_version, spec.algorithm)
+    cache = key.path(CALIBRATION_DIR, onnx_path.stem)
+    reused = cache.is_file()
+    if reused:
+        progress(f"reusing {cache}: same ONNX, images, shape, TensorRT and algorithm")
+    else:
+        write_text_atomic(sidecar_path(cache), replace(meta, kind="calibration", extra={
+            "onnx_sha256": key.onnx_sha256, "calibration_sha256": key.calibration_sha256,
+            "input_shape": list(key.input_shape), "tensorrt": trt_version, "algorithm": spec.algorithm,
+            "images": len(prepared.calibration)}).to_json())
+    total = len(prepared.calibration) // batch
+    calibrator = make_calibrator(spec.algorithm, prepared.inputs.batches(prepared.calibration, batch), batch, cuda,
+                                 cache, cache, lambda n: progress(f"calibrating batch {n}/{total}"))
+    return TrtCalibration(calibrator, cache, reused, prepared)

@@ -1,0 +1,194 @@
+"""INT8: calibration data from a COCO-format set of real photos, the TensorRT calibrator and its cache (through the
+simulation), Q/DQ quantization on ONNX Runtime, and the accuracy report."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import trt_simulation as sim
+from ctrt.artifacts import read_meta
+from ctrt.calibration.accuracy import sqnr_db
+from ctrt.calibration.cache import CacheKey
+from ctrt.calibration.dataset import CalibrationInputs, jitter, load_coco_boxes, select_images
+from ctrt.calibration.workflow import fp32_detector
+from ctrt.errors import CtrtError
+from ctrt.model.config import MEAN_BGR, STD_BGR
+from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from ctrt.runtime.prehm import PreHeatmapRenderer
+from ctrt.runtime.preprocess import Preprocessor, normalisation_table
+from conftest import invoke
+
+INPUTS = ["image", "pre_img", "pre_hm"]
+
+
+def test_calibration_tensors_are_the_runtime_preprocessing_bit_for_bit(coco_dir):
+    images, annotations = coco_dir
+    boxes = load_coco_boxes(annotations)
+    inputs = CalibrationInputs(INPUTS, (128, 160), MEAN_BGR, STD_BGR, boxes, seed=3)
+    path = images / "000000000002.jpg"  # chelsea: one annotated cat
+    sample = inputs.sample(path, 5)
+    frame = cv2.imread(str(path))
+    expected = np.empty((3, 128, 160), np.float32)
+    Preprocessor(128, 160)(frame, expected)
+    assert np.array_equal(sample["image"], expected)
+
+    transform, moved = jitter(frame.shape[:2], (128, 160), boxes[path.name], np.random.default_rng([3, 5]))
+    warped = cv2.warpAffine(frame, transform, (160, 128), flags=cv2.INTER_LINEAR)
+    table = normalisation_table()
+    assert np.array_equal(sample["pre_img"], np.stack([table[c][warped[:, :, c]] for c in range(3)]))
+    assert not np.array_equal(sample["pre_img"], sample["image"])  # shifted and scaled like CenterTrack's training
+    # pre_hm: a peak of 1 at the jittered box's centre, mapped through the same transform as pre_img.
+    corners = np.hstack([moved.reshape(-1, 2), np.ones((2, 1))]) @ transform.T
+    corners[:, 0] = corners[:, 0].clip(0, 159)
+    corners[:, 1] = corners[:, 1].clip(0, 127)
+    cx, cy = corners.mean(axis=0).astype(np.float32).astype(int)
+    assert sample["pre_hm"][0, cy, cx] == 1.0 and np.count_nonzero(sample["pre_hm"] == 1.0) == 1
+    assert not np.allclose(moved, boxes[path.name])
+
+
+def test_without_annotations_pre_hm_comes_from_the_fp32_model(onnx_85, coco_dir):
+    images, _ = coco_dir
+    backend = OnnxRuntimeBackend(onnx_85, "cpu")
+    detector = fp32_detector(backend)
+    seen = {}
+
+    def recording(tensors, frame):
+        seen["boxes"] = detector(tensors, frame)
+        return seen["boxes"]
+
+    inputs = CalibrationInputs(INPUTS, (128, 160), MEAN_BGR, STD_BGR, None, recording, seed=0)
+    path = images / "000000000001.jpg"
+    sample = inputs.sample(path, 0)
+    frame = cv2.imread(str(path))
+    transform, _ = jitter(frame.shape[:2], (128, 160), np.zeros((0, 4), np.float32), np.random.default_rng([0, 0]))
+    expected = np.zeros((128, 160), np.float32)
+    PreHeatmapRenderer(128, 160).render(seen["boxes"], transform, expected)
+    assert len(seen["boxes"]) > 0 and np.array_equal(sample["pre_hm"][0], expected)
+
+
+def test_image_selection_is_seeded_skips_unreadable_and_checks_the_minimum(coco_dir):
+    images, _ = coco_dir
+    first = select_images(images, 6, 3, seed=1, minimum=1)
+    again = select_images(images, 6, 3, seed=1, minimum=1)
+    other = select_images(images, 6, 3, seed=2, minimum=1)
+    assert first.calibration == again.calibration and first.checksum == again.checksum
+    assert first.checksum != other.checksum and not set(first.calibration) & set(first.held_out)
+    everything = select_images(images, 20, 0, seed=0, minimum=1)
+    assert len(everything.calibration) == 11 and [p.name for p in everything.unreadable] == ["000000000099.jpg"]
+    with pytest.raises(CtrtError, match="has 11 usable images .1 unreadable.; calibration needs at least 12"):
+        select_images(images, 20, 0, seed=0, minimum=12)
+
+
+def test_cache_key_changes_with_every_component(tmp_path):
+    base = CacheKey("onnx", "images", (1, 3, 128, 160), "10.3.0", "entropy")
+    variants = [CacheKey("onnx2", "images", (1, 3, 128, 160), "10.3.0", "entropy"),
+                CacheKey("onnx", "images2", (1, 3, 128, 160), "10.3.0", "entropy"),
+                CacheKey("onnx", "images", (1, 3, 256, 160), "10.3.0", "entropy"),
+                CacheKey("onnx", "images", (1, 3, 128, 160), "10.3.1", "entropy"),
+                CacheKey("onnx", "images", (1, 3, 128, 160), "10.3.0", "minmax")]
+    paths = {base.path(tmp_path, "m")} | {v.path(tmp_path, "m") for v in variants}
+    assert len(paths) == 6
+
+
+@pytest.fixture(scope="module")
+def quantized(onnx_85, coco_dir, tmp_path_factory):
+    images, annotations = coco_dir
+    out = tmp_path_factory.mktemp("int8") / "model_int8.onnx"
+    result = invoke("quantize", onnx_85, "--calib-images", images, "--calib-annotations", annotations,
+                    "--calib-count", 6, "--held-out", 3, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, onnx_85, coco_dir):
+    import onnx
+
+    out, output = quantized
+    assert "1 unreadable skipped" in output and "warning: only 6 calibration images" in output
+    model = onnx.load(str(out))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 100
+    zero_points = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("zero_point")]
+    assert zero_points and all(not z.any() for z in zero_points)  # symmetric, as TensorRT requires
+    hm_convs = [n for n in model.graph.node if n.name in ("/hm/hm.0/Conv", "/hm/hm.2/Conv")]
+    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    # The heatmap head keeps float weights (its input, shared with the other heads, is quantized for them).
+    assert len(hm_convs) == 2 and not any(n.input[1] in produced_by_dq for n in hm_convs)
+    reg_conv = next(n for n in model.graph.node if n.name == "/reg/reg.0/Conv")
+    assert reg_conv.input[1] in produced_by_dq
+    meta = read_meta(out)
+    assert meta.precision == "int8" and meta.extra["calibration_images"] == 6
+
+    report = json.loads(out.with_name(out.name + ".accuracy.json").read_text())
+    assert report["images"] == 3 and set(report["held_out"]).isdisjoint(meta.extra.get("calibration", []))
+    # Recompute one number independently: the heatmap SQNR over the held-out images.
+    images, annotations = coco_dir
+    fp32, int8 = OnnxRuntimeBackend(onnx_85, "cpu"), OnnxRuntimeBackend(out, "cpu")
+    inputs = CalibrationInputs(INPUTS, (128, 160), MEAN_BGR, STD_BGR, load_coco_boxes(annotations), seed=0)
+    refs, gots = [], []
+    for index, name in enumerate(report["held_out"]):
+        feed = {k: v[None] for k, v in inputs.sample(images / name, index).items()}
+        refs.append(fp32(feed)["hm"].copy())
+        gots.append(int8(feed)["hm"].copy())
+    hm = next(h for h in report["heads"] if h["head"] == "hm")
+    assert hm["sqnr_db"] == pytest.approx(sqnr_db(np.concatenate(refs), np.concatenate(gots)), rel=1e-6)
+    assert 0 <= report["matched"] <= report["fp32_detections"]
+
+
+def test_quantized_model_runs_through_ctrt_run(quantized, tmp_path):
+    out, _ = quantized
+    from ctrt.demo import make_demo_video
+
+    video = make_demo_video(tmp_path / "v.mp4", frames=3, size=(320, 240))
+    result = invoke("run", out, "--source", video, "--save-json", tmp_path / "t.jsonl")
+    assert result.exit_code == 0 and len((tmp_path / "t.jsonl").read_text().splitlines()) == 3
+
+
+def test_tensorrt_int8_calibrates_caches_and_reuses(monkeypatch, onnx_85, coco_dir, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    sim.install(monkeypatch, "10.3.0")
+    images, annotations = coco_dir
+    args = ["build", onnx_85, "--int8", "--calib-images", images, "--calib-annotations", annotations,
+            "--calib-count", 4, "--held-out", 2]
+    first = invoke(*args, "-o", "a.engine")
+    assert first.exit_code == 0, first.output
+    header = sim_header(tmp_path / "a.engine")
+    assert header["int8"] and header["fp16"] and header["calibration"].startswith("TRT-1030-ENTROPY_CALIBRATION_2")
+    assert {"/hm/hm.0/Conv", "/hm/hm.2/Conv"} <= set(header["fp32_layers"]) and len(header["fp32_layers"]) > 3
+    caches = list((tmp_path / "calibration").glob("*.cache"))
+    assert len(caches) == 1 and "INT8 engine vs FP32" in first.output and "held-out" in first.output
+    assert (tmp_path / "a.engine.accuracy.json").is_file()
+
+    second = invoke(*args, "-o", "b.engine")
+    assert "reusing calibration/" in second.output and sim_header(tmp_path / "b.engine")["calibration"] == \
+        header["calibration"]
+    assert invoke(*args[:-4], "--calib-count", 5, "--held-out", 2, "-o", "c.engine").exit_code == 0
+    assert invoke(*args, "--calib-algo", "minmax", "-o", "d.engine").exit_code == 0
+    assert len(list((tmp_path / "calibration").glob("*.cache"))) == 3  # another image set, another algorithm
+    assert sim_header(tmp_path / "d.engine")["calibration"].startswith("TRT-1030-MINMAX_CALIBRATION")
+
+    explicit = invoke("build", onnx_85, "--int8", "--calib-cache", caches[0], "-o", "e.engine")
+    assert explicit.exit_code == 0, explicit.output
+    assert "as given (no images needed)" in explicit.output
+    assert sim_header(tmp_path / "e.engine")["calibration"] == header["calibration"]
+
+
+def sim_header(engine):
+    data = engine.read_bytes()
+    return json.loads(data[4 : 4 + int.from_bytes(data[:4], "little")])
+
+
+def test_tensorrt11_needs_qdq_and_builds_it(monkeypatch, quantized, onnx_85, coco_dir, tmp_path):
+    out, _ = quantized
+    sim.install(monkeypatch, "11.4.1")
+    images, _ = coco_dir
+    refused = invoke("build", onnx_85, "--int8", "--calib-images", images, "-o", tmp_path / "x.engine")
+    assert refused.exit_code == 2 and "make a Q/DQ model with ctrt quantize" in refused.output
+    built = invoke("build", out, "-o", tmp_path / "q.engine")
+    assert built.exit_code == 0, built.output
+    assert read_meta(tmp_path / "q.engine").precision == "int8" and not sim_header(tmp_path / "q.engine")["int8"]
+    sim.install(monkeypatch, "10.3.0")
+    assert invoke("build", out, "-o", tmp_path / "q10.engine").exit_code == 0
+    assert sim_header(tmp_path / "q10.engine")["int8"]  # weakly typed TensorRT 10 needs the flag for Q/DQ
