@@ -68,19 +68,31 @@ def export(
     random_init: Annotated[bool, typer.Option(help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
     arch: Annotated[str, typer.Option(help="architecture for --random-init")] = "hardnet_85",
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
+    preprocess_in_graph: Annotated[bool, typer.Option(help="take raw uint8 BGR frames; letterbox and normalise in the graph")] = False,
+    source_size: Annotated[Optional[str], typer.Option(help="WxH of the camera frames, with --preprocess-in-graph")] = None,
+    decode_in_graph: Annotated[bool, typer.Option(help="peak test and top-K in the graph: K-sized outputs")] = False,
+    topk: Annotated[int, typer.Option(min=1, max=3840, help="K for --decode-in-graph (TensorRT's TopK allows 3840)")] = 100,
 ) -> None:
     """Checkpoint -> simplified ONNX, checked against PyTorch, with a metadata sidecar."""
     from .export.exporter import default_output, run_export, source_model
-    from .export.onnx_export import ExportOptions, parse_input_size
+    from .export.onnx_export import ExportOptions, parse_frame_size, parse_input_size
 
     if (checkpoint is None) == (not random_init):
         raise CtrtError("give a CHECKPOINT, or --random-init for seeded random weights")
     h, w = parse_input_size(input_size)
+    source_hw = None
+    if preprocess_in_graph:
+        if source_size is None:
+            raise CtrtError("--preprocess-in-graph needs --source-size WxH (the camera's frame size, e.g. 1280x720)")
+        sw, sh = parse_frame_size(source_size)
+        source_hw = (sh, sw)
+    elif source_size is not None:
+        raise CtrtError("--source-size only applies with --preprocess-in-graph")
     with console.status("loading model"):
         model, source, digest, random_weights = source_model(checkpoint, arch, allow_partial)
     stem = checkpoint.stem if checkpoint else f"{arch}_random"
     output = output or default_output(stem, h, w)
-    options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify)
+    options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None)
     with console.status(f"exporting {model.config.name} at {h}x{w} (opset {opset}), simplifying, checking"):
         result = run_export(model, source, digest, random_weights, output, options, check, atol)
 
@@ -333,6 +345,122 @@ def quantize(
     console.print(f"wrote {escape(str(output))} ({_size(output)}), {output.name}.json and "
                   f"{escape(report_path(output).name)}; {len(kept)} nodes kept in float", soft_wrap=True)
     _next(f"ctrt run {output} --source 0", f"ctrt bench {model} {output}", f"ctrt build {output}")
+
+
+@command
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """What this machine has and lacks: TensorRT, CUDA, GPU, JetPack, ONNX Runtime providers, OpenCV video I/O."""
+    import json
+
+    from .doctor import as_json as doctor_json
+    from .doctor import command_readiness, run_checks
+
+    checks = run_checks()
+    if as_json:
+        console.print_json(json.dumps(doctor_json(checks)))
+        return
+    table = Table(title="ctrt doctor")
+    for column in ("", "component", "detail"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row("[green]ok[/]" if check.ok else "[yellow]--[/]", check.name, escape(check.detail))
+    console.print(table)
+    ready = command_readiness(checks)
+    console.print("ready: " + ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in ready.items()))
+
+
+@command
+def selftest() -> None:
+    """Export a small seeded model and compare ONNX Runtime, PyTorch and (where present) TensorRT FP32/FP16."""
+    from .selftest import Result, run_selftest
+
+    colors = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
+
+    def show(result: Result) -> None:
+        console.print(f"[{colors[result.status]}]{result.status}[/] {result.step}: {escape(result.detail)}",
+                      soft_wrap=True)
+
+    with console.status("self-test running"):
+        results = run_selftest(show)
+    failed = [r for r in results if r.status == "FAIL"]
+    skipped = [r for r in results if r.status == "SKIP"]
+    console.print(f"selftest: {len(results) - len(failed) - len(skipped)} passed, {len(failed)} failed"
+                  + (f", {len(skipped)} skipped" if skipped else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+@command
+def bench(
+    models: Annotated[list[Path], typer.Argument(help="one or more .onnx / .engine / .pth, compared side by side")],
+    source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="distinct frames loaded from the source and cycled")] = 60,
+    warmup: Annotated[float, typer.Option(help="warm-up in ms (trtexec --warmUp)")] = 200.0,
+    duration: Annotated[float, typer.Option(help="measuring time in s per loop (trtexec --duration)")] = 3.0,
+    iterations: Annotated[int, typer.Option(min=1, help="minimum measured iterations (trtexec --iterations)")] = 10,
+    batch: Annotated[int, typer.Option(min=1, help="batch of the bare-model loop")] = 1,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
+    input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
+    no_transfers: Annotated[bool, typer.Option(help="TensorRT bare loop without host<->device copies")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
+) -> None:
+    """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
+    import json
+    import tempfile
+
+    from .artifacts import write_text_atomic
+    from .bench import BenchSettings, bench_model, plot, report
+    from .demo import make_demo_video
+    from .export.onnx_export import parse_input_size
+    from .runtime.runner import open_backend
+    from .runtime.sources import FrameSource
+
+    settings = BenchSettings(warmup, 1, duration, iterations, batch, no_transfers)
+    hw = parse_input_size(input_size)
+    with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
+        spec = source or str(make_demo_video(Path(tmp) / "bench.mp4", frames=min(frames, 30), size=(1280, 720)))
+        loaded = []
+        for frame in FrameSource(spec, reconnects=0):
+            loaded.append(frame)
+            if len(loaded) == frames:
+                break
+    if not loaded:
+        raise CtrtError(f"no frames could be read from {spec}")
+    results = []
+    for path in models:
+        backend = open_backend(path, device, threads, hw)
+        with console.status(f"benchmarking {path.name} on {backend.name}"):
+            results.append(bench_model(path, backend, loaded, settings))
+    data = report(results, settings)
+
+    table = Table(title=f"ctrt bench: median ms (p99) over {duration:g} s / >= {iterations} iterations per model, "
+                        f"{loaded[0].shape[1]}x{loaded[0].shape[0]} frames")
+    table.add_column("stage")
+    for result in results:
+        table.add_column(f"{Path(result['model']).name}\n{escape(result['backend'])}", justify="right")
+    stage_names = list(dict.fromkeys(s for r in results for s in r["pipeline"]["stages"]))
+    for stage in stage_names + ["end_to_end"]:
+        cells = []
+        for result in results:
+            stats = result["pipeline"]["end_to_end"] if stage == "end_to_end" else result["pipeline"]["stages"].get(stage)
+            cells.append(f"{stats['median']:.2f} ({stats['p99']:.2f})" if stats else "-")
+        table.add_row(stage.replace("_", "-"), *cells)
+    first = results[0]["pipeline"]["end_to_end"]["median"]
+    table.add_row("pipeline FPS", *[f"{r['pipeline']['fps']:.2f}" for r in results])
+    table.add_row("vs first (end-to-end)", *[f"{first / r['pipeline']['end_to_end']['median']:.2f}x" for r in results])
+    table.add_row(f"bare model, batch {batch}", *[f"{r['bare']['latency']['median']:.2f} ({r['bare']['latency']['p99']:.2f})"
+                                                 for r in results])
+    table.add_row("bare throughput FPS", *[f"{r['bare']['throughput_fps']:.2f}" for r in results])
+    table.add_row("peak RSS MB", *[f"{r['peak_rss_mb']:.0f}" for r in results])
+    console.print(table)
+    if json_out:
+        write_text_atomic(json_out, json.dumps(data, indent=2))
+        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
+    if plot_out:
+        plot(data, plot_out)
+        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
 
 
 @command

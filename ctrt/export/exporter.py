@@ -13,7 +13,9 @@ from ..model.config import preset
 from ..model.seg import HarDNetSeg
 from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.backends.torch_backend import TorchBackend, checkpoint_meta
-from .onnx_export import PLAIN_OPS, ExportOptions, export_onnx
+from ..model.config import MEAN_BGR, STD_BGR
+from .fastpath import InGraph
+from .onnx_export import FASTPATH_OPS, PLAIN_OPS, ExportOptions, export_onnx
 from .parity import DEFAULT_ATOL, ParityRow, compare, standard_feeds
 
 RANDOM_SEED = 0
@@ -45,20 +47,29 @@ def default_output(stem: str, h: int, w: int) -> Path:
 def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool, output: Path,
                options: ExportOptions, check: bool = True, atol: float = DEFAULT_ATOL) -> ExportResult:
     start = time.perf_counter()
+    config = model.config
+    module = InGraph(model, list(config.heads), config.inputs, (options.input_h, options.input_w), MEAN_BGR, STD_BGR,
+                     options.source_hw, options.topk)
     meta = checkpoint_meta(model, source, digest, (options.input_h, options.input_w), random_weights)
     meta = replace(meta, kind="onnx", batch=0 if options.dynamic_batch else options.batch,
-                   extra={"opset": options.opset, "simplified": options.simplify})
+                   inputs=module.input_names, outputs=module.output_names,
+                   extra={"opset": options.opset, "simplified": options.simplify,
+                          "preprocess": "graph" if options.source_hw else "cpu",
+                          "decode": "graph" if options.topk else "host",
+                          **({"source_size": list(options.source_hw)} if options.source_hw else {}),
+                          **({"topk": options.topk} if options.topk else {})})
     rows: list[ParityRow] = []
     with atomic_output(output) as tmp:
-        ops = export_onnx(model, meta, options, tmp)
-        unexpected = set(ops) - PLAIN_OPS
+        ops = export_onnx(module, module.input_names, module.output_names, meta, options, tmp)
+        unexpected = set(ops) - PLAIN_OPS - (FASTPATH_OPS if options.source_hw or options.topk else set())
         if unexpected:
             raise CtrtError(f"export produced ops TensorRT may not build: {', '.join(sorted(unexpected))}")
         if check:
             onnx_backend = OnnxRuntimeBackend(tmp, device="cpu", meta=meta)
             batch = 1 if options.dynamic_batch else options.batch
-            rows = compare(TorchBackend(model, meta, device="cpu"), onnx_backend,
-                           standard_feeds(meta.inputs, batch, options.input_h, options.input_w), atol)
+            rows = compare(TorchBackend(module, meta, device="cpu"), onnx_backend,
+                           standard_feeds(meta.inputs, batch, options.input_h, options.input_w, options.source_hw),
+                           atol)
             bad = [r for r in rows if not r.ok]
             if bad:
                 worst = max(bad, key=lambda r: r.max_abs)

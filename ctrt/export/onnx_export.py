@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
+from torch import nn
 
 from ..artifacts import ONNX_METADATA_KEY, ArtifactMeta
 from ..errors import CtrtError
-from ..model.seg import HarDNetSeg
 
 if TYPE_CHECKING:
     import onnx
@@ -21,6 +20,11 @@ if TYPE_CHECKING:
 # Ops a plain HarDNetSeg graph may contain after simplification; anything else means a TensorRT surprise.
 PLAIN_OPS = {"Conv", "Relu", "AveragePool", "Resize", "Concat", "Slice", "ReduceMean", "ReduceSum", "Div", "Add",
              "Mul", "Constant", "Shape", "Gather", "Unsqueeze", "Cast", "Split"}
+# What the in-graph pre-processing and decode add (all parsed by TensorRT 8.5+).
+FASTPATH_OPS = {"Transpose", "GridSample", "MaxPool", "Equal", "Where", "TopK", "Sigmoid", "Floor", "Sub",
+                "GatherElements", "Reshape", "Expand", "ConstantOfShape", "Squeeze", "Range", "Tile"}
+# Logit given to non-peaks before TopK: far below any real score, and finite so FP16 engines keep it.
+HEATMAP_FLOOR = -1e4
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ExportOptions:
     batch: int = 1
     dynamic_batch: bool = False
     simplify: bool = True
+    source_hw: tuple[int, int] | None = None  # --preprocess-in-graph for frames of this size
+    topk: int | None = None  # --decode-in-graph with K candidates
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -55,38 +61,54 @@ def parse_input_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def example_inputs(model: HarDNetSeg, batch: int, h: int, w: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """'1280x720' (W x H, as cameras are described) -> (W, H)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CtrtError(f"--source-size {text!r}: expected WxH such as 1280x720") from None
+    if min(w, h) <= 0:
+        raise CtrtError(f"--source-size {text!r}: expected WxH such as 1280x720")
+    return w, h
+
+
+def example_inputs(names: list[str], batch: int, h: int, w: int, source_hw: tuple[int, int] | None,
+                   seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    feeds = {"image": torch.randn(batch, 3, h, w, generator=gen)}
-    if model.config.pre_img:
-        feeds["pre_img"] = torch.randn(batch, 3, h, w, generator=gen)
-    if model.config.pre_hm:
-        feeds["pre_hm"] = torch.rand(batch, 1, h, w, generator=gen)
+    feeds = {}
+    for name in names:
+        if name in ("frame", "pre_frame"):
+            assert source_hw is not None
+            feeds[name] = torch.randint(0, 256, (batch, *source_hw, 3), generator=gen, dtype=torch.uint8)
+        elif name == "pre_hm":
+            feeds[name] = torch.rand(batch, 1, h, w, generator=gen)
+        else:
+            feeds[name] = torch.randn(batch, 3, h, w, generator=gen)
     return feeds
 
 
-def export_onnx(model: HarDNetSeg, meta: ArtifactMeta, options: ExportOptions, destination: Path) -> list[str]:
+def export_onnx(module: nn.Module, input_names: list[str], output_names: list[str], meta: ArtifactMeta,
+                options: ExportOptions, destination: Path) -> list[str]:
     """Write the ONNX to ``destination`` (the caller makes it atomic). Returns the op types in the graph."""
     import onnx
 
-    model.eval()
-    feeds = example_inputs(model, options.batch, options.input_h, options.input_w)
-    names = list(feeds)
-    outputs = list(model.config.heads)
-    dynamic = {n: {0: "batch"} for n in names + outputs} if options.dynamic_batch else None
+    module.eval()
+    feeds = example_inputs(input_names, options.batch, options.input_h, options.input_w, options.source_hw)
+    dynamic = {n: {0: "batch"} for n in input_names + output_names} if options.dynamic_batch else None
     buffer = io.BytesIO()
-    model.fp16_safe_context = True
+    seg = getattr(module, "model", module)  # the HarDNetSeg inside an InGraph wrapper
+    seg.fp16_safe_context = True
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about the int() sizes we make static on purpose
             # A file-like target is supported by the TorchScript exporter, though the annotation says path.
-            torch.onnx.export(model, tuple(feeds.values()), buffer, dynamo=False,  # type: ignore[arg-type]
-                              opset_version=options.opset, input_names=names, output_names=outputs,
+            torch.onnx.export(module, tuple(feeds.values()), buffer, dynamo=False,  # type: ignore[arg-type]
+                              opset_version=options.opset, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic, do_constant_folding=True)
     except Exception as exc:  # the exporter reports unsupported opsets and ops this way
         raise CtrtError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from None
     finally:
-        model.fp16_safe_context = False
+        seg.fp16_safe_context = False
     proto = onnx.load_from_string(buffer.getvalue())
     if options.simplify:
         proto = simplify(proto)

@@ -34,9 +34,13 @@ def sample_image(name: str = "astronaut") -> np.ndarray:
     return image
 
 
-def real_feed(inputs: list[str], batch: int, h: int, w: int) -> dict[str, np.ndarray]:
-    """A photo as the runtime would pre-process it, its shifted copy as pre_img and two boxes in pre_hm."""
+def real_feed(inputs: list[str], batch: int, h: int, w: int,
+              source_hw: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """A photo as the runtime would pre-process it, its shifted copy as pre_img and two boxes in pre_hm
+    (for in-graph pre-processing: the photo and its shifted copy as raw frames of ``source_hw``)."""
     frame = sample_image()
+    if source_hw is not None:
+        frame = cv2.resize(frame, (source_hw[1], source_hw[0]), interpolation=cv2.INTER_AREA)
     pre = Preprocessor(h, w)
     image = np.empty((3, h, w), np.float32)
     geometry = pre(frame, image)
@@ -47,15 +51,23 @@ def real_feed(inputs: list[str], batch: int, h: int, w: int) -> dict[str, np.nda
     fh, fw = frame.shape[:2]
     boxes = np.array([[0.3 * fw, 0.1 * fh, 0.7 * fw, 0.9 * fh], [0.05 * fw, 0.6 * fh, 0.25 * fw, 0.95 * fh]], np.float32)
     PreHeatmapRenderer(h, w).render(boxes, geometry.to_input, pre_hm)
-    tensors = {"image": image, "pre_img": pre_img, "pre_hm": pre_hm[None]}
+    tensors = {"image": image, "pre_img": pre_img, "pre_hm": pre_hm[None], "frame": frame, "pre_frame": shifted}
     return {name: np.repeat(tensors[name][None], batch, axis=0) for name in inputs}
 
 
-def random_feed(inputs: list[str], batch: int, h: int, w: int, seed: int = 0) -> dict[str, np.ndarray]:
+def random_feed(inputs: list[str], batch: int, h: int, w: int, source_hw: tuple[int, int] | None = None,
+                seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    shapes = {"image": (batch, 3, h, w), "pre_img": (batch, 3, h, w)}
-    return {name: (rng.random((batch, 1, h, w), dtype=np.float32) if name == "pre_hm"
-                   else rng.standard_normal(shapes[name], dtype=np.float32)) for name in inputs}
+    feed: dict[str, np.ndarray] = {}
+    for name in inputs:
+        if name in ("frame", "pre_frame"):
+            assert source_hw is not None
+            feed[name] = rng.integers(0, 256, (batch, *source_hw, 3), dtype=np.uint8)
+        elif name == "pre_hm":
+            feed[name] = rng.random((batch, 1, h, w), dtype=np.float32)
+        else:
+            feed[name] = rng.standard_normal((batch, 3, h, w), dtype=np.float32)
+    return feed
 
 
 def compare(reference: Backend, candidate: Backend, feeds: dict[str, dict[str, np.ndarray]],
@@ -70,5 +82,6 @@ def compare(reference: Backend, candidate: Backend, feeds: dict[str, dict[str, n
     return rows
 
 
-def standard_feeds(inputs: list[str], batch: int, h: int, w: int) -> dict[str, dict[str, np.ndarray]]:
-    return {"random": random_feed(inputs, batch, h, w), "photo": real_feed(inputs, batch, h, w)}
+def standard_feeds(inputs: list[str], batch: int, h: int, w: int,
+                   source_hw: tuple[int, int] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    return {"random": random_feed(inputs, batch, h, w, source_hw), "photo": real_feed(inputs, batch, h, w, source_hw)}

@@ -111,7 +111,6 @@ class Decoder:
         _, h, w = self.shape
         plane, rem = np.divmod(peaks, h * w)
         y, x = np.divmod(rem, w)
-        centres = np.stack([x, y], axis=1).astype(np.float32)
         wh = heads["wh"]
         if "reg" in heads:
             offset = heads["reg"][:, y, x].T
@@ -120,19 +119,39 @@ class Decoder:
         else:
             offset = np.full((len(peaks), 2), 0.5, np.float32)
         size = wh[:2, y, x].T
-        size = np.where(size < 0, np.float32(0), size)
-        with np.errstate(over="ignore", invalid="ignore"):
-            refined = centres + offset
-            corners = np.concatenate([refined - size / 2, refined + size / 2], axis=1)
-        tracking = heads["tracking"][:, y, x].T if "tracking" in heads else np.zeros_like(centres)
+        tracking = heads["tracking"][:, y, x].T if "tracking" in heads else np.zeros((len(peaks), 2), np.float32)
+        return assemble(scores, plane, x, y, offset, size, tracking, geometry)
 
-        n = len(peaks)
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite head values are dropped just below
-            mapped = transform_points(np.concatenate([centres, centres + tracking, corners.reshape(-1, 2)]),
-                                      geometry.output_to_frame)
+
+def assemble(scores: np.ndarray, classes: np.ndarray, x: np.ndarray, y: np.ndarray, offset: np.ndarray,
+             size: np.ndarray, tracking: np.ndarray, geometry: FrameGeometry) -> Detections:
+    """Peaks and their gathered head values (output-map units, 0-based classes) -> Detections in frame pixels."""
+    centres = np.stack([x, y], axis=1).astype(np.float32)
+    size = np.where(size < 0, np.float32(0), size)
+    n = len(scores)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite head values are dropped at the end
+        refined = centres + offset
+        corners = np.concatenate([refined - size / 2, refined + size / 2], axis=1)
+        mapped = transform_points(np.concatenate([centres, centres + tracking, corners.reshape(-1, 2)]),
+                                  geometry.output_to_frame)
         ct = mapped[:n]
         boxes = mapped[2 * n :].reshape(n, 4)
         offsets = mapped[n : 2 * n] - ct
-        finite = np.isfinite(boxes).all(1) & np.isfinite(offsets).all(1)
-        dets = Detections.create(boxes, scores, (plane + 1).astype(np.int32), ct, offsets)
-        return dets if finite.all() else dets[finite]
+    finite = np.isfinite(boxes).all(1) & np.isfinite(offsets).all(1)
+    dets = Detections.create(boxes, scores, (classes + 1).astype(np.int32), ct, offsets)
+    return dets if finite.all() else dets[finite]
+
+
+# Output names of a model exported with --decode-in-graph: K-sized tensors, highest score first.
+TOPK_OUTPUTS = ("scores", "classes", "xs", "ys", "offset", "size", "tracking")
+
+
+def decode_topk(outputs: dict[str, np.ndarray], geometry: FrameGeometry, threshold: float) -> Detections:
+    """Host side of the in-graph decode: threshold the K candidates and map them to the frame."""
+    scores = outputs["scores"]
+    keep = scores > threshold
+    if not keep.any():
+        return Detections.empty()
+    pick = {name: outputs[name][keep] for name in TOPK_OUTPUTS}
+    return assemble(pick["scores"], pick["classes"].astype(np.int64), pick["xs"], pick["ys"], pick["offset"],
+                    pick["size"], pick["tracking"], geometry)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import CtrtError
 from .backends.base import Backend
-from .decode import Decoder
+from .decode import Decoder, decode_topk
 from .detections import Detections
 from .prehm import PreHeatmapRenderer
 from .preprocess import DOWN_RATIO, Preprocessor
@@ -30,9 +30,14 @@ class TrackingPipeline:
         h, w = meta.input_size
         self.backend = backend
         self.inputs = meta.inputs
+        # Fast-path exports do the letterbox and/or the top-K inside the graph; the sidecar says which.
+        self.source_hw = tuple(meta.extra["source_size"]) if meta.extra.get("preprocess") == "graph" else None
+        self.decode_in_graph = meta.extra.get("decode") == "graph"
+        self._previous_frame: np.ndarray | None = None
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
         self.decoder = Decoder(meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, k, threshold)
+        self.threshold = threshold
         self.tracker = Tracker(tracker)
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
@@ -48,17 +53,30 @@ class TrackingPipeline:
     def __call__(self, frame: np.ndarray) -> Detections:
         clock = time.perf_counter
         t0 = clock()
-        geometry = self.preprocess(frame, self.image[0])
-        if self.frames == 0:
-            np.copyto(self.pre_img, self.image)  # the first frame is its own previous frame
+        if self.source_hw is None:
+            geometry = self.preprocess(frame, self.image[0])
+            if self.frames == 0:
+                np.copyto(self.pre_img, self.image)  # the first frame is its own previous frame
+        else:
+            if frame.shape[:2] != self.source_hw:
+                raise CtrtError(f"this model pre-processes {self.source_hw[1]}x{self.source_hw[0]} frames in its graph; "
+                                f"the source gives {frame.shape[1]}x{frame.shape[0]} (re-export with --source-size)")
+            geometry = self.preprocess.geometry_for(frame)
         t1 = clock()
         if "pre_hm" in self.inputs:
             self.renderer.render(self.tracker.pre_hm_boxes(), geometry.to_input, self.pre_hm[0, 0])
         t2 = clock()
-        tensors = {"image": self.image, "pre_img": self.pre_img, "pre_hm": self.pre_hm}
+        if self.source_hw is None:
+            tensors = {"image": self.image, "pre_img": self.pre_img, "pre_hm": self.pre_hm}
+        else:
+            current = frame[None]
+            previous = current if self._previous_frame is None else self._previous_frame
+            tensors = {"frame": current, "pre_frame": previous, "pre_hm": self.pre_hm}
+            self._previous_frame = current
         outputs = self.backend({name: tensors[name] for name in self.inputs})
         t3 = clock()
-        dets = self.decoder({name: value[0] for name, value in outputs.items()}, geometry)
+        heads = {name: value[0] for name, value in outputs.items()}
+        dets = decode_topk(heads, geometry, self.threshold) if self.decode_in_graph else self.decoder(heads, geometry)
         t4 = clock()
         tracks = self.tracker.step(dets)
         t5 = clock()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ...artifacts import ArtifactMeta, sha256_file
 from ...errors import CtrtError
@@ -22,12 +23,19 @@ def checkpoint_meta(model: HarDNetSeg, source: str, digest: str, input_hw: tuple
 
 
 class TorchBackend:
-    def __init__(self, model: HarDNetSeg, meta: ArtifactMeta, device: str = "auto") -> None:
+    """Runs a HarDNetSeg, or the export wrapper around it, on tensors fed in ``meta.inputs`` order."""
+
+    def __init__(self, model: nn.Module, meta: ArtifactMeta, device: str = "auto") -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
             raise CtrtError(f"--device {device}: PyTorch here supports cpu" + (" and cuda" if torch.cuda.is_available() else ""))
         self.device = torch.device(device)
+        if isinstance(model, HarDNetSeg):  # keyword inputs, so any subset of image/pre_img/pre_hm lines up
+            from ...export.fastpath import InGraph
+            from ...model.config import MEAN_BGR, STD_BGR
+
+            model = InGraph(model, meta.outputs, meta.inputs, meta.input_size, MEAN_BGR, STD_BGR, None, None)
         self.model = model.eval().to(self.device)
         self.meta = meta
         self.name = f"pytorch ({device})"
@@ -46,5 +54,5 @@ class TorchBackend:
 
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            outputs = self.model(**{name: torch.from_numpy(feed[name]).to(self.device) for name in self.meta.inputs})
+            outputs = self.model(*(torch.from_numpy(feed[name]).to(self.device) for name in self.meta.inputs))
         return {name: out.cpu().numpy() for name, out in zip(self.meta.outputs, outputs)}
