@@ -29,6 +29,7 @@ import numpy as np
 
 from . import __version__
 from .errors import CtrtError
+from .export.parity import random_feed
 from .runtime.backends.base import Backend
 from .runtime.pipeline import TrackingPipeline
 
@@ -103,10 +104,8 @@ def bare_feed(backend: Backend, batch: int) -> dict[str, np.ndarray]:
     meta = backend.meta
     if meta.batch not in (0, batch):
         raise CtrtError(f"--batch {batch}: this model has a fixed batch of {meta.batch} (export with --dynamic-batch)")
-    h, w = meta.input_size
-    rng = np.random.default_rng(0)
-    channels = {"image": 3, "pre_img": 3, "pre_hm": 1}
-    return {name: rng.standard_normal((batch, channels[name], h, w), dtype=np.float32) for name in meta.inputs}
+    source = meta.extra.get("source_size")
+    return random_feed(meta.inputs, batch, *meta.input_size, tuple(source) if source else None)
 
 
 def bench_bare(backend: Backend, settings: BenchSettings) -> dict[str, Any]:

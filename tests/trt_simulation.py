@@ -147,6 +147,10 @@ def make_cuda_runtime() -> types.ModuleType:
 class DataType(enum.Enum):
     FLOAT = "float32"
     HALF = "float16"
+    UINT8 = "uint8"
+
+
+ORT_TYPES = {"tensor(float)": DataType.FLOAT, "tensor(float16)": DataType.HALF, "tensor(uint8)": DataType.UINT8}
 
 
 class TensorIOMode(enum.Enum):
@@ -357,6 +361,7 @@ class Engine:
         self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
         self.io = [(i.name, TensorIOMode.INPUT, tuple(i.shape)) for i in self.session.get_inputs()]
         self.io += [(o.name, TensorIOMode.OUTPUT, tuple(o.shape)) for o in self.session.get_outputs()]
+        self.types = {v.name: ORT_TYPES[v.type] for v in self.session.get_inputs() + self.session.get_outputs()}
 
     @property
     def num_io_tensors(self) -> int:
@@ -375,7 +380,7 @@ class Engine:
         return self._entry(name)[2]
 
     def get_tensor_dtype(self, name: str) -> DataType:
-        return DataType.FLOAT
+        return self.types[name]
 
     def create_execution_context(self) -> ExecutionContext:
         return ExecutionContext(self)
@@ -394,7 +399,7 @@ class ExecutionContext:
 
     def _entry_size(self, name: str) -> int:
         shape = self.engine.get_tensor_shape(name)
-        return int(np.prod(shape)) * 4
+        return int(np.prod(shape)) * np.dtype(self.engine.types[name].value).itemsize
 
     def execute_async_v3(self, stream_handle: int) -> bool:
         rt = sys.modules["cuda.bindings.runtime"]
@@ -410,7 +415,7 @@ class ExecutionContext:
         snapshot = dict(self.addresses)
 
         def run() -> None:
-            feed = {name: np.frombuffer(bytes(state.device[snapshot[name]]), np.float32).reshape(shape)
+            feed = {name: np.frombuffer(bytes(state.device[snapshot[name]]), self.engine.types[name].value).reshape(shape)
                     for name, mode, shape in self.engine.io if mode == TensorIOMode.INPUT}
             outputs = self.engine.session.run(None, feed)
             for (name, mode, _), value in zip([e for e in self.engine.io if e[1] == TensorIOMode.OUTPUT], outputs):

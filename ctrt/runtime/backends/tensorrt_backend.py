@@ -1,8 +1,9 @@
 """TensorRT backend: name-based I/O, device buffers allocated once, page-locked host buffers, one stream.
 
-``pre_img`` never crosses the bus twice: when the array fed as ``pre_img`` is the one fed as ``image`` on the
-previous call (what ``TrackingPipeline`` does by swapping its buffers), the previous image's device buffer is used as
-``pre_img`` and the two device buffers swap roles. Callers that pass the same array must not have changed it.
+The previous frame never crosses the bus twice: when the array fed as ``pre_img`` (``pre_frame`` for in-graph
+pre-processing) is the one fed as ``image`` (``frame``) on the previous call, as ``TrackingPipeline`` does, the
+previous call's device buffer is used and the two device buffers swap roles. Callers that pass the same array must
+not have changed it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from ...artifacts import ArtifactMeta, read_meta
 from ...engines.tensorrt_import import require_tensorrt
 from ...errors import CtrtError
 from ..cuda_memory import CudaMemory, open_cuda
+
+# (current, previous) input pairs whose previous value is the current one of the call before.
+PAIRS = (("image", "pre_img"), ("frame", "pre_frame"))
 
 
 def check_compatible(meta: ArtifactMeta, path: Path, trt_version: str, gpu: str, capability: str) -> None:
@@ -67,8 +71,9 @@ class TensorRTBackend:
             self.host[name] = self.cuda.pinned(shape, dtype)
             self.device[name] = self.cuda.alloc(self.host[name].nbytes)
         # Two device slots for the current and previous image, swapped each call.
-        self._image_slots = [self.device["image"], self.cuda.alloc(self.host["image"].nbytes)] \
-            if "pre_img" in self.inputs else []
+        self._pair = next(((cur, prev) for cur, prev in PAIRS if cur in self.inputs and prev in self.inputs), None)
+        self._image_slots = [self.device[self._pair[0]], self.cuda.alloc(self.host[self._pair[0]].nbytes)] \
+            if self._pair else []
         self._slot = 0
         self._previous_image: np.ndarray | None = None
         for name in self.outputs:
@@ -83,10 +88,13 @@ class TensorRTBackend:
     def __exit__(self, *exc: object) -> None:
         self.cuda.close()
 
+    def _paired(self, name: str) -> bool:
+        return self._pair is not None and name in self._pair
+
     def run_on_device(self) -> None:
         """Execute on whatever inputs are on the device, with no copies (trtexec's --noDataTransfers)."""
         for name in self.inputs:
-            if name not in ("image", "pre_img") or not self._image_slots:
+            if not self._paired(name):
                 self.context.set_tensor_address(name, self.device[name])
         if not self.context.execute_async_v3(self.stream):
             raise CtrtError("TensorRT execution failed")
@@ -104,17 +112,18 @@ class TensorRTBackend:
         self.copies_to_device = 0
         start, uploaded, computed, done = self._events
         self.cuda.record(start, self.stream)
-        if self._image_slots:
+        if self._pair is not None:
+            now, before = self._pair
             current, previous = self._image_slots[self._slot], self._image_slots[1 - self._slot]
-            self._upload("image", feed["image"], current)
-            if feed["pre_img"] is not self._previous_image:
-                self._upload("pre_img", feed["pre_img"], previous)
-            self.context.set_tensor_address("image", current)
-            self.context.set_tensor_address("pre_img", previous)
-            self._previous_image = feed["image"]
+            self._upload(now, feed[now], current)
+            if feed[before] is not self._previous_image:
+                self._upload(before, feed[before], previous)
+            self.context.set_tensor_address(now, current)
+            self.context.set_tensor_address(before, previous)
+            self._previous_image = feed[now]
             self._slot = 1 - self._slot
         for name in self.inputs:
-            if name not in ("image", "pre_img") or not self._image_slots:
+            if not self._paired(name):
                 self._upload(name, feed[name], self.device[name])
                 self.context.set_tensor_address(name, self.device[name])
         self.cuda.record(uploaded, self.stream)
