@@ -403,6 +403,7 @@ def bench(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
     no_transfers: Annotated[bool, typer.Option(help="TensorRT bare loop without host<->device copies")] = False,
+    cuda_graph: Annotated[bool, typer.Option(help="TensorRT: replay the engine as a captured CUDA graph")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
 ) -> None:
@@ -430,7 +431,7 @@ def bench(
         raise CtrtError(f"no frames could be read from {spec}")
     results = []
     for path in models:
-        backend = open_backend(path, device, threads, hw)
+        backend = open_backend(path, device, threads, hw, cuda_graph=cuda_graph)
         with console.status(f"benchmarking {path.name} on {backend.name}"):
             results.append(bench_model(path, backend, loaded, settings))
     data = report(results, settings)

@@ -75,8 +75,39 @@ def test_bench_engine_reports_device_stages(monkeypatch, onnx_85, tmp_path):
     assert {"h2d", "compute", "d2h"} <= set(stages) and stages["compute"]["median"] > 0
 
 
+def test_cuda_graph_replays_one_graph_per_buffer_layout(monkeypatch, onnx_85, tmp_path):
+    import sys
+
+    from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from ctrt.runtime.backends.tensorrt_backend import TensorRTBackend
+
+    sim.install(monkeypatch, "10.3.0")
+    engine = tmp_path / "m.engine"
+    build_engine(onnx_85, engine, BuildOptions())
+    backend, reference = TensorRTBackend(engine, cuda_graph=True), OnnxRuntimeBackend(onnx_85, "cpu")
+    state = sys.modules["cuda.bindings.runtime"].state
+    rng = np.random.default_rng(2)
+    image, previous = np.zeros((2, 1, 3, 128, 160), np.float32)
+    for t in range(5):  # as TrackingPipeline does: write the new frame, feed, swap the two buffers
+        image[:] = rng.standard_normal(image.shape)
+        if t == 0:
+            previous[:] = image
+        feed = {"image": image, "pre_img": previous, "pre_hm": rng.random((1, 1, 128, 160), np.float32)}
+        expected = reference({k: v.copy() for k, v in feed.items()})
+        got = backend(feed)
+        assert all(np.array_equal(got[k], expected[k]) for k in expected)
+        image, previous = previous, image
+    # First call runs eagerly (TensorRT's lazy allocations); then one graph per image-slot layout, replayed.
+    assert state.graphs_captured == 2 and state.graph_launches == 4
+    out = tmp_path / "g.json"
+    result = invoke("bench", engine, "--cuda-graph", "--duration", "0.1", "--iterations", "2", "--frames", "2",
+                    "--json", out)
+    assert result.exit_code == 0, result.output
+
+
 def test_bench_rejects_impossible_settings(onnx_85):
     result = invoke("bench", onnx_85, "--batch", "2", "--duration", "0.1", "--iterations", "1", "--frames", "1")
     assert result.exit_code == 2 and "fixed batch of 1" in result.output
-    result = invoke("bench", onnx_85, "--no-transfers", "--duration", "0.1", "--iterations", "1", "--frames", "1")
-    assert result.exit_code == 2 and "TensorRT engines only" in result.output
+    for flag in ("--no-transfers", "--cuda-graph"):
+        result = invoke("bench", onnx_85, flag, "--duration", "0.1", "--iterations", "1", "--frames", "1")
+        assert result.exit_code == 2 and "TensorRT engines only" in result.output

@@ -38,6 +38,10 @@ class cudaError_t(enum.IntEnum):
     cudaErrorInvalidValue = 1
 
 
+class cudaStreamCaptureMode(enum.IntEnum):
+    cudaStreamCaptureModeGlobal = 0
+
+
 class cudaMemcpyKind(enum.IntEnum):
     cudaMemcpyHostToDevice = 1
     cudaMemcpyDeviceToHost = 2
@@ -58,6 +62,8 @@ class CudaState:
     next_ptr: int = 0x7F00_0000_0000
     bytes_to_device: int = 0
     bytes_to_host: int = 0
+    graphs_captured: int = 0
+    graph_launches: int = 0
     props: DeviceProps = field(default_factory=DeviceProps)
 
 
@@ -66,6 +72,30 @@ def make_cuda_runtime() -> types.ModuleType:
     state = CudaState()
     ok = cudaError_t.cudaSuccess
     rt.cudaError_t, rt.cudaMemcpyKind, rt.state = cudaError_t, cudaMemcpyKind, state
+    rt.cudaStreamCaptureMode = cudaStreamCaptureMode
+    pending: dict[int, list] = {}
+
+    def begin_capture(stream, mode):
+        # Work enqueued before the capture stays pending and runs as usual; new work is recorded instead.
+        if stream in pending:
+            raise SimulationError("stream is already capturing")
+        pending[stream], state.queues[stream] = state.queues[stream], []
+        return (ok,)
+
+    def end_capture(stream):
+        graph, state.queues[stream] = state.queues[stream], pending.pop(stream)
+        state.graphs_captured += 1
+        return ok, graph
+
+    def launch(graph, stream):
+        state.queues[stream].extend(graph)
+        state.graph_launches += 1
+        return (ok,)
+
+    rt.cudaStreamBeginCapture = begin_capture
+    rt.cudaStreamEndCapture = end_capture
+    rt.cudaGraphInstantiate = lambda graph, flags: (ok, tuple(graph))
+    rt.cudaGraphLaunch = launch
 
     def malloc(nbytes):
         ptr = state.next_ptr
@@ -106,6 +136,8 @@ def make_cuda_runtime() -> types.ModuleType:
         return ok, handle
 
     def synchronize(stream):
+        if stream in pending:
+            raise SimulationError("cudaStreamSynchronize during capture is illegal")
         for op in state.queues[stream]:
             op()
         state.queues[stream].clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 from types import ModuleType
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +38,10 @@ class CudaMemory(Protocol):
     def record(self, event: Any, stream: int) -> None: ...
 
     def elapsed_ms(self, start: Any, end: Any) -> float: ...
+
+    def capture(self, stream: int, work: Callable[[], None]) -> Any: ...
+
+    def launch(self, graph: Any, stream: int) -> None: ...
 
     def device(self) -> tuple[str, str]: ...
 
@@ -109,6 +114,17 @@ class CudaPythonMemory:
     def elapsed_ms(self, start: Any, end: Any) -> float:
         return float(self._check(self.rt.cudaEventElapsedTime(start, end), "cudaEventElapsedTime"))
 
+    def capture(self, stream: int, work: Callable[[], None]) -> Any:
+        """Record what ``work`` enqueues on ``stream`` as an executable CUDA graph."""
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+        self._check(self.rt.cudaStreamBeginCapture(stream, mode), "cudaStreamBeginCapture")
+        work()
+        graph = self._check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
+        return self._check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+
+    def launch(self, graph: Any, stream: int) -> None:
+        self._check(self.rt.cudaGraphLaunch(graph, stream), "cudaGraphLaunch")
+
     def device(self) -> tuple[str, str]:
         props = self._check(self.rt.cudaGetDeviceProperties(0), "cudaGetDeviceProperties")
         name = props.name.decode(errors="replace").rstrip("\0") if isinstance(props.name, bytes) else str(props.name)
@@ -169,6 +185,12 @@ class PyCudaMemory:
 
     def elapsed_ms(self, start: Any, end: Any) -> float:
         return float(end.time_since(start))
+
+    def capture(self, stream: int, work: Callable[[], None]) -> Any:
+        raise CtrtError("--cuda-graph needs cuda-python (pip install 'ctrt[trt]'); pycuda has no stream capture")
+
+    def launch(self, graph: Any, stream: int) -> None:
+        raise CtrtError("--cuda-graph needs cuda-python")
 
     def device(self) -> tuple[str, str]:
         dev = self.cuda.Device(0)

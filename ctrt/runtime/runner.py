@@ -19,11 +19,13 @@ ENGINE_SUFFIXES = {".engine", ".plan", ".trt"}
 
 
 def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: tuple[int, int] = (512, 512),
-                 allow_partial: bool = False) -> Backend:
+                 allow_partial: bool = False, cuda_graph: bool = False) -> Backend:
     """The backend for a model file, chosen by its type: .onnx ONNX Runtime, .engine TensorRT, .pth PyTorch."""
     if not path.exists():
         raise CtrtError(f"model not found: {path}")
     suffix = path.suffix.lower()
+    if cuda_graph and suffix not in ENGINE_SUFFIXES:
+        raise CtrtError("--cuda-graph applies to TensorRT engines only")
     if suffix == ".onnx":
         from .backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -35,7 +37,7 @@ def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: t
     if suffix in ENGINE_SUFFIXES:
         from .backends.tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(path)
+        return TensorRTBackend(path, cuda_graph=cuda_graph)
     raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt run takes .onnx, .engine or .pth")
 
 

@@ -9,6 +9,7 @@ not have changed it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 import numpy as np
 
 from ...artifacts import ArtifactMeta, read_meta
@@ -36,7 +37,8 @@ def check_compatible(meta: ArtifactMeta, path: Path, trt_version: str, gpu: str,
 
 
 class TensorRTBackend:
-    def __init__(self, path: Path, cuda: CudaMemory | None = None, verbose: bool = False) -> None:
+    def __init__(self, path: Path, cuda: CudaMemory | None = None, verbose: bool = False,
+                 cuda_graph: bool = False) -> None:
         if not path.is_file():
             raise CtrtError(f"engine not found: {path}")
         require_tensorrt()
@@ -79,6 +81,10 @@ class TensorRTBackend:
         for name in self.outputs:
             self.context.set_tensor_address(name, self.device[name])
         self.copies_to_device = 0  # bytes copied host -> device by the last call
+        # CUDA graphs of execute_async_v3, one per tensor-address layout (the image slots alternate).
+        self.cuda_graph = cuda_graph
+        self._graphs: dict[tuple[int, ...], Any] = {}
+        self._executed = False
         self._events = [self.cuda.event() for _ in range(4)]
         self.last_ms: dict[str, float] = {}  # device-side times of the last call (CUDA events)
 
@@ -91,13 +97,27 @@ class TensorRTBackend:
     def _paired(self, name: str) -> bool:
         return self._pair is not None and name in self._pair
 
+    def _execute(self, layout: tuple[int, ...]) -> None:
+        """Enqueue the engine; with CUDA graphs, replay the graph captured for this address layout."""
+        def enqueue() -> None:
+            if not self.context.execute_async_v3(self.stream):
+                raise CtrtError("TensorRT execution failed")
+
+        # TensorRT allocates lazily on the first execution, which must not happen inside a capture.
+        if not self.cuda_graph or not self._executed:
+            enqueue()
+            self._executed = True
+            return
+        if layout not in self._graphs:
+            self._graphs[layout] = self.cuda.capture(self.stream, enqueue)
+        self.cuda.launch(self._graphs[layout], self.stream)
+
     def run_on_device(self) -> None:
         """Execute on whatever inputs are on the device, with no copies (trtexec's --noDataTransfers)."""
         for name in self.inputs:
             if not self._paired(name):
                 self.context.set_tensor_address(name, self.device[name])
-        if not self.context.execute_async_v3(self.stream):
-            raise CtrtError("TensorRT execution failed")
+        self._execute((self._slot,))
         self.cuda.synchronize(self.stream)
 
     def _upload(self, name: str, array: np.ndarray, address: int) -> None:
@@ -127,8 +147,7 @@ class TensorRTBackend:
                 self._upload(name, feed[name], self.device[name])
                 self.context.set_tensor_address(name, self.device[name])
         self.cuda.record(uploaded, self.stream)
-        if not self.context.execute_async_v3(self.stream):
-            raise CtrtError("TensorRT execution failed")
+        self._execute((self._slot,))
         self.cuda.record(computed, self.stream)
         for name in self.outputs:
             self.cuda.to_host(self.host[name], self.device[name], self.stream)
