@@ -29,28 +29,15 @@ class Result:
     detail: str
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU, with boxes equal to within half a pixel counted as 1 (random weights give zero-area boxes)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    iou = inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-    same = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 0.5
-    return np.where(same, 1.0, iou)
-
-
 def track_agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
     """Share of boxes, over all frames, that have a counterpart with IoU >= 0.5 (greedy, one to one)."""
+    from .calibration.accuracy import greedy_matches, iou_matrix
+
     matched = total = 0
     for a, b in zip(reference, candidate):
         total += max(len(a), len(b))
         if len(a) and len(b):
-            iou = _overlap(a, b)
-            while iou.size and iou.max() >= 0.5:
-                i, j = np.unravel_index(iou.argmax(), iou.shape)
-                matched += 1
-                iou[i, :], iou[:, j] = -1, -1
+            matched += len(greedy_matches(iou_matrix(a, b)))
     return matched / total if total else 1.0
 
 

@@ -50,12 +50,27 @@ def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of xyxy boxes; boxes equal to within half a pixel count as 1, so zero-area boxes (which untrained
+    weights produce: negative widths are clamped to 0) can match themselves."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    same = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 0.5
+    return np.where(same, 1.0, iou)
+
+
+def greedy_matches(iou: np.ndarray, threshold: float = MATCH_IOU) -> list[tuple[int, int]]:
+    """One-to-one pairs, best overlap first, down to ``threshold``."""
+    iou = iou.copy()
+    pairs = []
+    while iou.size and iou.max() >= threshold:
+        i, j = np.unravel_index(iou.argmax(), iou.shape)
+        pairs.append((int(i), int(j)))
+        iou[i, :], iou[:, j] = -1, -1
+    return pairs
 
 
 def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: list[Path],
@@ -82,11 +97,9 @@ def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: lis
         if len(a) and len(b):
             iou = iou_matrix(a.boxes, b.boxes)
             iou[a.classes[:, None] != b.classes[None, :]] = 0
-            while iou.size and iou.max() >= MATCH_IOU:
-                i, j = np.unravel_index(iou.argmax(), iou.shape)
+            for i, j in greedy_matches(iou):
                 matched += 1
                 score_diffs.append(float(b.scores[j] - a.scores[i]))
-                iou[i, :], iou[:, j] = 0, 0
     heads = []
     for head, pairs in noise.items():
         ref = np.concatenate([p[0].ravel() for p in pairs])

@@ -44,12 +44,30 @@ def context_nodes(graph: onnx.GraphProto, reductions: tuple[str, ...]) -> set[st
     return names
 
 
+def context_readers(graph: onnx.GraphProto, context: set[str]) -> set[str]:
+    """Concats that carry the context's tiny quotients next to O(1) features, and every layer reading them.
+
+    One per-tensor INT8 scale for such a tensor rounds the quotients to zero, so its readers must not be INT8.
+    Followed through Concat/Slice (which pass channels on unchanged) but not past a Conv (which mixes them).
+    """
+    produced = {out for node in graph.node if node.name in context for out in node.output}
+    names: set[str] = set()
+    for node in graph.node:  # topological order: a Concat's inputs are known before it
+        if produced & set(node.input):
+            names.add(node.name)
+            if node.op_type in ("Concat", "Slice", "Split"):
+                produced.update(node.output)
+    return names
+
+
 def fp32_layer_names(model: onnx.ModelProto, include_context: bool = False) -> set[str]:
     """Layers kept out of reduced precision: the heatmap head; the original Sum-to-1 (its sum overflows FP16);
     with ``include_context`` (INT8) the FP16-safe form too, whose tiny quotients INT8 cannot represent."""
     graph = model.graph
     outputs = {o.name for o in graph.output}
     names = context_nodes(graph, ("ReduceSum", "ReduceMean") if include_context else ("ReduceSum",))
+    if include_context:
+        names |= context_readers(graph, names)
     for output in FP32_OUTPUTS:
         if output in outputs:
             names |= exclusive_head_nodes(graph, output)
