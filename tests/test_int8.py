@@ -112,11 +112,11 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 100
     zero_points = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("zero_point")]
     assert zero_points and all(not z.any() for z in zero_points)  # symmetric, as TensorRT requires
-    hm_convs = [n for n in model.graph.node if n.name in ("/hm/hm.0/Conv", "/hm/hm.2/Conv")]
+    hm_convs = [n for n in model.graph.node if n.name in ("/model/hm/hm.0/Conv", "/model/hm/hm.2/Conv")]
     produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     # The heatmap head keeps float weights (its input, shared with the other heads, is quantized for them).
     assert len(hm_convs) == 2 and not any(n.input[1] in produced_by_dq for n in hm_convs)
-    reg_conv = next(n for n in model.graph.node if n.name == "/reg/reg.0/Conv")
+    reg_conv = next(n for n in model.graph.node if n.name == "/model/reg/reg.0/Conv")
     assert reg_conv.input[1] in produced_by_dq
     meta = read_meta(out)
     assert meta.precision == "int8" and meta.extra["calibration_images"] == 6
@@ -156,7 +156,7 @@ def test_tensorrt_int8_calibrates_caches_and_reuses(monkeypatch, onnx_85, coco_d
     assert first.exit_code == 0, first.output
     header = sim_header(tmp_path / "a.engine")
     assert header["int8"] and header["fp16"] and header["calibration"].startswith("TRT-1030-ENTROPY_CALIBRATION_2")
-    assert {"/hm/hm.0/Conv", "/hm/hm.2/Conv"} <= set(header["fp32_layers"]) and len(header["fp32_layers"]) > 3
+    assert {"/model/hm/hm.0/Conv", "/model/hm/hm.2/Conv"} <= set(header["fp32_layers"]) and len(header["fp32_layers"]) > 3
     caches = list((tmp_path / "calibration").glob("*.cache"))
     assert len(caches) == 1 and "INT8 engine vs FP32" in first.output and "held-out" in first.output
     assert (tmp_path / "a.engine.accuracy.json").is_file()

@@ -96,8 +96,8 @@ def test_bad_sources_fail_with_one_line(onnx_85, video, tmp_path, source, messag
 
 
 def test_bad_models_fail_with_one_line(tmp_path, video):
-    (tmp_path / "model.engine").write_bytes(b"\0")
-    for model, message in ((tmp_path / "none.onnx", "model not found"), (tmp_path / "model.engine", "unsupported")):
+    (tmp_path / "model.tflite").write_bytes(b"\0")
+    for model, message in ((tmp_path / "none.onnx", "model not found"), (tmp_path / "model.tflite", "unsupported")):
         result = invoke("run", model, "--source", video)
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 

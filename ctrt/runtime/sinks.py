@@ -7,7 +7,9 @@ on every exit path, so an interrupted run still leaves complete, readable output
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
+from collections.abc import Iterable
 from typing import IO, Protocol
 
 import cv2
@@ -23,44 +25,43 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def _open_text(path: Path) -> IO[str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("w", buffering=1)  # line-buffered: every frame reaches the disk
-
-
-class MotSink:
-    """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for tracks matched this frame."""
+class TextSink(ABC):
+    """A text file opened at the first frame and line-buffered, so every frame reaches the disk."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
 
+    @abstractmethod
+    def lines(self, index: int, tracks: Detections) -> Iterable[str]:
+        """The text this frame adds."""
+
     def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
         if self._file is None:
-            self._file = _open_text(self.path)
-        shown = tracks[tracks.active > 0]
-        x1, y1, x2, y2 = shown.boxes.T
-        rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
-        self._file.writelines(
-            f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
-            for tid, (x, y, w, h, s) in zip(shown.ids.tolist(), rows.tolist())
-        )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", buffering=1)
+        self._file.writelines(self.lines(index, tracks))
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
 
 
-class JsonLinesSink:
+class MotSink(TextSink):
+    """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for tracks matched this frame."""
+
+    def lines(self, index: int, tracks: Detections) -> Iterable[str]:
+        shown = tracks[tracks.active > 0]
+        x1, y1, x2, y2 = shown.boxes.T
+        rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
+        return (f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
+                for tid, (x, y, w, h, s) in zip(shown.ids.tolist(), rows.tolist()))
+
+
+class JsonLinesSink(TextSink):
     """One JSON object per frame: ``{"frame": n, "results": [CenterTrack result dicts]}``."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
-        if self._file is None:
-            self._file = _open_text(self.path)
+    def lines(self, index: int, tracks: Detections) -> Iterable[str]:
         results = [
             {"score": s, "class": c, "ct": ct, "tracking": tr, "bbox": box, "tracking_id": tid, "age": age,
              "active": act}
@@ -68,11 +69,7 @@ class JsonLinesSink:
                 tracks.scores.tolist(), tracks.classes.tolist(), tracks.centers.tolist(), tracks.tracking.tolist(),
                 tracks.boxes.tolist(), tracks.ids.tolist(), tracks.ages.tolist(), tracks.active.tolist())
         ]
-        self._file.write(json.dumps({"frame": index + 1, "results": results}) + "\n")
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        return [json.dumps({"frame": index + 1, "results": results}) + "\n"]
 
 
 def fourcc_for(path: Path) -> int:
