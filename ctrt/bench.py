@@ -9,6 +9,7 @@ JSON schema (``"schema": 1``)::
 
     {"schema": 1, "ctrt_version": str, "settings": {...},
      "models": [{"model": str, "backend": str, "precision": str, "input_size": [H, W], "peak_rss_mb": float,
+                 "device_memory_mb": float | null (TensorRT: I/O buffers + engine activations),
                  "pipeline": {"frames": int, "stages": {stage: STATS}, "end_to_end": STATS, "fps": float,
                               "end_to_end_samples_ms": [float]},
                  "bare": {"batch": int, "latency": STATS, "throughput_fps": float}}]}
@@ -124,9 +125,11 @@ def bench_model(path: Path, backend: Backend, frames: list[np.ndarray], settings
     with backend:
         pipeline = bench_pipeline(backend, frames, settings)
         bare = bench_bare(backend, settings)
+    device_bytes = getattr(backend, "device_bytes", None)
     return {"model": str(path), "backend": backend.name, "precision": backend.meta.precision,
             "input_size": list(backend.meta.input_size), "pipeline": pipeline, "bare": bare,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "device_memory_mb": None if device_bytes is None else device_bytes / 2**20}
 
 
 def report(results: list[dict[str, Any]], settings: BenchSettings) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def export(
     dynamic_batch: Annotated[bool, typer.Option(help="make the batch dimension dynamic")] = False,
     simplify: Annotated[bool, typer.Option(help="run onnx-simplifier")] = True,
     check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch after export")] = True,
-    atol: Annotated[float, typer.Option(help="largest allowed max-abs difference per output")] = 1e-4,
+    atol: Annotated[Optional[float], typer.Option(help="largest allowed max-abs difference per output (default 1e-4, FP16 5e-2)")] = None,
+    fp16: Annotated[bool, typer.Option(help="FP16 ONNX (FP32 I/O and heatmap head), what TensorRT 11 builds as FP16")] = False,
     random_init: Annotated[bool, typer.Option(help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
     arch: Annotated[str, typer.Option(help="architecture for --random-init")] = "hardnet_85",
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
@@ -76,6 +77,7 @@ def export(
     """Checkpoint -> simplified ONNX, checked against PyTorch, with a metadata sidecar."""
     from .export.exporter import default_output, run_export, source_model
     from .export.onnx_export import ExportOptions, parse_frame_size, parse_input_size
+    from .export.parity import DEFAULT_ATOL, FP16_ATOL
 
     if (checkpoint is None) == (not random_init):
         raise CtrtError("give a CHECKPOINT, or --random-init for seeded random weights")
@@ -90,14 +92,16 @@ def export(
         raise CtrtError("--source-size only applies with --preprocess-in-graph")
     with console.status("loading model"):
         model, source, digest, random_weights = source_model(checkpoint, arch, allow_partial)
-    stem = checkpoint.stem if checkpoint else f"{arch}_random"
+    stem = (checkpoint.stem if checkpoint else f"{arch}_random") + ("_fp16" if fp16 else "")
     output = output or default_output(stem, h, w)
-    options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None)
+    options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None,
+                            fp16)
+    atol = atol if atol is not None else FP16_ATOL if fp16 else DEFAULT_ATOL
     with console.status(f"exporting {model.config.name} at {h}x{w} (opset {opset}), simplifying, checking"):
         result = run_export(model, source, digest, random_weights, output, options, check, atol)
 
     if result.parity:
-        table = Table(title=f"ONNX Runtime (CPU) vs PyTorch, tolerance {atol:g} max abs")
+        table = Table(title=f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} max abs")
         for column in ("input", "output", "max abs", "max abs / max |ref|", ""):
             table.add_column(column, justify="right" if column.startswith("max") else "left")
         for row in result.parity:
@@ -455,6 +459,9 @@ def bench(
                                                  for r in results])
     table.add_row("bare throughput FPS", *[f"{r['bare']['throughput_fps']:.2f}" for r in results])
     table.add_row("peak RSS MB", *[f"{r['peak_rss_mb']:.0f}" for r in results])
+    if any(r["device_memory_mb"] is not None for r in results):
+        table.add_row("device memory MB", *["-" if r["device_memory_mb"] is None else f"{r['device_memory_mb']:.1f}"
+                                            for r in results])
     console.print(table)
     if json_out:
         write_text_atomic(json_out, json.dumps(data, indent=2))

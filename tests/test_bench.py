@@ -51,7 +51,9 @@ def test_bench_cli_json_and_plot(onnx_85, tmp_path):
     data = json.loads(out.read_text())
     assert data["schema"] == 1 and len(data["models"]) == 2
     model = data["models"][0]
-    assert set(model) == {"model", "backend", "precision", "input_size", "pipeline", "bare", "peak_rss_mb"}
+    assert set(model) == {"model", "backend", "precision", "input_size", "pipeline", "bare", "peak_rss_mb",
+                          "device_memory_mb"}
+    assert model["device_memory_mb"] is None  # ONNX Runtime on the CPU
     pipeline = model["pipeline"]
     assert set(pipeline["stages"]) == {"preprocess", "pre_hm", "infer", "decode", "track"}
     for stats in list(pipeline["stages"].values()) + [pipeline["end_to_end"], model["bare"]["latency"]]:
@@ -71,8 +73,12 @@ def test_bench_engine_reports_device_stages(monkeypatch, onnx_85, tmp_path):
     result = invoke("bench", engine, "--duration", "0.1", "--iterations", "2", "--frames", "2", "--no-transfers",
                     "--json", out)
     assert result.exit_code == 0, result.output
-    stages = json.loads(out.read_text())["models"][0]["pipeline"]["stages"]
+    model = json.loads(out.read_text())["models"][0]
+    stages = model["pipeline"]["stages"]
     assert {"h2d", "compute", "d2h"} <= set(stages) and stages["compute"]["median"] > 0
+    # image x2 (swap slots) + pre_img + pre_hm + outputs, in float32 (the simulation has no activation memory)
+    io_bytes = 4 * (3 * 3 * 128 * 160 + 128 * 160 + 86 * 32 * 40)
+    assert model["device_memory_mb"] == io_bytes / 2**20 and "device memory MB" in result.output
 
 
 def test_cuda_graph_replays_one_graph_per_buffer_layout(monkeypatch, onnx_85, tmp_path):

@@ -151,3 +151,13 @@ def test_tensorrt_keeps_the_previous_raw_frame_on_the_device(monkeypatch, fast_m
         # 230 KB of uint8 frame per call instead of 2 x 245 KB of float tensors; the previous frame is reused.
         assert state.bytes_to_device - before == frame.nbytes * (2 if t == 0 else 1) + pre_hm.nbytes
         previous = frame
+
+
+def test_peak_ties_are_judged_on_the_reference_heatmap():
+    from ctrt.export.parity import undecided_peak
+
+    hm = np.zeros((2, 5, 6), np.float32)
+    hm[0, 2, 1:5] = [3.9539, 3.9527895, 3.952789, 3.95]  # a near-flat ridge: (2, 2) vs (2, 3) differ by 5e-7
+    hm[1, 2, 2] = 1.0  # a clear peak
+    assert undecided_peak(hm, np.array([0, 2, 3])) and undecided_peak(hm, np.array([0, 2, 2]))
+    assert not undecided_peak(hm, np.array([0, 2, 1])) and not undecided_peak(hm, np.array([1, 2, 2]))

@@ -66,8 +66,44 @@ def test_fp16_keeps_exactly_the_heatmap_head_in_fp32(monkeypatch, onnx_85, tmp_p
 def test_tensorrt11_refuses_fp16_flag_on_fp32_onnx(monkeypatch, onnx_85, tmp_path):
     sim.install(monkeypatch, "11.4.1")
     result = invoke("build", onnx_85, "--fp16", "-o", tmp_path / "x.engine")
-    assert result.exit_code == 2 and "TensorRT 11 has no FP16 builder flag" in result.output
+    assert result.exit_code == 2 and "Export an FP16 model (ctrt export ... --fp16)" in result.output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def fp16_onnx(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fp16") / "h68_fp16.onnx"
+    result = invoke("export", "--random-init", "--arch", "hardnet_68", "--input-size", "128x160", "--fp16", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "vs PyTorch FP32, tolerance 0.05" in result.output
+    return out
+
+
+def test_fp16_export_keeps_io_heatmap_head_and_context_in_fp32(fp16_onnx):
+    import onnx
+
+    model = onnx.load(str(fp16_onnx))
+    types = {i.name: i.data_type for i in model.graph.initializer}
+    half = sum(t == onnx.TensorProto.FLOAT16 for t in types.values())
+    assert half > 100 and read_meta(fp16_onnx).precision == "fp16"
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+               for v in list(model.graph.input) + list(model.graph.output))
+    hm_convs = [n for n in model.graph.node if n.op_type == "Conv" and "/hm/" in n.name]
+    assert len(hm_convs) == 2 and all(types[n.input[1]] == onnx.TensorProto.FLOAT for n in hm_convs)
+    means = [n for n in model.graph.node if n.op_type == "ReduceMean"]
+    producers = {o: n for n in model.graph.node for o in n.output}
+    assert len(means) == 4 and all(producers[n.input[0]].op_type == "Cast" for n in means)  # reduced in FP32
+
+
+@pytest.mark.parametrize("version, flags, fp16_flag", [("8.5.2", 1, True), ("10.3.0", 2, False), ("11.4.1", 0, False)])
+def test_fp16_onnx_builds_strongly_typed_where_it_can(monkeypatch, fp16_onnx, tmp_path, version, flags, fp16_flag):
+    sim.install(monkeypatch, version)
+    engine = tmp_path / "h.engine"
+    result = invoke("build", fp16_onnx, "-o", engine)
+    assert result.exit_code == 0, result.output
+    header = plan_header(engine)
+    # 8.5: explicit batch + the FP16 flag (weakly typed); 10: STRONGLY_TYPED; 11: strongly typed by default.
+    assert header["flags"] == flags and header["fp16"] == fp16_flag and read_meta(engine).precision == "fp16"
 
 
 def test_timing_cache_is_read_and_written_back(monkeypatch, onnx_85, tmp_path):

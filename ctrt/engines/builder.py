@@ -98,8 +98,8 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
         raise CtrtError(f"{onnx_path} is not a readable ONNX file: {str(exc).splitlines()[0]}") from None
     half_onnx = onnx_is_half(model)
     if options.fp16 and major >= 11 and not half_onnx:
-        raise CtrtError("TensorRT 11 has no FP16 builder flag: precision must come from the ONNX (FP16 weights or "
-                        "Q/DQ nodes), and this ONNX is FP32; build without --fp16 for an FP32 engine")
+        raise CtrtError("TensorRT 11 has no FP16 builder flag: precision comes from the ONNX. Export an FP16 model "
+                        "(ctrt export ... --fp16) and build that without --fp16")
     quantized = is_quantized(model)
     if options.int8 and not quantized and major >= 11:
         raise CtrtError("TensorRT 11 has no implicit INT8 calibration: make a Q/DQ model with ctrt quantize "
@@ -131,6 +131,8 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
                                            report)
         config.set_flag(trt.BuilderFlag.INT8)
         config.int8_calibrator = trt_calibration.calibrator
+    if half_onnx and major < 10:
+        config.set_flag(trt.BuilderFlag.FP16)  # weakly typed TensorRT would otherwise run FP16 weights in FP32
     if (options.fp16 or (options.int8 and not quantized)) and not half_onnx:
         config.set_flag(trt.BuilderFlag.FP16)  # INT8 builds run what stays out of INT8 in FP16
         keep = fp32_layer_names(model, include_context=options.int8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,10 +49,17 @@ def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool
                options: ExportOptions, check: bool = True, atol: float = DEFAULT_ATOL) -> ExportResult:
     start = time.perf_counter()
     config = model.config
-    module = InGraph(model, list(config.heads), config.inputs, (options.input_h, options.input_w), MEAN_BGR, STD_BGR,
-                     options.source_hw, options.topk)
+
+    def wrap(seg: HarDNetSeg, half: bool) -> InGraph:
+        return InGraph(seg, list(config.heads), config.inputs, (options.input_h, options.input_w), MEAN_BGR, STD_BGR,
+                       options.source_hw, options.topk, half)
+
+    # The FP16 export converts a copy; the check compares it with the FP32 model it came from.
+    module = wrap(copy.deepcopy(model), True) if options.half else wrap(model, False)
+    reference = wrap(model, False) if options.half else module
     meta = checkpoint_meta(model, source, digest, (options.input_h, options.input_w), random_weights)
     meta = replace(meta, kind="onnx", batch=0 if options.dynamic_batch else options.batch,
+                   precision="fp16" if options.half else "fp32",
                    inputs=module.input_names, outputs=module.output_names,
                    extra={"opset": options.opset, "simplified": options.simplify,
                           "preprocess": "graph" if options.source_hw else "cpu",
@@ -67,9 +75,14 @@ def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool
         if check:
             onnx_backend = OnnxRuntimeBackend(tmp, device="cpu", meta=meta)
             batch = 1 if options.dynamic_batch else options.batch
-            rows = compare(TorchBackend(module, meta, device="cpu"), onnx_backend,
+            heads = None
+            if options.topk:  # the same reference model without the decode, for judging peak ties
+                plain = InGraph(model, list(config.heads), config.inputs, (options.input_h, options.input_w), MEAN_BGR,
+                                STD_BGR, options.source_hw, None)
+                heads = TorchBackend(plain, replace(meta, outputs=list(config.heads)), device="cpu")
+            rows = compare(TorchBackend(reference, meta, device="cpu"), onnx_backend,
                            standard_feeds(meta.inputs, batch, options.input_h, options.input_w, options.source_hw),
-                           atol)
+                           atol, heads)
             bad = [r for r in rows if not r.ok]
             if bad:
                 worst = max(bad, key=lambda r: r.max_abs)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.seg import HarDNetSeg
 from ..runtime.decode import TOPK_OUTPUTS
 from ..runtime.preprocess import FrameGeometry
 from .onnx_export import HEATMAP_FLOOR
@@ -41,9 +42,16 @@ class InGraph(nn.Module):
 
     def __init__(self, model: nn.Module, heads: list[str], model_inputs: list[str], input_hw: tuple[int, int],
                  mean: tuple[float, ...], std: tuple[float, ...], source_hw: tuple[int, int] | None,
-                 topk: int | None) -> None:
+                 topk: int | None, half: bool = False) -> None:
         super().__init__()
         self.model, self.heads, self.model_inputs, self.topk = model, heads, model_inputs, topk
+        self.fp16 = half
+        if half:  # FP16 body for TensorRT 11's strongly typed builds; I/O, heatmap head and context stay FP32
+            assert isinstance(model, HarDNetSeg)
+            model.half()
+            if "hm" in heads:
+                model.get_submodule("hm").float()
+                model.float_heads = {"hm"}
         self.preprocess = source_hw is not None
         if source_hw is not None:
             self.register_buffer("grid", torch.from_numpy(letterbox_grid(source_hw, input_hw)))
@@ -94,6 +102,7 @@ class InGraph(nn.Module):
         feed = {}
         for model_name, name in zip(self.model_inputs, self.input_names):
             value = named[name]
-            feed[model_name] = self._letterbox(value) if name in ("frame", "pre_frame") else value
-        outputs = dict(zip(self.heads, self.model(**feed)))
+            value = self._letterbox(value) if name in ("frame", "pre_frame") else value
+            feed[model_name] = value.half() if self.fp16 else value
+        outputs = dict(zip(self.heads, (o.float() for o in self.model(**feed)) if self.fp16 else self.model(**feed)))
         return self._decode(outputs) if self.topk else [outputs[h] for h in self.heads]

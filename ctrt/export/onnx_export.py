@@ -37,6 +37,7 @@ class ExportOptions:
     simplify: bool = True
     source_hw: tuple[int, int] | None = None  # --preprocess-in-graph for frames of this size
     topk: int | None = None  # --decode-in-graph with K candidates
+    half: bool = False  # --fp16: FP16 weights and activations, FP32 I/O, heatmap head and context reductions
 
 
 def parse_input_size(text: str) -> tuple[int, int]:

@@ -36,6 +36,8 @@ class HarDNetSeg(nn.Module):
         self.skip_levels = spec.skip_levels
         # Rewrites the Sum-to-1 context so an FP16 engine cannot overflow; identical in exact arithmetic.
         self.fp16_safe_context = False
+        # Heads computed in FP32 when the rest of the network runs in FP16 (an FP16 export keeps "hm" here).
+        self.float_heads: set[str] = set()
 
         self.base, base_ch = build_base(spec)
         self.last_pool = nn.AvgPool2d(kernel_size=2, stride=2)
@@ -99,7 +101,9 @@ class HarDNetSeg(nn.Module):
         if self.fp16_safe_context:
             area = int(x.shape[2]) * int(x.shape[3])
             # x / (sum + 0.1) == (x / (mean + 0.1/area)) / area, and no intermediate exceeds the feature range.
-            normed = x / (x.mean((2, 3), keepdim=True) + 0.1 / area) * (1.0 / area)
+            # In an FP16 network the mean over a whole map is taken in FP32 (an FP16 accumulation drifts).
+            wide = x.float() if x.dtype != torch.float32 else x
+            normed = (wide / (wide.mean((2, 3), keepdim=True) + 0.1 / area) * (1.0 / area)).to(x.dtype)
         else:
             normed = x / (x.sum((2, 3), keepdim=True) + 0.1)
         return torch.cat([x, pooled, normed], 1)
@@ -139,7 +143,7 @@ class HarDNetSeg(nn.Module):
 
         # Later shortcuts go first: final order is split(1), split(0), x.
         x = torch.cat([_resize(s, x) for s in reversed(shortcuts)] + [x], 1)
-        return [self.get_submodule(head)(x) for head in self.config.heads]
+        return [self.get_submodule(head)(x.float() if head in self.float_heads else x) for head in self.config.heads]
 
 
 def count_parameters(model: nn.Module) -> int:

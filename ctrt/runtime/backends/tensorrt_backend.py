@@ -80,6 +80,10 @@ class TensorRTBackend:
         self._previous_image: np.ndarray | None = None
         for name in self.outputs:
             self.context.set_tensor_address(name, self.device[name])
+        # Our I/O buffers plus the engine's activation memory (device_memory_size_v2 from TensorRT 10).
+        engine_bytes = getattr(self.engine, "device_memory_size_v2", 0) or getattr(self.engine, "device_memory_size", 0)
+        second_slot = self.host[self._pair[0]].nbytes if self._pair else 0
+        self.device_bytes = sum(buffer.nbytes for buffer in self.host.values()) + second_slot + int(engine_bytes)
         self.copies_to_device = 0  # bytes copied host -> device by the last call
         # CUDA graphs of execute_async_v3, one per tensor-address layout (the image slots alternate).
         self.cuda_graph = cuda_graph
