@@ -159,5 +159,6 @@ def test_peak_ties_are_judged_on_the_reference_heatmap():
     hm = np.zeros((2, 5, 6), np.float32)
     hm[0, 2, 1:5] = [3.9539, 3.9527895, 3.952789, 3.95]  # a near-flat ridge: (2, 2) vs (2, 3) differ by 5e-7
     hm[1, 2, 2] = 1.0  # a clear peak
-    assert undecided_peak(hm, np.array([0, 2, 3])) and undecided_peak(hm, np.array([0, 2, 2]))
-    assert not undecided_peak(hm, np.array([0, 2, 1])) and not undecided_peak(hm, np.array([1, 2, 2]))
+    assert undecided_peak(hm, np.array([0, 2, 3]))  # a shoulder: its larger neighbour wins by 5e-7
+    assert not undecided_peak(hm, np.array([0, 2, 2]))  # clearly below its left neighbour (1.1e-3)
+    assert not undecided_peak(hm, np.array([0, 2, 1])) and not undecided_peak(hm, np.array([1, 2, 2]))  # peaks
