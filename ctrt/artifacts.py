@@ -74,13 +74,18 @@ def sha256_file(path: Path) -> str:
 
 def read_meta(artifact: Path) -> ArtifactMeta:
     """Sidecar first, then (for ONNX) the embedded copy."""
+    if not artifact.is_file():
+        raise CtrtError(f"model not found: {artifact}")
     side = sidecar_path(artifact)
     if side.is_file():
         return ArtifactMeta.from_json(side.read_text(), str(side))
     if artifact.suffix == ".onnx":
         import onnx
 
-        model = onnx.load(str(artifact), load_external_data=False)
+        try:
+            model = onnx.load(str(artifact), load_external_data=False)
+        except Exception as exc:  # protobuf raises its own DecodeError on a file that is not ONNX
+            raise CtrtError(f"{artifact} is not a readable ONNX file: {str(exc).splitlines()[0]}") from None
         for prop in model.metadata_props:
             if prop.key == ONNX_METADATA_KEY:
                 return ArtifactMeta.from_json(prop.value, str(artifact))

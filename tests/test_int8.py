@@ -180,6 +180,19 @@ def sim_header(engine):
     return json.loads(data[4 : 4 + int.from_bytes(data[:4], "little")])
 
 
+def test_quantize_bad_inputs_fail_with_one_line(onnx_85, coco_dir, tmp_path):
+    images, _ = coco_dir
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    for args, message in (([tmp_path / "missing.onnx", "--calib-images", images], "model not found"),
+                          ([junk, "--calib-images", images], "is not a readable ONNX file"),
+                          ([onnx_85, "--calib-images", tmp_path / "none"], "calibration image folder not found"),
+                          ([onnx_85, "--calib-images", images, "--method", "kl"], "--method 'kl'")):
+        result = invoke("quantize", *args, "-o", tmp_path / "q.onnx")
+        assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "q.onnx").exists()
+
+
 def test_tensorrt11_needs_qdq_and_builds_it(monkeypatch, quantized, onnx_85, coco_dir, tmp_path):
     out, _ = quantized
     sim.install(monkeypatch, "11.4.1")
