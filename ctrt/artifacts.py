@@ -60,6 +60,15 @@ class ArtifactMeta:
             raise CtrtError(f"metadata of {origin} is unreadable ({exc}); re-export the model with ctrt export") from None
 
 
+def embed_meta(model: Any, meta: ArtifactMeta) -> None:
+    """Replace the ctrt entry in an ``onnx.ModelProto``'s metadata_props with ``meta``."""
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != ONNX_METADATA_KEY]
+    del model.metadata_props[:]
+    for key, value in [*kept, (ONNX_METADATA_KEY, meta.to_json())]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def sidecar_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".json")
 

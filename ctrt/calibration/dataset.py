@@ -121,8 +121,7 @@ class CalibrationInputs:
         if "pre_img" in self.inputs:
             warped = cv2.warpAffine(frame, transform, (self.w, self.h), flags=cv2.INTER_LINEAR)
             pre_img = np.empty((3, self.h, self.w), np.float32)
-            for channel, table in enumerate(self.preprocess.tables):
-                cv2.LUT(np.ascontiguousarray(warped[:, :, channel]), table, dst=pre_img[channel])
+            self.preprocess.normalise(warped, pre_img)
             tensors["pre_img"] = pre_img
         if "pre_hm" in self.inputs:
             pre_hm = np.zeros((self.h, self.w), np.float32)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import ArtifactMeta, atomic_output, read_meta, sha256_file, sidecar_path, write_text_atomic
+from ..artifacts import ArtifactMeta, atomic_output, embed_meta, read_meta, sha256_file, sidecar_path, write_text_atomic
 from ..errors import CtrtError
 from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.decode import Decoder
@@ -104,25 +104,17 @@ def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str,
         "calibration_method": method})
     with atomic_output(output) as tmp:
         kept = quantize_onnx(onnx_path, tmp, batches(), method)
-        _embed(tmp, quantized_meta)
+        import onnx
+
+        quantized = onnx.load(str(tmp))
+        embed_meta(quantized, quantized_meta)
+        onnx.save(quantized, str(tmp))
         progress("measuring accuracy on held-out images")
         report = compare(prepared.fp32, OnnxRuntimeBackend(tmp, "cpu", meta=quantized_meta), prepared.inputs,
                          prepared.held_out)
         write_text_atomic(sidecar_path(output), quantized_meta.to_json())
     write_report(output, report)
     return quantized_meta, report, kept
-
-
-def _embed(path: Path, meta: ArtifactMeta) -> None:
-    import onnx
-
-    from ..artifacts import ONNX_METADATA_KEY
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
-    onnx.save(model, str(path))
 
 
 def report_path(artifact: Path) -> Path:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..artifacts import ONNX_METADATA_KEY, ArtifactMeta
+from ..artifacts import ArtifactMeta, embed_meta
 from ..errors import CtrtError
 
 if TYPE_CHECKING:
@@ -114,9 +114,7 @@ def export_onnx(module: nn.Module, input_names: list[str], output_names: list[st
     if options.simplify:
         proto = simplify(proto)
     onnx.checker.check_model(proto, full_check=True)
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
+    embed_meta(proto, meta)
     onnx.save(proto, str(destination))
     return sorted({node.op_type for node in proto.graph.node})
 

@@ -86,11 +86,14 @@ class Preprocessor:
         cv2.warpAffine(frame, geometry.to_input, (self.input_w, self.input_h), dst=self.warped, flags=cv2.INTER_LINEAR)
         return self.warped
 
-    def __call__(self, frame: np.ndarray, out: np.ndarray) -> FrameGeometry:
-        """Fill ``out`` ([3, H, W] float32) from ``frame`` (H0 x W0 x 3 uint8 BGR)."""
-        self.warp(frame)
-        cv2.split(self.warped, self.planes)
+    def normalise(self, warped: np.ndarray, out: np.ndarray) -> None:
+        """A letterboxed uint8 HxWx3 image -> ``out`` [3, H, W] float32, one table lookup per plane."""
+        cv2.split(warped, self.planes)
         for plane, table, dst in zip(self.planes, self.tables, out):
             cv2.LUT(plane, table, dst=dst)
+
+    def __call__(self, frame: np.ndarray, out: np.ndarray) -> FrameGeometry:
+        """Fill ``out`` ([3, H, W] float32) from ``frame`` (H0 x W0 x 3 uint8 BGR)."""
+        self.normalise(self.warp(frame), out)
         assert self.geometry is not None
         return self.geometry
