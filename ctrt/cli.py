@@ -64,7 +64,7 @@ def export(
     dynamic_batch: Annotated[bool, typer.Option(help="make the batch dimension dynamic")] = False,
     simplify: Annotated[bool, typer.Option(help="run onnx-simplifier")] = True,
     check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch after export")] = True,
-    atol: Annotated[Optional[float], typer.Option(help="largest allowed max-abs difference per output (default 1e-4, FP16 5e-2)")] = None,
+    atol: Annotated[Optional[float], typer.Option(help="allowed max-abs difference per output, times max(1, max |output|) (default 1e-4, FP16 5e-2)")] = None,
     fp16: Annotated[bool, typer.Option(help="FP16 ONNX (FP32 I/O and heatmap head), what TensorRT 11 builds as FP16")] = False,
     random_init: Annotated[bool, typer.Option(help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
     arch: Annotated[str, typer.Option(help="architecture for --random-init")] = "hardnet_85",
@@ -101,7 +101,7 @@ def export(
         result = run_export(model, source, digest, random_weights, output, options, check, atol)
 
     if result.parity:
-        table = Table(title=f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} max abs")
+        table = Table(title=f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} x max(1, max |ref|)")
         for column in ("input", "output", "max abs", "max abs / max |ref|", ""):
             table.add_column(column, justify="right" if column.startswith("max") else "left")
         for row in result.parity:
@@ -209,6 +209,7 @@ def run(
     sinks, outputs = _sinks(save_video, save_mot, save_json, show, frames.fps)
     if backend.meta.random_weights:
         console.print("[yellow]note:[/] this model has random weights; its tracks are not meaningful")
+    _warn_int8_kernels(backend)
     with backend:
         summary = _track(backend, frames, sinks, k, track_thresh, tracker, max_frames)
     _report(summary, outputs, backend.name)
@@ -265,6 +266,10 @@ def _accuracy_table(report: Any, title: str) -> None:
     for head in report.heads:
         table.add_row(head.head, f"{head.max_abs:.3g}", f"{head.sqnr_db:.1f}")
     console.print(table)
+    if report.agreement is None:
+        console.print(f"detections: FP32 found none above {report.threshold} on the {report.images} held-out images, "
+                      "so detection agreement could not be measured")
+        return
     console.print(f"detections: {report.matched}/{report.fp32_detections} FP32 detections above {report.threshold} "
                   f"matched at IoU >= 0.5 ({report.agreement:.1%}), mean score difference {report.mean_score_diff:+.4f}, "
                   f"on {report.images} held-out images")
@@ -319,6 +324,14 @@ def build(
     _next(f"ctrt run {output} --source 0")
 
 
+def _warn_int8_kernels(backend: Any) -> None:
+    from .runtime.runner import int8_kernel_warning
+
+    warning = int8_kernel_warning(backend)
+    if warning:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
 @command
 def quantize(
     model: Annotated[Path, typer.Argument(help="an FP32 ONNX file from ctrt export")],
@@ -329,8 +342,11 @@ def quantize(
     held_out: Annotated[int, typer.Option(min=1, help="images kept out of calibration for the accuracy report")] = 50,
     method: Annotated[str, typer.Option(help="minmax, entropy or percentile")] = "minmax",
     seed: Annotated[int, typer.Option(help="seed of the image draw and the previous-frame jitter")] = 0,
+    target: Annotated[str, typer.Option(help="tensorrt: symmetric INT8 that TensorRT 10/11 build (ONNX Runtime runs "
+                                             "it too); cpu: fastest and most accurate on ONNX Runtime's x86 kernels")
+                      ] = "tensorrt",
 ) -> None:
-    """FP32 ONNX -> INT8 Q/DQ ONNX (runs on ONNX Runtime; TensorRT 10/11 build it as explicitly quantized)."""
+    """FP32 ONNX -> INT8 Q/DQ ONNX, for TensorRT 10/11 (explicit quantization) or ONNX Runtime on CPU."""
     from .calibration.quantize import METHODS
     from .calibration.workflow import CalibrationSpec, quantize as run_quantize, report_path
 
@@ -344,11 +360,13 @@ def quantize(
                 console.print(escape(text), soft_wrap=True)
             status.update(escape(text))
 
-        meta, report, kept = run_quantize(model, output, spec, method, note)
-    _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images (ONNX Runtime CPU)")
+        meta, report, kept = run_quantize(model, output, spec, method, target, note)
+    how = "ONNX Runtime CPU kernels" if target == "cpu" else "Q/DQ arithmetic, as TensorRT computes it"
+    _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images ({how})")
     console.print(f"wrote {escape(str(output))} ({_size(output)}), {output.name}.json and "
                   f"{escape(report_path(output).name)}; {len(kept)} nodes kept in float", soft_wrap=True)
-    _next(f"ctrt run {output} --source 0", f"ctrt bench {model} {output}", f"ctrt build {output}")
+    _next(f"ctrt run {output} --source 0", f"ctrt bench {model} {output}",
+          *([] if target == "cpu" else [f"ctrt build {output}"]))
 
 
 @command
@@ -436,6 +454,7 @@ def bench(
     results = []
     for path in models:
         backend = open_backend(path, device, threads, hw, cuda_graph=cuda_graph)
+        _warn_int8_kernels(backend)
         with console.status(f"benchmarking {path.name} on {backend.name}"):
             results.append(bench_model(path, backend, loaded, settings))
     data = report(results, settings)

@@ -12,12 +12,14 @@ from ctrt.artifacts import read_meta
 from ctrt.calibration.accuracy import sqnr_db
 from ctrt.calibration.cache import CacheKey
 from ctrt.calibration.dataset import CalibrationInputs, jitter, load_coco_boxes, select_images
+from ctrt.calibration.int8_rewrites import int8_friendly
 from ctrt.calibration.workflow import fp32_detector
 from ctrt.errors import CtrtError
 from ctrt.model.config import MEAN_BGR, STD_BGR
 from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.prehm import PreHeatmapRenderer
 from ctrt.runtime.preprocess import Preprocessor, normalisation_table
+from ctrt.runtime.runner import int8_kernel_warning, open_backend, x86_without_vnni
 from conftest import invoke
 
 INPUTS = ["image", "pre_img", "pre_hm"]
@@ -119,13 +121,20 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     reg_conv = next(n for n in model.graph.node if n.name == "/model/reg/reg.0/Conv")
     assert reg_conv.input[1] in produced_by_dq
     meta = read_meta(out)
-    assert meta.precision == "int8" and meta.extra["calibration_images"] == 6
+    assert meta.precision == "int8" and meta.extra["calibration_images"] == 6 and meta.extra["quantized_for"] == "tensorrt"
+    # The context split leaves only the quotient halves of the context-reading convs in float.
+    assert "rewrote 15 context-reading convs and 4 9x9 pools" in output
+    context_convs = [n for n in model.graph.node if n.op_type == "Conv" and n.name.endswith("_context")]
+    assert len(context_convs) == 15 and not any(n.input[1] in produced_by_dq for n in context_convs)
+    split_main = next(n for n in model.graph.node if n.name == "/model/denseBlocksUp.2/layers.0/conv/Conv")
+    assert split_main.input[1] in produced_by_dq
 
     report = json.loads(out.with_name(out.name + ".accuracy.json").read_text())
     assert report["images"] == 3 and set(report["held_out"]).isdisjoint(meta.extra.get("calibration", []))
     # Recompute one number independently: the heatmap SQNR over the held-out images.
     images, annotations = coco_dir
-    fp32, int8 = OnnxRuntimeBackend(onnx_85, "cpu"), OnnxRuntimeBackend(out, "cpu")
+    # A TensorRT-target model is judged by its Q/DQ arithmetic (fusions off), not by x86 INT8 kernels.
+    fp32, int8 = OnnxRuntimeBackend(onnx_85, "cpu"), OnnxRuntimeBackend(out, "cpu", optimize=False)
     inputs = CalibrationInputs(INPUTS, (128, 160), MEAN_BGR, STD_BGR, load_coco_boxes(annotations), seed=0)
     refs, gots = [], []
     for index, name in enumerate(report["held_out"]):
@@ -205,3 +214,108 @@ def test_tensorrt11_needs_qdq_and_builds_it(monkeypatch, quantized, onnx_85, coc
     sim.install(monkeypatch, "10.3.0")
     assert invoke("build", out, "-o", tmp_path / "q10.engine").exit_code == 0
     assert sim_header(tmp_path / "q10.engine")["int8"]  # weakly typed TensorRT 10 needs the flag for Q/DQ
+
+
+def test_int8_rewrites_are_exact_and_leave_only_quotient_channels_float(onnx_85):
+    import onnx
+
+    from ctrt.calibration.quantize import float_nodes
+    from ctrt.export.parity import real_feed
+
+    original = onnx.load(str(onnx_85))
+    rewritten, done = int8_friendly(original)
+    assert (done.split_convs, done.separable_pools) == (15, 4)
+    pools = [n for n in rewritten.graph.node if n.op_type == "AveragePool"]
+    kernels = sorted(tuple(a.ints) for n in pools for a in n.attribute if a.name == "kernel_shape")
+    assert kernels.count((9, 1)) == 4 and kernels.count((1, 9)) == 4 and (9, 9) not in kernels
+    feed = real_feed(INPUTS, 1, 128, 160)
+    before = OnnxRuntimeBackend(onnx_85, "cpu")(feed)
+    path = onnx_85.with_name("rewritten.onnx")
+    onnx.save(rewritten, str(path))
+    after = OnnxRuntimeBackend(path, "cpu", meta=read_meta(onnx_85))(feed)
+    for head, value in before.items():
+        assert np.abs(after[head] - value).max() <= 1e-4 * max(1.0, np.abs(value).max()), head
+    # Float for INT8 now: the context chain, its quotient convs, the heatmap head; not the big halves of the convs.
+    kept = float_nodes(rewritten, "tensorrt")
+    assert {n.name for n in rewritten.graph.node if n.name.endswith("_context")} <= kept
+    assert "/model/denseBlocksUp.2/layers.0/conv/Conv" not in kept
+    assert "/model/denseBlocksUp.2/layers.0/conv/Conv" in float_nodes(original, "tensorrt")
+    assert "/model/hm/hm.0/Conv" in kept and "/model/hm/hm.0/Conv" not in float_nodes(rewritten, "cpu")
+
+
+@pytest.fixture(scope="module")
+def quantized_cpu(onnx_85, coco_dir, tmp_path_factory):
+    images, annotations = coco_dir
+    out = tmp_path_factory.mktemp("int8cpu") / "model_cpu.onnx"
+    result = invoke("quantize", onnx_85, "--target", "cpu", "--calib-images", images, "--calib-annotations",
+                    annotations, "--calib-count", 6, "--held-out", 3, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(quantized_cpu, monkeypatch, tmp_path):
+    import onnx
+
+    out, output = quantized_cpu
+    assert "ctrt build" not in output  # the next steps do not offer what would be refused
+    model = onnx.load(str(out))
+    arrays = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    activation_zero_points = [v for k, v in arrays.items() if k.endswith("zero_point") and v.dtype == np.uint8]
+    assert activation_zero_points and any(v.any() for v in activation_zero_points)  # asymmetric uint8
+    weights = [arrays[n.input[0]] for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and arrays.get(n.input[0], np.zeros(0)).dtype == np.int8]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64  # 7-bit range
+    produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = {n.name: n for n in model.graph.node}
+    assert convs["/model/hm/hm.0/Conv"].input[1] in produced_by_dq  # the heatmap trunk runs INT8 on CPU...
+    assert convs["/model/hm/hm.2/Conv"].input[1] not in produced_by_dq  # ...its logit layer stays FP32
+    assert read_meta(out).extra["quantized_for"] == "cpu"
+    sim.install(monkeypatch, "10.3.0")
+    refused = invoke("build", out, "-o", tmp_path / "cpu.engine")
+    assert refused.exit_code == 2 and "--target tensorrt" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "cpu.engine").exists()
+
+
+def test_tensorrt_target_on_a_cpu_without_vnni_warns_once(quantized, quantized_cpu, monkeypatch, tmp_path):
+    from ctrt.demo import make_demo_video
+    import ctrt.runtime.runner as runner
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse avx2 fma\n")
+    assert x86_without_vnni(cpuinfo) == (runner.platform.machine().lower() in ("x86_64", "amd64"))
+    cpuinfo.write_text("flags\t\t: fpu sse avx2 avx512_vnni\n")
+    assert not x86_without_vnni(cpuinfo)
+    monkeypatch.setattr(runner, "x86_without_vnni", lambda: True)
+    assert int8_kernel_warning(open_backend(quantized[0], "cpu")) is not None
+    assert int8_kernel_warning(open_backend(quantized_cpu[0], "cpu")) is None
+    video = make_demo_video(tmp_path / "v.mp4", frames=2, size=(320, 240))
+    result = invoke("run", quantized[0], "--source", video)
+    assert result.exit_code == 0 and result.output.count("--target cpu") == 1
+    monkeypatch.setattr(runner, "x86_without_vnni", lambda: False)
+    assert "--target cpu" not in invoke("run", quantized[0], "--source", video).output
+
+
+def test_quantize_refuses_a_non_fp32_model(quantized, coco_dir, tmp_path):
+    images, _ = coco_dir
+    result = invoke("quantize", quantized[0], "--calib-images", images, "-o", tmp_path / "again.onnx")
+    assert result.exit_code == 2 and "is an INT8 model; quantize the FP32 export" in result.output
+    bad = invoke("quantize", quantized[0], "--calib-images", images, "--target", "gpu", "-o", tmp_path / "x.onnx")
+    assert bad.exit_code == 2 and "--target 'gpu'" in bad.output
+
+
+def test_minmax_ranges_cover_every_calibration_image(quantized, onnx_85, coco_dir):
+    """The input's INT8 scale is max |image| over all calibration images / 127 (symmetric): no image is dropped."""
+    import onnx
+
+    out, _ = quantized
+    images, annotations = coco_dir
+    meta = read_meta(out)
+    selection = select_images(images, 6, 3, 0, minimum=1)
+    inputs = CalibrationInputs(INPUTS, (128, 160), MEAN_BGR, STD_BGR, load_coco_boxes(annotations), seed=0)
+    peaks = [float(np.abs(feed["image"]).max()) for feed in inputs.batches(selection.calibration, 1)]
+    model = onnx.load(str(out))
+    quantize_image = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
+    scale = next(onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name == quantize_image.input[1])
+    assert meta.extra["calibration_images"] == len(peaks) == 6
+    assert float(scale) * 127 == pytest.approx(max(peaks), rel=1e-6)
+    assert min(peaks) < max(peaks)  # the images differ, so a dropped image could change the scale

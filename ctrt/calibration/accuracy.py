@@ -35,8 +35,9 @@ class AccuracyReport:
     held_out: list[str] = field(default_factory=list)
 
     @property
-    def agreement(self) -> float:
-        return self.matched / self.fp32_detections if self.fp32_detections else 1.0
+    def agreement(self) -> float | None:
+        """None when FP32 detected nothing: there is nothing to agree with."""
+        return self.matched / self.fp32_detections if self.fp32_detections else None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "agreement": self.agreement}

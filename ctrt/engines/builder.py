@@ -89,6 +89,9 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
     if not onnx_path.is_file():
         raise CtrtError(f"model not found: {onnx_path}")
     source_meta = read_meta(onnx_path)
+    if source_meta.extra.get("quantized_for") == "cpu":
+        raise CtrtError(f"{onnx_path} was quantized for ONNX Runtime on CPU (uint8 activations, 7-bit weights); "
+                        "TensorRT needs symmetric INT8: ctrt quantize ... --target tensorrt")
     major = require_tensorrt()
     import tensorrt as trt
 

@@ -129,7 +129,9 @@ def compare(reference: Backend, candidate: Backend, feeds: dict[str, dict[str, n
         for name, ref in expected.items():
             diff = float(np.max(np.abs(actual[name].astype(np.float64) - ref))) if ref.size else 0.0
             scale = float(np.max(np.abs(ref))) if ref.size else 1.0
-            rows.append(ParityRow(case, name, diff, diff / (scale or 1.0), bool(diff <= atol)))
+            # Absolute for outputs within +-1 (heatmap logits, offsets), relative beyond: a trained wh head
+            # predicts sizes of up to ~100 output pixels, where FP32 summation order alone moves ~1e-5.
+            rows.append(ParityRow(case, name, diff, diff / (scale or 1.0), bool(diff <= atol * max(1.0, scale))))
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,29 @@ def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: t
 
         return TensorRTBackend(path, cuda_graph=cuda_graph)
     raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt run takes .onnx, .engine or .pth")
+
+
+def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """x86 CPUs without VNNI multiply uint8 by int8 with VPMADDUBSW, whose 16-bit pair sums saturate."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return False  # unknown: no warning rather than a wrong one
+    return not flags & {"avx512_vnni", "avx_vnni"}
+
+
+def int8_kernel_warning(backend: Backend) -> str | None:
+    """A TensorRT-target INT8 model (8-bit weights) on ONNX Runtime's CPU kernels where they saturate."""
+    from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    if (not isinstance(backend, OnnxRuntimeBackend) or backend.provider != "CPUExecutionProvider"
+            or backend.meta.precision != "int8" or backend.meta.extra.get("quantized_for", "tensorrt") != "tensorrt"
+            or not x86_without_vnni()):
+        return None
+    return ("this INT8 model was quantized for TensorRT; on this CPU (no VNNI) ONNX Runtime's INT8 kernels saturate "
+            "its 8-bit weights and lose accuracy. For ONNX Runtime on CPU use ctrt quantize ... --target cpu")
 
 
 @dataclass

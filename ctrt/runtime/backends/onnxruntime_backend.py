@@ -17,7 +17,8 @@ PROVIDERS = {
 
 
 class OnnxRuntimeBackend:
-    def __init__(self, path: Path, device: str = "auto", threads: int = 0, meta: ArtifactMeta | None = None) -> None:
+    def __init__(self, path: Path, device: str = "auto", threads: int = 0, meta: ArtifactMeta | None = None,
+                 optimize: bool = True) -> None:
         import onnxruntime as ort
 
         if not path.is_file():
@@ -33,6 +34,8 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # provider fallbacks are reported below, in one line
+        if not optimize:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             self.session = ort.InferenceSession(str(path), options, providers=[p for p in wanted if p in available])
         except Exception as exc:
