@@ -3,7 +3,9 @@
 Each model runs (1) the full per-frame pipeline over real frames and (2) the bare model on fixed tensors. Both loops
 warm up for ``warmup_ms`` and at least ``warmup_iterations``, then measure for ``duration_s`` and at least
 ``min_iterations`` (trtexec's --warmUp/--duration/--iterations). Host stages use a monotonic clock; on TensorRT the
-copies and the engine are timed with CUDA events.
+copies and the engine are timed with CUDA events. With ``interleave`` the models take turns, one iteration each, in
+both loops, so load that drifts during the run (a shared machine, thermal throttling) hits every model alike and
+the ratios between them hold; otherwise each model runs its loops alone, one model after the other.
 
 JSON schema (``"schema": 1``)::
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,47 +61,55 @@ def summarize(samples_ms: np.ndarray | list[float]) -> dict[str, float]:
     return stats
 
 
-def timed_loop(step: Callable[[int], object], settings: BenchSettings,
-               clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], float]:
-    """Per-iteration ms after the warm-up, and the measured wall time in seconds."""
-    index = 0
-    start = clock()
-    while (clock() - start) * 1e3 < settings.warmup_ms or index < settings.warmup_iterations:
-        step(index)
-        index += 1
-    samples: list[float] = []
-    begin = clock()
-    while clock() - begin < settings.duration_s or len(samples) < settings.min_iterations:
-        t0 = clock()
-        step(index)
-        samples.append((clock() - t0) * 1e3)
-        index += 1
-    return samples, clock() - begin
+def timed_loops(steps: list[Callable[[int], object]], settings: BenchSettings,
+                clock: Callable[[], float] = time.perf_counter) -> list[list[float]]:
+    """Per-iteration ms of each step after its own warm-up; several steps run in turns, one iteration each, until
+    every step has measured ``duration_s`` of its own time and ``min_iterations``."""
+    indices = []
+    for step in steps:
+        index = 0
+        start = clock()
+        while (clock() - start) * 1e3 < settings.warmup_ms or index < settings.warmup_iterations:
+            step(index)
+            index += 1
+        indices.append(index)
+    samples: list[list[float]] = [[] for _ in steps]
+    while (min(sum(s) for s in samples) < settings.duration_s * 1e3
+           or min(len(s) for s in samples) < settings.min_iterations):
+        for i, step in enumerate(steps):
+            t0 = clock()
+            step(indices[i])
+            samples[i].append((clock() - t0) * 1e3)
+            indices[i] += 1
+    return samples
 
 
-def bench_pipeline(backend: Backend, frames: list[np.ndarray], settings: BenchSettings) -> dict[str, Any]:
-    pipeline = TrackingPipeline(backend)
-    device: dict[str, list[float]] = {name: [] for name in DEVICE_STAGES}
-    measuring = {"on": False}
+class PipelineLoop:
+    """The full per-frame pipeline over cycled frames; statistics cover the frames after ``begin``."""
 
-    def step(index: int) -> None:
-        pipeline(frames[index % len(frames)])
-        last = getattr(backend, "last_ms", None)
-        if measuring["on"] and last:
+    def __init__(self, backend: Backend, frames: list[np.ndarray]) -> None:
+        self.backend, self.frames = backend, frames
+        self.pipeline = TrackingPipeline(backend)
+        self.device: dict[str, list[float]] = {name: [] for name in DEVICE_STAGES}
+        self.first: int | None = None
+
+    def step(self, index: int) -> None:
+        self.pipeline(self.frames[index % len(self.frames)])
+        last = getattr(self.backend, "last_ms", None)
+        if self.first is not None and last:
             for name in DEVICE_STAGES:
-                device[name].append(last[name])
+                self.device[name].append(last[name])
 
-    # Warm-up samples are dropped: StageTimes keeps everything, so remember where measuring starts.
-    warmup = BenchSettings(settings.warmup_ms, settings.warmup_iterations, 0.0, 0)
-    timed_loop(step, warmup)
-    first = pipeline.times.count
-    measuring["on"] = True
-    end_to_end, wall = timed_loop(step, BenchSettings(0.0, 0, settings.duration_s, settings.min_iterations))
-    stage_samples = pipeline.times.samples[first:]
-    stages = {name: summarize(stage_samples[:, i]) for i, name in enumerate(pipeline.times.stages)}
-    stages.update({name: summarize(values) for name, values in device.items() if values})
-    return {"frames": len(end_to_end), "stages": stages, "end_to_end": summarize(end_to_end),
-            "fps": len(end_to_end) / wall, "end_to_end_samples_ms": end_to_end}
+    def begin(self) -> None:
+        # Warm-up samples are dropped: StageTimes keeps everything, so remember where measuring starts.
+        self.first = self.pipeline.times.count
+
+    def result(self, end_to_end: list[float]) -> dict[str, Any]:
+        stage_samples = self.pipeline.times.samples[self.first:]
+        stages = {name: summarize(stage_samples[:, i]) for i, name in enumerate(self.pipeline.times.stages)}
+        stages.update({name: summarize(values) for name, values in self.device.items() if values})
+        return {"frames": len(end_to_end), "stages": stages, "end_to_end": summarize(end_to_end),
+                "fps": len(end_to_end) / (sum(end_to_end) / 1e3), "end_to_end_samples_ms": end_to_end}
 
 
 def bare_feed(backend: Backend, batch: int) -> dict[str, np.ndarray]:
@@ -109,31 +120,61 @@ def bare_feed(backend: Backend, batch: int) -> dict[str, np.ndarray]:
     return random_feed(meta.inputs, batch, *meta.input_size, tuple(source) if source else None)
 
 
-def bench_bare(backend: Backend, settings: BenchSettings) -> dict[str, Any]:
+def bare_runner(backend: Backend, settings: BenchSettings) -> Callable[[int], object]:
+    """One call of the bare model per step (on resident inputs with ``no_transfers``)."""
     feed = bare_feed(backend, settings.batch)
-    run: Callable[[], object] = backend.run_on_device if settings.no_transfers and hasattr(backend, "run_on_device") \
-        else (lambda: backend(feed))
     if settings.no_transfers and not hasattr(backend, "run_on_device"):
         raise CtrtError("--no-transfers applies to TensorRT engines only")
+
+    def call() -> object:
+        return backend(feed)
+
+    run: Callable[[], object] = backend.run_on_device if settings.no_transfers and hasattr(backend, "run_on_device") \
+        else call
     run()  # uploads once, so --no-transfers times the engine on resident inputs
-    samples, wall = timed_loop(lambda _: run(), settings)
-    return {"batch": settings.batch, "latency": summarize(samples),
-            "throughput_fps": settings.batch * len(samples) / wall}
+    return lambda _index: run()
 
 
-def bench_model(path: Path, backend: Backend, frames: list[np.ndarray], settings: BenchSettings) -> dict[str, Any]:
-    with backend:
-        pipeline = bench_pipeline(backend, frames, settings)
-        bare = bench_bare(backend, settings)
-    device_bytes = getattr(backend, "device_bytes", None)
-    return {"model": str(path), "backend": backend.name, "precision": backend.meta.precision,
-            "input_size": list(backend.meta.input_size), "pipeline": pipeline, "bare": bare,
+def bench_group(models: list[tuple[Path, Backend]], frames: list[np.ndarray],
+                settings: BenchSettings) -> list[dict[str, Any]]:
+    """The pipeline loop, then the bare loop, of ``models`` in turns (one model: on its own)."""
+    loops = [PipelineLoop(backend, frames) for _, backend in models]
+    timed_loops([loop.step for loop in loops], BenchSettings(settings.warmup_ms, settings.warmup_iterations, 0.0, 0))
+    for loop in loops:
+        loop.begin()
+    measure = BenchSettings(0.0, 0, settings.duration_s, settings.min_iterations)
+    measured = timed_loops([loop.step for loop in loops], measure)
+    pipelines = [loop.result(samples) for loop, samples in zip(loops, measured)]
+    runs = [bare_runner(backend, settings) for _, backend in models]
+    bare = timed_loops(runs, settings)
+    results = []
+    for (path, backend), pipeline, samples in zip(models, pipelines, bare):
+        device_bytes = getattr(backend, "device_bytes", None)
+        results.append({
+            "model": str(path), "backend": backend.name, "precision": backend.meta.precision,
+            "input_size": list(backend.meta.input_size), "pipeline": pipeline,
+            "bare": {"batch": settings.batch, "latency": summarize(samples),
+                     "throughput_fps": settings.batch * len(samples) / (sum(samples) / 1e3)},
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "device_memory_mb": None if device_bytes is None else device_bytes / 2**20}
+            "device_memory_mb": None if device_bytes is None else device_bytes / 2**20})
+    return results
 
 
-def report(results: list[dict[str, Any]], settings: BenchSettings) -> dict[str, Any]:
-    return {"schema": 1, "ctrt_version": __version__, "settings": settings.__dict__, "models": results}
+def bench_models(models: list[tuple[Path, Backend]], frames: list[np.ndarray], settings: BenchSettings,
+                 interleave: bool = False) -> list[dict[str, Any]]:
+    groups = [models] if interleave else [[model] for model in models]
+    results = []
+    for group in groups:
+        with ExitStack() as stack:
+            for _, backend in group:
+                stack.enter_context(backend)
+            results.extend(bench_group(group, frames, settings))
+    return results
+
+
+def report(results: list[dict[str, Any]], settings: BenchSettings, interleave: bool = False) -> dict[str, Any]:
+    return {"schema": 1, "ctrt_version": __version__, "settings": {**settings.__dict__, "interleave": interleave},
+            "models": results}
 
 
 def plot(report_data: dict[str, Any], path: Path) -> None:

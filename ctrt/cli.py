@@ -273,6 +273,10 @@ def _accuracy_table(report: Any, title: str) -> None:
     console.print(f"detections: {report.matched}/{report.fp32_detections} FP32 detections above {report.threshold} "
                   f"matched at IoU >= 0.5 ({report.agreement:.1%}), mean score difference {report.mean_score_diff:+.4f}, "
                   f"on {report.images} held-out images")
+    if report.missed_scores:
+        missed = report.missed_scores  # sorted
+        console.print(f"missed detections' FP32 scores: median {missed[len(missed) // 2]:.2f}, "
+                      f"max {missed[-1]:.2f}")
 
 
 @command
@@ -428,13 +432,15 @@ def bench(
     cuda_graph: Annotated[bool, typer.Option(help="TensorRT: replay the engine as a captured CUDA graph")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
+    interleave: Annotated[bool, typer.Option(help="models take turns, one iteration each, so drifting machine load "
+                                                  "hits all alike (trustworthy ratios on a shared machine)")] = False,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
     import json
     import tempfile
 
     from .artifacts import write_text_atomic
-    from .bench import BenchSettings, bench_model, plot, report
+    from .bench import BenchSettings, bench_models, plot, report
     from .demo import make_demo_video
     from .export.onnx_export import parse_input_size
     from .runtime.runner import open_backend
@@ -451,13 +457,13 @@ def bench(
                 break
     if not loaded:
         raise CtrtError(f"no frames could be read from {spec}")
-    results = []
+    opened = []
     for path in models:
-        backend = open_backend(path, device, threads, hw, cuda_graph=cuda_graph)
-        _warn_int8_kernels(backend)
-        with console.status(f"benchmarking {path.name} on {backend.name}"):
-            results.append(bench_model(path, backend, loaded, settings))
-    data = report(results, settings)
+        opened.append((path, open_backend(path, device, threads, hw, cuda_graph=cuda_graph)))
+        _warn_int8_kernels(opened[-1][1])
+    with console.status(f"benchmarking {len(models)} model(s)" + (", interleaved" if interleave else "")):
+        results = bench_models(opened, loaded, settings, interleave)
+    data = report(results, settings, interleave)
 
     table = Table(title=f"ctrt bench: median ms (p99) over {duration:g} s / >= {iterations} iterations per model, "
                         f"{loaded[0].shape[1]}x{loaded[0].shape[0]} frames")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import trt_simulation as sim
-from ctrt.bench import BenchSettings, summarize, timed_loop
+from ctrt.bench import BenchSettings, summarize, timed_loops
 from ctrt.engines.builder import BuildOptions, build_engine
 from conftest import invoke
 
@@ -32,14 +32,43 @@ class FakeClock:
 
 def test_warmup_is_excluded_and_duration_and_minimum_hold():
     clock = FakeClock(62.5)  # binary-exact steps, so the comparisons with the limits are exact
-    samples, wall = timed_loop(clock.step, BenchSettings(warmup_ms=200, warmup_iterations=1, duration_s=0.375,
-                                                         min_iterations=2), clock)
+    [samples] = timed_loops([clock.step], BenchSettings(warmup_ms=200, warmup_iterations=1, duration_s=0.375,
+                                                        min_iterations=2), clock)
     assert len(clock.calls) == 4 + 6  # 4 steps reach 250 >= 200 ms of warm-up, then 6 steps fill 375 ms
-    assert samples == [62.5] * 6 and wall == 0.375
+    assert samples == [62.5] * 6
     clock = FakeClock(62.5)
-    samples, _ = timed_loop(clock.step, BenchSettings(warmup_ms=0, warmup_iterations=3, duration_s=0.1,
-                                                      min_iterations=10), clock)
+    [samples] = timed_loops([clock.step], BenchSettings(warmup_ms=0, warmup_iterations=3, duration_s=0.1,
+                                                        min_iterations=10), clock)
     assert len(clock.calls) == 3 + 10 and len(samples) == 10  # warm-up by count; the minimum beats the duration
+
+
+def test_interleaved_steps_take_turns_until_each_has_its_own_duration():
+    clock = FakeClock(0)
+    order = []
+
+    def step(name, ms):
+        def run(index):
+            order.append((name, index))
+            clock.now += ms / 1e3
+        return run
+
+    fast, slow = timed_loops([step("fast", 62.5), step("slow", 125.0)],
+                             BenchSettings(warmup_ms=0, warmup_iterations=1, duration_s=0.25, min_iterations=1), clock)
+    # Warm-up one each, then turns: the fast step needs 4 x 62.5 ms of its own time, so the slow one runs 4 too.
+    assert order[:2] == [("fast", 0), ("slow", 0)]
+    assert order[2:] == [(name, i) for i in range(1, 5) for name in ("fast", "slow")]
+    assert fast == [62.5] * 4 and slow == [125.0] * 4
+
+
+def test_bench_interleave_measures_every_model_in_turns(onnx_85, tmp_path):
+    out = tmp_path / "bench.json"
+    result = invoke("bench", onnx_85, onnx_85, "--interleave", "--duration", "0.1", "--iterations", "3",
+                    "--frames", "2", "--warmup", "0", "--json", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["settings"]["interleave"] is True and len(data["models"]) == 2
+    for model in data["models"]:
+        assert model["pipeline"]["end_to_end"]["count"] >= 3 and model["bare"]["latency"]["count"] >= 3
 
 
 def test_bench_cli_json_and_plot(onnx_85, tmp_path):

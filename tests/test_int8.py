@@ -144,6 +144,8 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     hm = next(h for h in report["heads"] if h["head"] == "hm")
     assert hm["sqnr_db"] == pytest.approx(sqnr_db(np.concatenate(refs), np.concatenate(gots)), rel=1e-6)
     assert 0 <= report["matched"] <= report["fp32_detections"]
+    missed = report["missed_scores"]
+    assert len(missed) == report["fp32_detections"] - report["matched"] and all(s >= 0.3 for s in missed)
 
 
 def test_quantized_model_runs_through_ctrt_run(quantized, tmp_path):

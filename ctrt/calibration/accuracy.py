@@ -33,6 +33,8 @@ class AccuracyReport:
     mean_score_diff: float
     threshold: float
     held_out: list[str] = field(default_factory=list)
+    # FP32 scores of the detections INT8 missed: near the threshold means borderline, high means INT8 broke one.
+    missed_scores: list[float] = field(default_factory=list)
 
     @property
     def agreement(self) -> float | None:
@@ -82,6 +84,7 @@ def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: lis
     noise: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     total = matched = 0
     score_diffs: list[float] = []
+    missed: list[float] = []
     for index, path in enumerate(images):
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
@@ -95,16 +98,19 @@ def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: lis
         a = decoder({k: v[0] for k, v in reference.items()}, geometry)
         b = decoder({k: v[0] for k, v in candidate.items()}, geometry)
         total += len(a)
+        found = set()
         if len(a) and len(b):
             iou = iou_matrix(a.boxes, b.boxes)
             iou[a.classes[:, None] != b.classes[None, :]] = 0
             for i, j in greedy_matches(iou):
                 matched += 1
+                found.add(i)
                 score_diffs.append(float(b.scores[j] - a.scores[i]))
+        missed.extend(float(a.scores[i]) for i in range(len(a)) if i not in found)
     heads = []
     for head, pairs in noise.items():
         ref = np.concatenate([p[0].ravel() for p in pairs])
         got = np.concatenate([p[1].ravel() for p in pairs])
         heads.append(HeadError(head, float(np.abs(ref - got).max()), sqnr_db(ref, got)))
     return AccuracyReport(len(images), heads, total, matched, float(np.mean(score_diffs)) if score_diffs else 0.0,
-                          threshold, [p.name for p in images])
+                          threshold, [p.name for p in images], sorted(missed))
