@@ -83,8 +83,8 @@ def split_context_convs(model: onnx.ModelProto) -> int:
     context = context_nodes(graph, ("ReduceSum", "ReduceMean"))
     producer = {out: node for node in graph.node for out in node.output}
     # The quotient tensors are the context chain's outputs that leave it (they feed the Concat).
-    quotients = {out for node in graph.node if node.name in context for out in node.output
-                 if any(out in n.input and n.name not in context for n in graph.node)}
+    read_outside = {name for node in graph.node if node.name not in context for name in node.input}
+    quotients = {out for node in graph.node if node.name in context for out in node.output if out in read_outside}
     if not quotients:
         return 0
     channels = _channels(model)

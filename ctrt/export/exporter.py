@@ -87,7 +87,7 @@ def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool
             if bad:
                 worst = max(bad, key=lambda r: r.max_abs)
                 raise CtrtError(f"parity check failed: {worst.output} on {worst.case} input differs by "
-                                f"{worst.max_abs:.3g} (max |output| {worst.max_abs / worst.rel_to_range if worst.rel_to_range else 0:.3g}) > "
+                                f"{worst.max_abs:.3g} ({worst.rel_to_range:.3g} of its largest value), over "
                                 f"{atol:g} x max(1, max |output|) from PyTorch; nothing was written")
         write_text_atomic(sidecar_path(output), meta.to_json())
     return ExportResult(output, meta, ops, rows, time.perf_counter() - start)
