@@ -19,7 +19,8 @@ import onnxruntime
 import torch
 
 from ctrt.export.exporter import run_export, source_model
-from ctrt.export.onnx_export import ExportOptions, parse_input_size
+from ctrt.export.onnx_export import ExportOptions
+from ctrt.sizes import parse_input_size
 from ctrt.export.parity import standard_feeds
 from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.backends.torch_backend import TorchBackend

@@ -1,4 +1,4 @@
-"""Metadata carried by every artifact (ONNX, engine, calibration cache) and atomic file writing.
+"""Metadata carried by every artifact (ONNX, engine, calibration cache).
 
 The metadata is a JSON sidecar ``<artifact>.json`` next to the file; ONNX files also embed the same JSON in their
 ``metadata_props`` so a model copied on its own still describes itself.
@@ -6,12 +6,8 @@ The metadata is a JSON sidecar ``<artifact>.json`` next to the file; ONNX files 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,29 +95,3 @@ def read_meta(artifact: Path) -> ArtifactMeta:
             if prop.key == ONNX_METADATA_KEY:
                 return ArtifactMeta.from_json(prop.value, str(artifact))
     raise CtrtError(f"{artifact} has no ctrt metadata ({side.name} missing); produce it with ctrt export")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block finishes."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; the result should look like any other output
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(dest: Path, text: str) -> None:
-    with atomic_output(dest) as tmp:
-        tmp.write_text(text)

@@ -186,7 +186,7 @@ def plot(report_data: dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CtrtError("--plot needs matplotlib: pip install 'ctrt[plot]'") from None
-    from .artifacts import atomic_output
+    from .outputs import atomic_output
 
     models = report_data["models"]
     names = [Path(m["model"]).name for m in models]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -13,7 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import CtrtError
+from .errors import CtrtError, Interrupted
+from .outputs import check_outputs
+from .shutdown import stop_on_signals
+
+# OpenCV and FFmpeg log to stderr on their own (a refused connection, a missing moov atom) next to our one line;
+# quiet them unless the user asks for them (e.g. OPENCV_FFMPEG_LOGLEVEL=24 for FFmpeg's warnings).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -28,19 +37,52 @@ errors = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _error(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _warning(message: str) -> None:
+    errors.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
 def command(fn: F) -> F:
-    """Register ``fn`` as a subcommand whose user errors print as one line with a non-zero exit."""
+    """Register ``fn`` as a subcommand. User errors print as one line with exit code 2; Ctrl-C, SIGTERM and SIGHUP
+    stop it the same way (outputs finalised or not written at all) with exit code 128 + signal."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with stop_on_signals():
+                return fn(*args, **kwargs)
         except CtrtError as exc:
-            errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            _error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            stop = exc if isinstance(exc, Interrupted) else Interrupted()
+            errors.print(f"interrupted ({stop}): {fn.__name__} stopped before finishing and left no partial file")
+            raise typer.Exit(stop.exit_code) from None
 
     app.command()(wrapper)
     return fn
+
+
+def _positive(value: Optional[float]) -> Optional[float]:
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} is not > 0")
+    return value
+
+
+def _probability(value: Optional[float]) -> Optional[float]:
+    if value is not None and not 0 <= value <= 1:
+        raise typer.BadParameter(f"{value:g} is not a score in [0, 1]")
+    return value
+
+
+def _sidecars(*paths: Optional[Path]) -> list[Optional[Path]]:
+    """A model file and its metadata sidecar: both are inputs that no output may replace."""
+    from .artifacts import sidecar_path
+
+    return [q for p in paths for q in ((p, sidecar_path(p)) if p else ())]
 
 
 def _next(*commands: str) -> None:
@@ -64,7 +106,7 @@ def export(
     dynamic_batch: Annotated[bool, typer.Option(help="make the batch dimension dynamic")] = False,
     simplify: Annotated[bool, typer.Option(help="run onnx-simplifier")] = True,
     check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch after export")] = True,
-    atol: Annotated[Optional[float], typer.Option(help="allowed max-abs difference per output, times max(1, max |output|) (default 1e-4, FP16 5e-2)")] = None,
+    atol: Annotated[Optional[float], typer.Option(callback=_positive, help="allowed max-abs difference per output, > 0, times max(1, max |output|) (default 1e-4, FP16 5e-2)")] = None,
     fp16: Annotated[bool, typer.Option(help="FP16 ONNX (FP32 I/O and heatmap head), what TensorRT 11 builds as FP16")] = False,
     random_init: Annotated[bool, typer.Option(help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
     arch: Annotated[str, typer.Option(help="architecture for --random-init")] = "hardnet_85",
@@ -75,13 +117,19 @@ def export(
     topk: Annotated[int, typer.Option(min=1, max=3840, help="K for --decode-in-graph (TensorRT's TopK allows 3840)")] = 100,
 ) -> None:
     """Checkpoint -> simplified ONNX, checked against PyTorch, with a metadata sidecar."""
+    from .artifacts import sidecar_path
     from .export.exporter import default_output, run_export, source_model
-    from .export.onnx_export import ExportOptions, parse_frame_size, parse_input_size
+    from .export.onnx_export import ExportOptions
     from .export.parity import DEFAULT_ATOL, FP16_ATOL
+    from .sizes import check_memory, parse_frame_size, parse_input_size
 
     if (checkpoint is None) == (not random_init):
         raise CtrtError("give a CHECKPOINT, or --random-init for seeded random weights")
     h, w = parse_input_size(input_size)
+    check_memory(h, w, batch)
+    stem = (checkpoint.stem if checkpoint else f"{arch}_random") + ("_fp16" if fp16 else "")
+    output = output or default_output(stem, h, w)
+    check_outputs({"--output": output, "its sidecar": sidecar_path(output)}, [checkpoint])
     source_hw = None
     if preprocess_in_graph:
         if source_size is None:
@@ -92,8 +140,6 @@ def export(
         raise CtrtError("--source-size only applies with --preprocess-in-graph")
     with console.status("loading model"):
         model, source, digest, random_weights = source_model(checkpoint, arch, allow_partial)
-    stem = (checkpoint.stem if checkpoint else f"{arch}_random") + ("_fp16" if fp16 else "")
-    output = output or default_output(stem, h, w)
     options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None,
                             fp16)
     atol = atol if atol is not None else FP16_ATOL if fp16 else DEFAULT_ATOL
@@ -152,13 +198,35 @@ def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: floa
 
 def _report(summary: Any, outputs: list[Path], backend_name: str) -> None:
     console.print(f"{summary.frames} frames, {summary.tracks} track ids, {summary.fps:.2f} FPS on {backend_name}"
-                  + (f", {summary.skipped} unreadable frames skipped" if summary.skipped else ""), soft_wrap=True)
+                  + (f", {summary.skipped} unreadable frames skipped" if summary.skipped else "")
+                  + (f", {summary.reconnects} reconnects" if summary.reconnects else ""), soft_wrap=True)
     if summary.stage_ms:
         console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.stage_ms.items()),
                       soft_wrap=True)
     for path in outputs:
         if path.exists():
             console.print(f"wrote {escape(str(path))} ({_size(path)})", soft_wrap=True)
+
+
+def _check_run_outputs(save_video: Optional[Path], save_mot: Optional[Path], save_json: Optional[Path],
+                       inputs: list[Optional[Path]]) -> None:
+    from .runtime.sinks import VIDEO_SUFFIXES
+
+    if save_video and save_video.suffix.lower() not in VIDEO_SUFFIXES:
+        raise CtrtError(f"--save-video {save_video}: name it .mp4 (mp4v) or .avi (MJPG)")
+    check_outputs({"--save-video": save_video, "--save-mot": save_mot, "--save-json": save_json}, inputs)
+
+
+def _finish_run(summary: Any, outputs: list[Path], backend_name: str, source: str, reconnects: int) -> None:
+    """The summary, then the exit code: 0 at the end of the source, 1 for a lost live source, 128 + signal when
+    stopped by Ctrl-C/SIGTERM/SIGHUP (outputs complete in every case)."""
+    _report(summary, outputs, backend_name)
+    if summary.interrupted:
+        errors.print(f"interrupted ({summary.interrupted}): {summary.frames} frames written")
+        raise typer.Exit(summary.interrupted.exit_code)
+    if summary.lost:
+        _error(f"source {source!r} was lost and did not come back after {reconnects} attempts")
+        raise typer.Exit(1)
 
 
 def _sinks(save_video: Optional[Path], save_mot: Optional[Path], save_json: Optional[Path], show: bool,
@@ -182,13 +250,13 @@ def run(
     model: Annotated[Path, typer.Argument(help="exported .onnx (ONNX Runtime) or a .pth checkpoint (PyTorch)")],
     source: Annotated[str, typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline")] = "0",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda (ONNX Runtime also: tensorrt)")] = "auto",
-    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
     input_size: Annotated[str, typer.Option(help="HxW for a .pth checkpoint (an .onnx carries its own)")] = "512x512",
-    k: Annotated[int, typer.Option("-k", "--topk", min=1, help="detections kept per frame")] = 100,
-    track_thresh: Annotated[float, typer.Option(help="score threshold for output, new tracks and pre_hm")] = 0.3,
-    pre_thresh: Annotated[Optional[float], typer.Option(help="pre_hm threshold (at least --track-thresh)")] = None,
-    new_thresh: Annotated[Optional[float], typer.Option(help="new-track threshold (at least --track-thresh)")] = None,
-    max_age: Annotated[int, typer.Option(help="frames an unmatched track survives (-1: none, as CenterTrack)")] = -1,
+    k: Annotated[int, typer.Option("-k", "--topk", min=1, max=3840, help="detections kept per frame")] = 100,
+    track_thresh: Annotated[float, typer.Option(min=0.0, max=1.0, help="score threshold for output, new tracks and pre_hm")] = 0.3,
+    pre_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="pre_hm threshold in [0, 1] (at least --track-thresh)")] = None,
+    new_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="new-track threshold in [0, 1] (at least --track-thresh)")] = None,
+    max_age: Annotated[int, typer.Option(min=-1, help="frames an unmatched track survives (-1: none, as CenterTrack)")] = -1,
     hungarian: Annotated[bool, typer.Option(help="optimal assignment instead of CenterTrack's greedy matching")] = False,
     save_video: Annotated[Optional[Path], typer.Option(help="annotated video (.mp4 or .avi)")] = None,
     save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
@@ -199,25 +267,24 @@ def run(
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
 ) -> None:
     """Track objects on a camera, video, stream or image folder."""
-    from .export.onnx_export import parse_input_size
     from .runtime.runner import open_backend
-    from .runtime.sources import FrameSource
+    from .runtime.sources import FrameSource, source_files
+    from .sizes import check_memory, parse_input_size
 
+    _check_run_outputs(save_video, save_mot, save_json, [*_sidecars(model), *source_files(source)])
     tracker = _tracker_config(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
-    backend = open_backend(model, device, threads, parse_input_size(input_size), allow_partial)
-    frames = FrameSource(source, reconnects=reconnects)
+    hw = parse_input_size(input_size)
+    if model.suffix.lower() in (".pth", ".pt"):
+        check_memory(*hw)
+    backend = open_backend(model, device, threads, hw, allow_partial)
+    frames = FrameSource(source, reconnects=reconnects, notify=_warning)
     sinks, outputs = _sinks(save_video, save_mot, save_json, show, frames.fps)
     if backend.meta.random_weights:
         console.print("[yellow]note:[/] this model has random weights; its tracks are not meaningful")
     _warn_int8_kernels(backend)
     with backend:
         summary = _track(backend, frames, sinks, k, track_thresh, tracker, max_frames)
-    _report(summary, outputs, backend.name)
-    if summary.lost:
-        errors.print(f"[bold red]error:[/] source {source!r} was lost and did not come back after {reconnects} attempts")
-        raise typer.Exit(1)
-    if summary.interrupted:
-        raise typer.Exit(130)
+    _finish_run(summary, outputs, backend.name, source, reconnects)
 
 
 @command
@@ -231,11 +298,15 @@ def demo(
     """The whole chain on a fresh machine: generated video -> exported model -> tracker -> saved outputs."""
     from .demo import make_demo_video
     from .export.exporter import default_output, run_export, source_model
-    from .export.onnx_export import ExportOptions, parse_input_size
+    from .export.onnx_export import ExportOptions
     from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from .runtime.sources import FrameSource
+    from .sizes import check_memory, parse_input_size
 
     h, w = parse_input_size(input_size)
+    check_memory(h, w)
+    names = ("input.mp4", "tracks.mp4", "tracks.txt", "tracks.jsonl")
+    check_outputs({f"--output-dir {output_dir}: {name}": output_dir / name for name in names}, [checkpoint])
     video = make_demo_video(output_dir / "input.mp4", frames)
     console.print(f"wrote {escape(str(video))}: {frames} frames of photographed objects crossing a backdrop", soft_wrap=True)
     stem = checkpoint.stem if checkpoint else "hardnet_85_random"
@@ -255,7 +326,7 @@ def demo(
                             False, source.fps)
     with backend:
         summary = _track(backend, source, sinks, 100, 0.3, _tracker_config(0.3, None, None, -1, False), None)
-    _report(summary, outputs, backend.name)
+    _finish_run(summary, outputs, backend.name, str(video), 0)
     _next(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
 
 
@@ -291,19 +362,23 @@ def build(
     calib_algo: Annotated[str, typer.Option(help="entropy (IInt8EntropyCalibrator2) or minmax")] = "entropy",
     calib_cache: Annotated[Optional[Path], typer.Option(help="reuse this TensorRT calibration cache (no images needed)")] = None,
     held_out: Annotated[int, typer.Option(min=0, help="images kept out of calibration for the accuracy report")] = 50,
-    workspace: Annotated[Optional[float], typer.Option(help="workspace limit in GiB (default: TensorRT decides)")] = None,
+    workspace: Annotated[Optional[float], typer.Option(callback=_positive, help="workspace limit in GiB, > 0 (default: TensorRT decides)")] = None,
     timing_cache: Annotated[Optional[Path], typer.Option(help="timing cache file, read if present and written back")] = None,
     dla_core: Annotated[Optional[int], typer.Option(min=0, help="build for this DLA core, GPU fallback on")] = None,
     verbose: Annotated[bool, typer.Option(help="TensorRT's verbose log")] = False,
 ) -> None:
     """ONNX -> TensorRT engine (FP32, FP16 or INT8) with a metadata sidecar; run on the device that will use it."""
+    from .artifacts import sidecar_path
     from .calibration.accuracy import compare
-    from .calibration.workflow import CalibrationSpec, write_report
+    from .calibration.workflow import CalibrationSpec, report_path, write_report
     from .engines.builder import BuildOptions, build_engine, default_engine_path
     from .runtime.backends.tensorrt_backend import TensorRTBackend
 
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     output = output or default_engine_path(model, precision)
+    check_outputs({"--output": output, "its sidecar": sidecar_path(output),
+                   **({"its accuracy report": report_path(output)} if int8 else {}),
+                   "--timing-cache": timing_cache}, [*_sidecars(model), calib_annotations, calib_cache])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, 0, calib_algo, calib_cache)
     options = BuildOptions(fp16=fp16, int8=int8, workspace_gib=workspace, timing_cache=timing_cache,
                            dla_core=dla_core, verbose=verbose)
@@ -333,7 +408,7 @@ def _warn_int8_kernels(backend: Any) -> None:
 
     warning = int8_kernel_warning(backend)
     if warning:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        _warning(warning)
 
 
 @command
@@ -351,12 +426,15 @@ def quantize(
                       ] = "tensorrt",
 ) -> None:
     """FP32 ONNX -> INT8 Q/DQ ONNX, for TensorRT 10/11 (explicit quantization) or ONNX Runtime on CPU."""
+    from .artifacts import sidecar_path
     from .calibration.quantize import METHODS
     from .calibration.workflow import CalibrationSpec, quantize as run_quantize, report_path
 
     if method not in METHODS:
         raise CtrtError(f"--method {method!r}: choose {', '.join(METHODS)}")
     output = output or Path("export") / f"{model.stem}_int8.onnx"
+    check_outputs({"--output": output, "its sidecar": sidecar_path(output), "its accuracy report": report_path(output)},
+                  [*_sidecars(model), calib_annotations])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, seed)
     with console.status("preparing calibration data") as status:
         def note(text: str) -> None:
@@ -421,11 +499,11 @@ def bench(
     models: Annotated[list[Path], typer.Argument(help="one or more .onnx / .engine / .pth, compared side by side")],
     source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
     frames: Annotated[int, typer.Option(min=1, help="distinct frames loaded from the source and cycled")] = 60,
-    warmup: Annotated[float, typer.Option(help="warm-up in ms (trtexec --warmUp)")] = 200.0,
-    duration: Annotated[float, typer.Option(help="measuring time in s per loop (trtexec --duration)")] = 3.0,
+    warmup: Annotated[float, typer.Option(min=0.0, help="warm-up in ms (trtexec --warmUp)")] = 200.0,
+    duration: Annotated[float, typer.Option(callback=_positive, help="measuring time in s per loop, > 0 (trtexec --duration)")] = 3.0,
     iterations: Annotated[int, typer.Option(min=1, help="minimum measured iterations (trtexec --iterations)")] = 10,
     batch: Annotated[int, typer.Option(min=1, help="batch of the bare-model loop")] = 1,
-    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
     no_transfers: Annotated[bool, typer.Option(help="TensorRT bare loop without host<->device copies")] = False,
@@ -439,13 +517,15 @@ def bench(
     import json
     import tempfile
 
-    from .artifacts import write_text_atomic
     from .bench import BenchSettings, bench_models, plot, report
     from .demo import make_demo_video
-    from .export.onnx_export import parse_input_size
+    from .outputs import write_text_atomic
     from .runtime.runner import open_backend
-    from .runtime.sources import FrameSource
+    from .runtime.sources import FrameSource, source_files
+    from .sizes import parse_input_size
 
+    check_outputs({"--json": json_out, "--plot": plot_out},
+                  [*_sidecars(*models), *(source_files(source) if source else [])])
     settings = BenchSettings(warmup, 1, duration, iterations, batch, no_transfers)
     hw = parse_input_size(input_size)
     with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
@@ -456,7 +536,7 @@ def bench(
             if len(loaded) == frames:
                 break
     if not loaded:
-        raise CtrtError(f"no frames could be read from {spec}")
+        raise CtrtError(f"no frame could be read from {spec}")
     opened = []
     for path in models:
         opened.append((path, open_backend(path, device, threads, hw, cuda_graph=cuda_graph)))
@@ -514,4 +594,18 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    """The console script: like ``app()``, but a usage mistake (unknown option, value out of range) is one
+    ``error:`` line naming the command, as every other user error is."""
+    if not sys.argv[1:]:
+        sys.argv.append("--help")
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        context = getattr(exc, "ctx", None)
+        where = f"{context.command_path}: " if context is not None else ""
+        hint = f" (see {context.command_path} --help)" if context is not None else ""
+        _error(f"{where}{exc.format_message()}{hint}")
+        code = exc.exit_code
+    except typer.Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

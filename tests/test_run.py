@@ -166,3 +166,40 @@ def test_interrupt_flushes_and_closes_outputs(onnx_85, tmp_path):
     summary, _ = run_camera(onnx_85, tmp_path, connections=5, interrupt_at=4)
     assert summary.interrupted and summary.frames == 4
     assert len(read_json_lines(tmp_path / "cam.jsonl")) == 4 == read_video_frames(tmp_path / "cam.mp4")
+
+
+class FakeCapture:
+    """A capture that opens and reports ``count`` frames (0: unknown, as a camera's MJPEG stream reports)."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_COUNT: self.count, cv2.CAP_PROP_FPS: 25.0}.get(prop, 0.0)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("spec, count, live", [
+    ("http://127.0.0.1/clip.avi", 120, False),  # a file served over HTTP ends at its end
+    ("http://127.0.0.1/video.mjpg", 0, True),  # a camera's HTTP stream has no length
+    ("rtsp://127.0.0.1/cam", 120, True),  # a streaming protocol is live whatever it reports
+    ("udp://127.0.0.1:5000", 0, True),
+])
+def test_urls_are_live_only_when_streamed(spec, count, live):
+    source = FrameSource(spec, capture_factory=lambda *a: FakeCapture(count))
+    assert source.live is live and source.total == (None if live else count)
+
+
+def test_reconnects_are_announced_one_line_each(onnx_85, tmp_path):
+    state = {"opens": 0, "connections": 2, "frames": 3}
+    messages = []
+    source = FrameSource("0", reconnects=2, backoff_s=0, notify=messages.append,
+                         capture_factory=lambda *a: FlakyCamera(state, np.full((240, 320, 3), 90, np.uint8)))
+    assert sum(1 for _ in source) == 6 and source.lost and source.reconnected == 1
+    assert messages == ["0: stream lost, reconnecting (1/2) in 0.0 s",  # the second connection comes
+                        "0: stream lost, reconnecting (1/2) in 0.0 s", "0: stream lost, reconnecting (2/2) in 0.0 s"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ class AccuracyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "agreement": self.agreement}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
 
 
 def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:

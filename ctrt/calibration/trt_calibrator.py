@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import atomic_output
+from ..outputs import atomic_output
 from ..runtime.cuda_memory import CudaMemory
 
 ALGORITHMS = ("entropy", "minmax")

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import ArtifactMeta, atomic_output, embed_meta, read_meta, sha256_file, sidecar_path, write_text_atomic
+from ..artifacts import ArtifactMeta, embed_meta, read_meta, sha256_file, sidecar_path
+from ..outputs import atomic_outputs, write_text_atomic
 from ..errors import CtrtError
 from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.decode import Decoder
@@ -107,7 +108,7 @@ def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, 
         **meta.extra, "quantized_from": onnx_path.name, "quantized_from_sha256": sha256_file(onnx_path),
         "calibration_sha256": prepared.checksum, "calibration_images": len(prepared.calibration),
         "calibration_method": method, "quantized_for": target})
-    with atomic_output(output) as tmp:
+    with atomic_outputs(output, sidecar_path(output), report_path(output)) as (tmp, sidecar_tmp, report_tmp):
         kept, rewrites = quantize_onnx(onnx_path, tmp, batches(), len(prepared.calibration), method, target)
         progress(f"rewrote {rewrites.split_convs} context-reading convs and {rewrites.separable_pools} 9x9 pools "
                  "for INT8 (exact up to FP32 rounding)")
@@ -121,8 +122,8 @@ def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, 
         # arithmetic (fusions off: exact, like TensorRT's int32 accumulation), not by x86 kernels it never meets.
         int8 = OnnxRuntimeBackend(tmp, "cpu", meta=quantized_meta, optimize=target == "cpu")
         report = compare(prepared.fp32, int8, prepared.inputs, prepared.held_out)
-        write_text_atomic(sidecar_path(output), quantized_meta.to_json())
-    write_report(output, report)
+        sidecar_tmp.write_text(quantized_meta.to_json())
+        report_tmp.write_text(report.to_json())
     return quantized_meta, report, kept
 
 
@@ -131,9 +132,7 @@ def report_path(artifact: Path) -> Path:
 
 
 def write_report(artifact: Path, report: AccuracyReport) -> None:
-    import json
-
-    write_text_atomic(report_path(artifact), json.dumps(report.to_dict(), indent=2))
+    write_text_atomic(report_path(artifact), report.to_json())
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from ..artifacts import ArtifactMeta, atomic_output, read_meta, sha256_file, sidecar_path, write_text_atomic
+from ..artifacts import ArtifactMeta, read_meta, sha256_file, sidecar_path
+from ..outputs import atomic_output, atomic_outputs
 from ..errors import CtrtError
 from ..runtime.cuda_memory import CudaMemory, open_cuda
 
@@ -172,9 +173,9 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
         "fp32_layers": pinned, "cuda_bindings": cuda.name,
         **({"calibration_cache": str(trt_calibration.cache)} if trt_calibration else {}),
     })
-    with atomic_output(output) as tmp:
-        tmp.write_bytes(memoryview(plan))
-        write_text_atomic(sidecar_path(output), meta.to_json())
+    with atomic_outputs(output, sidecar_path(output)) as (engine_tmp, sidecar_tmp):
+        engine_tmp.write_bytes(memoryview(plan))
+        sidecar_tmp.write_text(meta.to_json())
     if options.timing_cache:
         with atomic_output(options.timing_cache) as tmp:
             tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..artifacts import ArtifactMeta, atomic_output, sha256_file, sidecar_path, write_text_atomic
+from ..artifacts import ArtifactMeta, sha256_file, sidecar_path
+from ..outputs import atomic_outputs
 from ..errors import CtrtError
 from ..model.checkpoint import load_checkpoint
 from ..model.config import preset
@@ -67,7 +68,7 @@ def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool
                           **({"source_size": list(options.source_hw)} if options.source_hw else {}),
                           **({"topk": options.topk} if options.topk else {})})
     rows: list[ParityRow] = []
-    with atomic_output(output) as tmp:
+    with atomic_outputs(output, sidecar_path(output)) as (tmp, sidecar_tmp):
         ops = export_onnx(module, module.input_names, module.output_names, meta, options, tmp)
         unexpected = set(ops) - PLAIN_OPS - (FASTPATH_OPS if options.source_hw or options.topk else set())
         if unexpected:
@@ -89,5 +90,5 @@ def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool
                 raise CtrtError(f"parity check failed: {worst.output} on {worst.case} input differs by "
                                 f"{worst.max_abs:.3g} ({worst.rel_to_range:.3g} of its largest value), over "
                                 f"{atol:g} x max(1, max |output|) from PyTorch; nothing was written")
-        write_text_atomic(sidecar_path(output), meta.to_json())
+        sidecar_tmp.write_text(meta.to_json())
     return ExportResult(output, meta, ops, rows, time.perf_counter() - start)

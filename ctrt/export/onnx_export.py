@@ -40,39 +40,6 @@ class ExportOptions:
     half: bool = False  # --fp16: FP16 weights and activations, FP32 I/O, heatmap head and context reductions
 
 
-def parse_input_size(text: str) -> tuple[int, int]:
-    """'512', '512x512' or '384x640' (H x W); both sides must be positive multiples of 32."""
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        raise CtrtError(f"--input-size {text!r}: expected HxW such as 512x512") from None
-    if len(dims) == 1:
-        dims *= 2
-    if len(dims) != 2 or min(dims) <= 0:
-        raise CtrtError(f"--input-size {text!r}: expected HxW such as 512x512")
-    h, w = dims
-    if h % 32 or w % 32:
-        def near(v: int) -> list[int]:
-            return sorted({max(32, v // 32 * 32), (v + 31) // 32 * 32})
-
-        options = [f"{a}x{b}" for a in near(h) for b in near(w)]
-        raise CtrtError(f"--input-size {h}x{w}: height and width must be multiples of 32; nearest valid: "
-                        + ", ".join(options))
-    return h, w
-
-
-def parse_frame_size(text: str) -> tuple[int, int]:
-    """'1280x720' (W x H, as cameras are described) -> (W, H)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise CtrtError(f"--source-size {text!r}: expected WxH such as 1280x720") from None
-    if min(w, h) <= 0:
-        raise CtrtError(f"--source-size {text!r}: expected WxH such as 1280x720")
-    return w, h
-
-
 def example_inputs(names: list[str], batch: int, h: int, w: int, source_hw: tuple[int, int] | None,
                    seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)

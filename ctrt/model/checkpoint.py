@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,14 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], int | None]:
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before failing on junk
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
+        # PyTorch's wording varies ("Unsupported global", "unsupported GLOBAL posix.system ..."): name what it refused.
+        refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(exc), re.IGNORECASE)
+        if refused:
             raise CtrtError(
-                f"{path} holds Python objects beyond tensors; refusing to unpickle it (weights_only=True). "
-                "Re-save it as {'state_dict': model.state_dict()}"
+                f"{path} holds Python objects beyond tensors ({refused.group(1)}); refusing to unpickle it "
+                "(weights_only=True, it could run code). Re-save it as {'state_dict': model.state_dict()}"
             ) from None
-        raise CtrtError(f"{path} is not a readable PyTorch checkpoint: unrecognised data") from None
+        raise CtrtError(f"{path} is not a readable PyTorch checkpoint: {_reason(exc)}") from None
     except Exception as exc:  # torch.load on arbitrary bytes can fail with almost any exception type
         raise CtrtError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {_reason(exc)}") from None
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CtrtError
+from ..errors import CtrtError, Interrupted
 from .backends.base import Backend
 from .detections import Detections
 from .pipeline import TrackingPipeline
@@ -71,8 +71,9 @@ class RunSummary:
     tracks: int = 0
     seconds: float = 0.0
     skipped: int = 0
+    reconnects: int = 0
     lost: bool = False
-    interrupted: bool = False
+    interrupted: Interrupted | None = None  # the signal that stopped the run
     stage_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -82,7 +83,9 @@ class RunSummary:
 
 def run_stream(pipeline: TrackingPipeline, source: FrameSource, sinks: list[Sink], max_frames: int | None = None,
                on_frame: Callable[[int, Detections], None] | None = None) -> RunSummary:
-    """Track every frame of ``source`` into ``sinks``; Ctrl-C, ESC in the window or ``max_frames`` end it cleanly."""
+    """Track every frame of ``source`` into ``sinks``. The end of the source, ``max_frames``, ESC in the window,
+    Ctrl-C, SIGTERM/SIGHUP (see ``shutdown``) and errors all end it the same way: every sink closed complete.
+    A source that gives no frame at all is an error, not an empty success."""
     summary = RunSummary()
     windows = [s for s in sinks if isinstance(s, WindowSink)]
     start = time.perf_counter()
@@ -96,15 +99,17 @@ def run_stream(pipeline: TrackingPipeline, source: FrameSource, sinks: list[Sink
                 on_frame(index, tracks)
             if summary.frames == max_frames or any(w.stop_requested for w in windows):
                 break
-    except KeyboardInterrupt:
-        summary.interrupted = True
+    except KeyboardInterrupt as exc:
+        summary.interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
     finally:
         for sink in sinks:
             sink.close()
         source.close()
     summary.seconds = time.perf_counter() - start
     summary.tracks = pipeline.tracker.next_id - 1
-    summary.skipped, summary.lost = source.skipped, source.lost
+    summary.skipped, summary.lost, summary.reconnects = source.skipped, source.lost, source.reconnected
+    if summary.frames == 0 and not summary.interrupted:
+        raise CtrtError(source.nothing_read())
     samples = pipeline.times.samples
     if len(samples):
         summary.stage_ms = dict(zip(pipeline.times.stages, samples.mean(axis=0).tolist()))

@@ -1,12 +1,14 @@
 """Where tracks go: annotated video, MOTChallenge txt, JSON lines (CenterTrack's fields), a window.
 
 Files are opened at the first frame (a run that fails before it leaves nothing behind) and are flushed and closed
-on every exit path, so an interrupted run still leaves complete, readable outputs.
+on every exit path, so an interrupted run still leaves complete, readable outputs. Text files hold whole frames
+only: a write that fails (a full disk) is cut back to the last complete frame before the error is raised.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from collections.abc import Iterable
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
+from ..outputs import os_reason
 from .detections import Detections
 
 
@@ -26,21 +29,35 @@ class Sink(Protocol):
 
 
 class TextSink(ABC):
-    """A text file opened at the first frame and line-buffered, so every frame reaches the disk."""
+    """A text file opened at the first frame; each frame's text reaches the file whole, or not at all."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._complete = 0  # bytes of whole frames in the file
+        self.frames = 0
 
     @abstractmethod
     def lines(self, index: int, tracks: Detections) -> Iterable[str]:
         """The text this frame adds."""
 
     def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", buffering=1)
-        self._file.writelines(self.lines(index, tracks))
+        data = memoryview("".join(self.lines(index, tracks)).encode())
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("wb", buffering=0)
+            fd = self._file.fileno()
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        except OSError as exc:
+            if self._file is not None:
+                os.ftruncate(self._file.fileno(), self._complete)
+            raise CtrtError(f"cannot write {self.path}: {os_reason(exc)}; it keeps the {self.frames} complete frames "
+                            "written before") from None
+        self._complete += len(data)
+        self.frames += 1
 
     def close(self) -> None:
         if self._file is not None:
@@ -70,6 +87,9 @@ class JsonLinesSink(TextSink):
                 tracks.boxes.tolist(), tracks.ids.tolist(), tracks.ages.tolist(), tracks.active.tolist())
         ]
         return [json.dumps({"frame": index + 1, "results": results}) + "\n"]
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi")
 
 
 def fourcc_for(path: Path) -> int:
@@ -107,7 +127,8 @@ class VideoSink:
             self._writer = cv2.VideoWriter(str(self.path), fourcc_for(self.path), self.fps,
                                            (frame.shape[1], frame.shape[0]))
             if not self._writer.isOpened():
-                raise CtrtError(f"cannot write video {self.path} (use a .mp4 or .avi name)")
+                raise CtrtError(f"cannot write video {self.path}: OpenCV could not start its "
+                                f"{'MJPG' if self.path.suffix.lower() == '.avi' else 'mp4v'} encoder there")
         self._writer.write(annotate(frame, tracks))
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """Frame sources: webcam index, video file, stream URL, GStreamer pipeline, image folder or glob.
 
-Live sources (camera, URL, GStreamer) that drop are reopened with exponential back-off; files end at their end.
-Unreadable frames and images are skipped and counted.
+Live sources (camera, GStreamer, a streaming URL) that drop are reopened with exponential back-off; files end at
+their end, and so does a URL that serves a file (an http:// .mp4 reports its frame count; a camera's MJPEG stream
+does not). Unreadable frames and images are skipped and counted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_TIMEOUT_MS = 5000
 # A video file that fails this many reads in a row is over, even if its header promised more frames.
 MAX_BAD_READS = 10
+# URL schemes that only ever carry live streams; other URLs (http, https, ftp, file) are live only without a length.
+LIVE_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp", "mms"}
 
 CaptureFactory = Callable[..., Any]
 
@@ -30,18 +33,33 @@ def has_gstreamer() -> bool:
     return bool(cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER))
 
 
+def source_files(spec: str) -> list[Path]:
+    """The files a source spec reads (a video, an image folder's images, a glob's matches): no output may be one."""
+    if "://" in spec or "!" in spec or spec.isdigit():
+        return []
+    if any(ch in spec for ch in "*?["):
+        return [Path(p) for p in glob.glob(spec)]
+    path = Path(spec)
+    return [*path.iterdir()] if path.is_dir() else [path]
+
+
 class FrameSource:
     def __init__(self, spec: str, reconnects: int = 5, backoff_s: float = 0.5,
-                 capture_factory: CaptureFactory = cv2.VideoCapture) -> None:
+                 capture_factory: CaptureFactory = cv2.VideoCapture,
+                 notify: Callable[[str], None] | None = None) -> None:
         self.spec = spec
         self.reconnects = reconnects
         self.backoff_s = backoff_s
         self.factory = capture_factory
+        self.notify = notify or (lambda message: None)
         self.skipped = 0
+        self.reconnected = 0
         self.lost = False
         self.images: list[Path] = []
         self.capture: Any = None
         self.kind = self._classify(spec)
+        self.live = self.kind in ("camera", "gstreamer")
+        self.total: int | None = len(self.images) if self.kind == "images" else None
         if self.kind == "images":
             self.fps = 30.0
         else:
@@ -51,10 +69,12 @@ class FrameSource:
                                 + (" (is the camera connected and free?)" if self.kind == "camera" else ""))
             fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
             self.fps = fps if 0 < fps < 240 else 30.0
-
-    @property
-    def live(self) -> bool:
-        return self.kind in ("camera", "stream", "gstreamer")
+            count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if self.kind == "stream":
+                scheme = spec.split("://", 1)[0].lower()
+                self.live = scheme in LIVE_SCHEMES or count <= 0
+            if not self.live and count > 0:
+                self.total = count
 
     def _classify(self, spec: str) -> str:
         if spec.isdigit():
@@ -103,13 +123,24 @@ class FrameSource:
         """Back-off 0.5, 1, 2 ... s between attempts; False once every attempt failed."""
         self.capture.release()
         for attempt in range(self.reconnects):
-            time.sleep(min(self.backoff_s * 2**attempt, 8.0))
+            delay = min(self.backoff_s * 2**attempt, 8.0)
+            self.notify(f"{self.spec}: stream lost, reconnecting ({attempt + 1}/{self.reconnects}) in {delay:.1f} s")
+            time.sleep(delay)
             capture = self._open()
             if capture is not None:
                 self.capture = capture
+                self.reconnected += 1
                 return True
         self.lost = True
         return False
+
+    def nothing_read(self) -> str:
+        """Why a source that opened gave no frame at all (said instead of a silent, empty run)."""
+        if self.kind == "images":
+            return f"none of the {len(self.images)} images of {self.spec!r} could be read (corrupt or not images)"
+        if self.lost:
+            return f"{self.spec!r} was lost before its first frame and did not come back after {self.reconnects} attempts"
+        return f"{self.spec!r} opened but gave no frame (an empty or undecodable {self.kind})"
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.kind == "images":

@@ -48,6 +48,22 @@ class OnnxRuntimeBackend:
         self.provider = active[0]
         self.name = f"onnxruntime ({self.provider.replace('ExecutionProvider', '')})"
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self._check_meta(path)
+
+    def _check_meta(self, path: Path) -> None:
+        """The metadata must describe this graph: a sidecar left from another export would feed wrong tensors."""
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        h, w = self.meta.input_size
+        problems = []
+        if set(inputs) != set(self.meta.inputs) or set(self.output_names) != set(self.meta.outputs):
+            problems.append(f"inputs {sorted(self.meta.inputs)} / outputs {sorted(self.meta.outputs)}, the graph has "
+                            f"{sorted(inputs)} / {sorted(self.output_names)}")
+        image = inputs.get("image")
+        if image is not None and list(image[2:]) != [h, w]:
+            problems.append(f"input size {h}x{w}, the graph takes {image[2]}x{image[3]}")
+        if problems:
+            raise CtrtError(f"the metadata of {path} does not describe it ({'; '.join(problems)}): a sidecar "
+                            f"{path.name}.json from another export? Delete it or re-export the model")
 
     def __enter__(self) -> OnnxRuntimeBackend:
         return self
@@ -56,4 +72,7 @@ class OnnxRuntimeBackend:
         return None
 
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        try:
+            return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        except Exception as exc:  # onnxruntime's own error types (INVALID_ARGUMENT, FAIL, out of memory)
+            raise CtrtError(f"ONNX Runtime failed to run the model: {str(exc).strip().splitlines()[0]}") from None
