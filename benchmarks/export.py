@@ -32,14 +32,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     h, w = parse_input_size(args.size)
-    model, source, digest, random_weights = source_model(None, "hardnet_85", False)
+    source = source_model(None, "hardnet_85")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hardnet_85.onnx"
         start = time.perf_counter()
-        result = run_export(model, source, digest, random_weights, path, ExportOptions(h, w))
+        result = run_export(source, path, ExportOptions(h, w))
         export_s = time.perf_counter() - start
         onnx_backend = OnnxRuntimeBackend(path, "cpu")
-        torch_backend = TorchBackend(model, result.meta, "cpu")
+        torch_backend = TorchBackend(source.model, result.meta, "cpu")
         feed = standard_feeds(result.meta.inputs, 1, h, w)["photo"]
         times: dict[str, list[float]] = {"onnxruntime": [], "pytorch": []}
         for backend in (onnx_backend, torch_backend):

@@ -51,9 +51,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = make_demo_video(Path(tmp) / "v.mp4", frames=2, size=(1280, 720))
         frame = cv2.VideoCapture(str(video)).read()[1]
-        model, source, digest, random_weights = source_model(None, "hardnet_85", False)
+        source = source_model(None, "hardnet_85")
         onnx_path = Path(tmp) / "m.onnx"
-        run_export(model, source, digest, random_weights, onnx_path, ExportOptions(h, w), check=False)
+        run_export(source, onnx_path, ExportOptions(h, w), check=False)
         backend = OnnxRuntimeBackend(onnx_path, "cpu")
 
         pre = Preprocessor(h, w)

@@ -34,6 +34,7 @@ class ArtifactMeta:
     mean: tuple[float, ...] = MEAN_BGR
     std: tuple[float, ...] = STD_BGR
     random_weights: bool = False
+    builtin: str = ""  # "demo": the built-in demo model, fitted to generated scenes only
     ctrt_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     extra: dict[str, Any] = field(default_factory=dict)

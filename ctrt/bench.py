@@ -89,7 +89,7 @@ class PipelineLoop:
 
     def __init__(self, backend: Backend, frames: list[np.ndarray]) -> None:
         self.backend, self.frames = backend, frames
-        self.pipeline = TrackingPipeline(backend)
+        self.pipeline = TrackingPipeline(backend, keep_times=None)  # every sample, for percentiles
         self.device: dict[str, list[float]] = {name: [] for name in DEVICE_STAGES}
         self.first: int | None = None
 
@@ -101,7 +101,7 @@ class PipelineLoop:
                 self.device[name].append(last[name])
 
     def begin(self) -> None:
-        # Warm-up samples are dropped: StageTimes keeps everything, so remember where measuring starts.
+        # Warm-up samples are dropped: remember where measuring starts.
         self.first = self.pipeline.times.count
 
     def result(self, end_to_end: list[float]) -> dict[str, Any]:
@@ -177,8 +177,8 @@ def report(results: list[dict[str, Any]], settings: BenchSettings, interleave: b
             "models": results}
 
 
-def plot(report_data: dict[str, Any], path: Path) -> None:
-    """Stacked per-stage medians per model, and the end-to-end latency distribution."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, or one line saying how to get it."""
     try:
         import matplotlib
 
@@ -186,7 +186,14 @@ def plot(report_data: dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise CtrtError("--plot needs matplotlib: pip install 'ctrt[plot]'") from None
+    return plt
+
+
+def plot(report_data: dict[str, Any], path: Path) -> None:
+    """Stacked per-stage medians per model, and the end-to-end latency distribution."""
     from .outputs import atomic_output
+
+    plt = pyplot()
 
     models = report_data["models"]
     names = [Path(m["model"]).name for m in models]

@@ -109,6 +109,7 @@ def export(
     atol: Annotated[Optional[float], typer.Option(callback=_positive, help="allowed max-abs difference per output, > 0, times max(1, max |output|) (default 1e-4, FP16 5e-2)")] = None,
     fp16: Annotated[bool, typer.Option(help="FP16 ONNX (FP32 I/O and heatmap head), what TensorRT 11 builds as FP16")] = False,
     random_init: Annotated[bool, typer.Option(help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
+    builtin: Annotated[Optional[str], typer.Option(help="no checkpoint: a built-in model; 'demo' sees ctrt's generated demo scenes only")] = None,
     arch: Annotated[str, typer.Option(help="architecture for --random-init")] = "hardnet_85",
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
     preprocess_in_graph: Annotated[bool, typer.Option(help="take raw uint8 BGR frames; letterbox and normalise in the graph")] = False,
@@ -123,11 +124,12 @@ def export(
     from .export.parity import DEFAULT_ATOL, FP16_ATOL
     from .sizes import check_memory, parse_frame_size, parse_input_size
 
-    if (checkpoint is None) == (not random_init):
-        raise CtrtError("give a CHECKPOINT, or --random-init for seeded random weights")
+    if (checkpoint is not None) + random_init + (builtin is not None) != 1:
+        raise CtrtError("give a CHECKPOINT, or --builtin demo, or --random-init for seeded random weights")
     h, w = parse_input_size(input_size)
     check_memory(h, w, batch)
-    stem = (checkpoint.stem if checkpoint else f"{arch}_random") + ("_fp16" if fp16 else "")
+    stem = (checkpoint.stem if checkpoint else f"hardnet_85_{builtin}" if builtin else f"{arch}_random") \
+        + ("_fp16" if fp16 else "")
     output = output or default_output(stem, h, w)
     check_outputs({"--output": output, "its sidecar": sidecar_path(output)}, [checkpoint])
     source_hw = None
@@ -139,12 +141,12 @@ def export(
     elif source_size is not None:
         raise CtrtError("--source-size only applies with --preprocess-in-graph")
     with console.status("loading model"):
-        model, source, digest, random_weights = source_model(checkpoint, arch, allow_partial)
+        source = source_model(checkpoint, arch, allow_partial, builtin)
     options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None,
                             fp16)
     atol = atol if atol is not None else FP16_ATOL if fp16 else DEFAULT_ATOL
-    with console.status(f"exporting {model.config.name} at {h}x{w} (opset {opset}), simplifying, checking"):
-        result = run_export(model, source, digest, random_weights, output, options, check, atol)
+    with console.status(f"exporting {source.model.config.name} at {h}x{w} (opset {opset}), simplifying, checking"):
+        result = run_export(source, output, options, check, atol)
 
     if result.parity:
         table = Table(title=f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} x max(1, max |ref|)")
@@ -154,11 +156,20 @@ def export(
             table.add_row(row.case, row.output, f"{row.max_abs:.2e}", f"{row.rel_to_range:.2e}",
                           "[green]ok[/]" if row.ok else "[red]FAIL[/]")
         console.print(table)
-    if random_weights:
-        console.print("[yellow]note:[/] weights are random (seeded); detections will not mean anything")
+    _model_note(result.meta)
     console.print(f"wrote {escape(str(result.path))} ({_size(result.path)}) and {result.path.name}.json in {result.seconds:.1f}s; "
                   f"ops: {', '.join(result.ops)}", soft_wrap=True)
     _next(f"ctrt run {result.path} --source 0", f"ctrt build {result.path} --fp16")
+
+
+def _model_note(meta: Any) -> None:
+    """Say plainly when a model's detections mean little or nothing outside ctrt's own scenes."""
+    from .model.builtin import BUILTINS
+
+    if meta.random_weights:
+        console.print("[yellow]note:[/] this model has random (seeded) weights; its detections mean nothing")
+    elif meta.builtin:
+        console.print(f"[yellow]note:[/] {escape(BUILTINS.get(meta.builtin, meta.builtin))}", soft_wrap=True)
 
 
 def _tracker_config(track_thresh: float, pre_thresh: Optional[float], new_thresh: Optional[float], max_age: int,
@@ -194,6 +205,99 @@ def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: floa
             live.update(f"frame {index + 1} | {fps:.1f} FPS | ms: {stages} | tracks {int((tracks.active > 0).sum())}")
 
         return run_stream(pipeline, source, sinks, max_frames, on_frame)
+
+
+def _stream_status(start: float) -> tuple[Any, Callable[[Any, Any], None]]:
+    """A live status line for multi-stream runs, refreshed at most 4 times a second."""
+    import time
+
+    from rich.live import Live
+
+    live = Live(console=console, transient=True, refresh_per_second=4)
+    counts: dict[str, int] = {}
+    shown = [0.0]
+
+    def on_frame(stream: Any, tracks: Any) -> None:
+        counts[stream.name] = stream.frames
+        now = time.perf_counter()
+        if now - shown[0] >= 0.25:
+            shown[0] = now
+            total = sum(counts.values())
+            live.update(f"{len(counts)} streams | {total} frames | {total / (now - start):.1f} FPS in all | "
+                        + " ".join(f"{name} {n}" for name, n in counts.items()))
+
+    return live, on_frame
+
+
+def _track_live(backend: Any, source: Any, sinks: list[Any], policy: str, k: int, out_thresh: float, tracker: Any,
+                max_frames: Optional[int]) -> Any:
+    """One live source through the threaded reader; summarised like a synchronous run."""
+    import time
+
+    from .runtime.runner import RunSummary
+    from .runtime.streams import Stream, run_streams
+
+    live, on_frame = _stream_status(time.perf_counter())
+    with live:
+        result = run_streams(backend, [Stream(source.spec, source, sinks, policy)], k, out_thresh, tracker,
+                             max_frames, overlap=False, on_frame=on_frame)
+    stream = result.streams[0]
+    if stream.frames == 0 and not result.interrupted:
+        raise CtrtError(stream.error or source.nothing_read())
+    if stream.dropped:
+        console.print(f"{stream.dropped} stale frames dropped to stay live (--drop latest)")
+    return RunSummary(stream.frames, stream.tracks, stream.seconds, stream.skipped, stream.reconnects, stream.lost,
+                      result.interrupted)
+
+
+def _track_streams(backend: Any, specs: list[str], names: list[str], save_dir: Optional[Path], drop: Optional[str],
+                   overlap: bool, reconnects: int, k: int, out_thresh: float, tracker: Any,
+                   max_frames: Optional[int]) -> None:
+    import time
+
+    from .runtime.sinks import JsonLinesSink, MotSink, VideoSink
+    from .runtime.streams import batch_note, open_streams, run_streams, save_paths
+
+    def sinks_for(name: str, fps: float) -> list[Any]:
+        if save_dir is None:
+            return []
+        video, mot, jsonl = save_paths(save_dir, name)
+        return [VideoSink(video, fps), MotSink(mot), JsonLinesSink(jsonl)]
+
+    streams = open_streams(specs, names, drop, reconnects, sinks_for, _warning)
+    note = batch_note(backend.meta.batch, len(streams))
+    if note:
+        _warning(note)
+    live, on_frame = _stream_status(time.perf_counter())
+    with live:
+        result = run_streams(backend, streams, k, out_thresh, tracker, max_frames, overlap, on_frame)
+    table = Table(title=f"{len(streams)} streams on {escape(backend.name)}: {result.frames} frames in "
+                        f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.2f} FPS in all), "
+                        f"{result.batches} model calls")
+    for column in ("stream", "frames", "dropped", "skipped", "reconnects", "track ids", "FPS", "latency p50 ms"):
+        table.add_column(column, justify="left" if column == "stream" else "right")
+    for stream in result.streams:
+        latency = sorted(stream.latency_ms)
+        table.add_row(escape(stream.name), str(stream.frames), str(stream.dropped), str(stream.skipped),
+                      str(stream.reconnects), str(stream.tracks), f"{stream.fps:.2f}",
+                      f"{latency[len(latency) // 2]:.0f}" if latency else "-")
+    console.print(table)
+    for stream in result.streams:
+        if stream.error:
+            _warning(f"{stream.name}: {stream.error}")
+        elif stream.frames == 0 and not result.interrupted:
+            _warning(f"{stream.name}: no frame could be read")
+    written = [s.name for s in result.streams if s.frames]
+    if save_dir is not None and written:
+        console.print(f"wrote <name>.mp4, .txt and .jsonl for {', '.join(map(escape, written))} to "
+                      f"{escape(str(save_dir))}", soft_wrap=True)
+    if result.interrupted:
+        errors.print(f"interrupted ({result.interrupted}): {result.frames} frames written")
+        raise typer.Exit(result.interrupted.exit_code)
+    lost = [s.name for s in result.streams if s.lost]
+    if lost:
+        _error(f"streams lost and not back after {reconnects} attempts: {', '.join(lost)}")
+        raise typer.Exit(1)
 
 
 def _report(summary: Any, outputs: list[Path], backend_name: str) -> None:
@@ -247,8 +351,12 @@ def _sinks(save_video: Optional[Path], save_mot: Optional[Path], save_json: Opti
 
 @command
 def run(
-    model: Annotated[Path, typer.Argument(help="exported .onnx (ONNX Runtime) or a .pth checkpoint (PyTorch)")],
-    source: Annotated[str, typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline")] = "0",
+    model: Annotated[Path, typer.Argument(help="exported .onnx (ONNX Runtime), .engine (TensorRT) or a .pth checkpoint (PyTorch)")],
+    source: Annotated[Optional[list[str]], typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline; repeat for several streams (default: camera 0)")] = None,
+    sources: Annotated[Optional[Path], typer.Option(help="a text file of sources, one a line")] = None,
+    save_dir: Annotated[Optional[Path], typer.Option(help="per stream: <name>.mp4, <name>.txt (MOT) and <name>.jsonl here")] = None,
+    drop: Annotated[Optional[str], typer.Option(help="latest: keep only the newest frame when behind (default for cameras and streams); none: every frame (default for files)")] = None,
+    overlap: Annotated[bool, typer.Option(help="several streams: pre-process and track one batch while another runs on the model")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda (ONNX Runtime also: tensorrt)")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
     input_size: Annotated[str, typer.Option(help="HxW for a .pth checkpoint (an .onnx carries its own)")] = "512x512",
@@ -262,71 +370,103 @@ def run(
     save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
     save_json: Annotated[Optional[Path], typer.Option(help="JSON lines, one frame per line, CenterTrack's fields")] = None,
     show: Annotated[bool, typer.Option(help="show a window (needs GUI OpenCV)")] = False,
-    max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after N frames")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after N frames (per stream)")] = None,
     reconnects: Annotated[int, typer.Option(min=0, help="reopen attempts when a live source drops")] = 5,
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
 ) -> None:
-    """Track objects on a camera, video, stream or image folder."""
+    """Track objects on cameras, videos, streams or image folders: one stream, or several batched on one model."""
+    from .runtime.capture import POLICIES
     from .runtime.runner import open_backend
     from .runtime.sources import FrameSource, source_files
+    from .runtime.streams import read_sources_file, save_paths, stream_names
     from .sizes import check_memory, parse_input_size
 
-    _check_run_outputs(save_video, save_mot, save_json, [*_sidecars(model), *source_files(source)])
+    specs = [*(source or []), *(read_sources_file(sources) if sources else [])] or ["0"]
+    if drop is not None and drop not in POLICIES:
+        raise CtrtError(f"--drop {drop!r}: choose latest or none")
+    several = len(specs) > 1 or save_dir is not None
+    if several and (save_video or save_mot or save_json or show):
+        raise CtrtError("with several sources (or --save-dir) give --save-dir DIR: each stream gets its own "
+                        "video, MOT and JSON-lines file there")
+    inputs = [*_sidecars(model), *(p for spec in specs for p in source_files(spec)), sources]
+    names = stream_names(specs)
+    if save_dir is not None:
+        check_outputs({f"--save-dir {save_dir}: {path.name}": path for name in names for path in save_paths(save_dir, name)},
+                      inputs)
+    else:
+        _check_run_outputs(save_video, save_mot, save_json, inputs)
     tracker = _tracker_config(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
     hw = parse_input_size(input_size)
     if model.suffix.lower() in (".pth", ".pt"):
         check_memory(*hw)
     backend = open_backend(model, device, threads, hw, allow_partial)
-    frames = FrameSource(source, reconnects=reconnects, notify=_warning)
-    sinks, outputs = _sinks(save_video, save_mot, save_json, show, frames.fps)
-    if backend.meta.random_weights:
-        console.print("[yellow]note:[/] this model has random weights; its tracks are not meaningful")
+    _model_note(backend.meta)
     _warn_int8_kernels(backend)
+    if several:
+        with backend:
+            _track_streams(backend, specs, names, save_dir, drop, overlap, reconnects, k, track_thresh, tracker,
+                           max_frames)
+        return
+    frames = FrameSource(specs[0], reconnects=reconnects, notify=_warning)
+    sinks, outputs = _sinks(save_video, save_mot, save_json, show, frames.fps)
     with backend:
-        summary = _track(backend, frames, sinks, k, track_thresh, tracker, max_frames)
-    _finish_run(summary, outputs, backend.name, source, reconnects)
+        if (drop or ("latest" if frames.live else "none")) == "none":
+            summary = _track(backend, frames, sinks, k, track_thresh, tracker, max_frames)
+        else:  # a live camera: a reader thread keeps the newest frame, so latency cannot grow
+            summary = _track_live(backend, frames, sinks, drop or "latest", k, track_thresh, tracker, max_frames)
+    _finish_run(summary, outputs, backend.name, specs[0], reconnects)
 
 
 @command
 def demo(
-    checkpoint: Annotated[Optional[Path], typer.Option(help="use your checkpoint instead of random weights")] = None,
-    input_size: Annotated[str, typer.Option(help="HxW of the model")] = "256x256",
-    frames: Annotated[int, typer.Option(min=2, help="length of the generated video")] = 30,
-    output_dir: Annotated[Path, typer.Option(help="where the video, MOT txt and JSON go")] = Path("runs/demo"),
+    checkpoint: Annotated[Optional[Path], typer.Option(help="use your checkpoint instead of the built-in demo model")] = None,
+    input_size: Annotated[str, typer.Option(help="HxW of the model (the demo model is fitted at 256x256)")] = "256x256",
+    frames: Annotated[int, typer.Option(min=2, max=100000, help="length of the generated video")] = 30,
+    streams: Annotated[int, typer.Option(min=1, max=64, help="generated videos tracked at once, batched on one model")] = 1,
+    output_dir: Annotated[Path, typer.Option(help="where the videos, MOT txt and JSON go")] = Path("runs/demo"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """The whole chain on a fresh machine: generated video -> exported model -> tracker -> saved outputs."""
-    from .demo import make_demo_video
-    from .export.exporter import default_output, run_export, source_model
-    from .export.onnx_export import ExportOptions
+    from .demo import demo_model, make_demo_video
     from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from .runtime.sources import FrameSource
+    from .runtime.streams import save_paths
     from .sizes import check_memory, parse_input_size
 
     h, w = parse_input_size(input_size)
-    check_memory(h, w)
-    names = ("input.mp4", "tracks.mp4", "tracks.txt", "tracks.jsonl")
-    check_outputs({f"--output-dir {output_dir}: {name}": output_dir / name for name in names}, [checkpoint])
-    video = make_demo_video(output_dir / "input.mp4", frames)
-    console.print(f"wrote {escape(str(video))}: {frames} frames of photographed objects crossing a backdrop", soft_wrap=True)
-    stem = checkpoint.stem if checkpoint else "hardnet_85_random"
-    onnx_path = default_output(stem, h, w)
-    if not onnx_path.exists():
-        with console.status(f"exporting {stem} at {h}x{w} and checking it against PyTorch"):
-            model, src, digest, random_weights = source_model(checkpoint, "hardnet_85", False)
-            result = run_export(model, src, digest, random_weights, onnx_path, ExportOptions(h, w))
-        worst = max(r.max_abs for r in result.parity)
-        console.print(f"wrote {escape(str(onnx_path))}; ONNX Runtime vs PyTorch max abs error {worst:.1e} (tolerance 1e-4)",
+    check_memory(h, w, streams)
+    names = ["input"] if streams == 1 else [f"input-{i}" for i in range(streams)]
+    planned = {f"--output-dir {output_dir}: {n}.mp4": output_dir / f"{n}.mp4" for n in names}
+    if streams == 1:
+        planned.update({f"--output-dir {output_dir}: tracks{p.suffix}": output_dir / f"tracks{p.suffix}"
+                        for p in save_paths(output_dir, "tracks")})
+    else:
+        planned.update({f"--output-dir {output_dir}: {p.name}": p for n in names
+                        for p in save_paths(output_dir / "tracks", n)})
+    check_outputs(planned, [checkpoint])
+    videos = [make_demo_video(output_dir / f"{name}.mp4", frames, seed=i) for i, name in enumerate(names)]
+    console.print(f"wrote {len(videos)} generated video(s) of {frames} frames to {escape(str(output_dir))}: "
+                  "photographs of a cat, a cup, a rocket and an astronaut gliding over a blurred backdrop",
+                  soft_wrap=True)
+    with console.status("exporting the demo model and checking it against PyTorch"):
+        onnx_path, exported = demo_model(checkpoint, h, w)
+    if exported is not None:
+        worst = max(r.max_abs for r in exported.parity)
+        console.print(f"wrote {escape(str(onnx_path))}; ONNX Runtime vs PyTorch max abs error {worst:.1e}",
                       soft_wrap=True)
     backend = OnnxRuntimeBackend(onnx_path, device)
-    if backend.meta.random_weights:
-        console.print("[yellow]note:[/] weights are random, so tracks are arbitrary; pass --checkpoint for real ones")
-    source = FrameSource(str(video))
-    sinks, outputs = _sinks(output_dir / "tracks.mp4", output_dir / "tracks.txt", output_dir / "tracks.jsonl",
-                            False, source.fps)
-    with backend:
-        summary = _track(backend, source, sinks, 100, 0.3, _tracker_config(0.3, None, None, -1, False), None)
-    _finish_run(summary, outputs, backend.name, str(video), 0)
+    _model_note(backend.meta)
+    tracker = _tracker_config(0.3, None, None, -1, False)
+    if streams > 1:
+        with backend:
+            _track_streams(backend, [str(v) for v in videos], names, output_dir / "tracks", None, True, 0, 100, 0.3,
+                           tracker, None)
+    else:
+        source = FrameSource(str(videos[0]))
+        sinks, outputs = _sinks(*save_paths(output_dir, "tracks"), False, source.fps)
+        with backend:
+            summary = _track(backend, source, sinks, 100, 0.3, tracker, None)
+        _finish_run(summary, outputs, backend.name, str(videos[0]), 0)
     _next(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
 
 
@@ -365,6 +505,7 @@ def build(
     workspace: Annotated[Optional[float], typer.Option(callback=_positive, help="workspace limit in GiB, > 0 (default: TensorRT decides)")] = None,
     timing_cache: Annotated[Optional[Path], typer.Option(help="timing cache file, read if present and written back")] = None,
     dla_core: Annotated[Optional[int], typer.Option(min=0, help="build for this DLA core, GPU fallback on")] = None,
+    max_batch: Annotated[int, typer.Option(min=1, max=256, help="a --dynamic-batch ONNX: the largest batch (streams) the engine takes")] = 8,
     verbose: Annotated[bool, typer.Option(help="TensorRT's verbose log")] = False,
 ) -> None:
     """ONNX -> TensorRT engine (FP32, FP16 or INT8) with a metadata sidecar; run on the device that will use it."""
@@ -381,7 +522,7 @@ def build(
                    "--timing-cache": timing_cache}, [*_sidecars(model), calib_annotations, calib_cache])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, 0, calib_algo, calib_cache)
     options = BuildOptions(fp16=fp16, int8=int8, workspace_gib=workspace, timing_cache=timing_cache,
-                           dla_core=dla_core, verbose=verbose)
+                           dla_core=dla_core, verbose=verbose, max_batch=max_batch)
     with console.status("building") as status:
         def note(text: str) -> None:
             if text.startswith(("calibration:", "warning:", "reusing", "using")):
@@ -512,12 +653,16 @@ def bench(
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
     interleave: Annotated[bool, typer.Option(help="models take turns, one iteration each, so drifting machine load "
                                                   "hits all alike (trustworthy ratios on a shared machine)")] = False,
+    streams: Annotated[Optional[str], typer.Option(help="stream counts, e.g. 1,2,4,8: N streams batched on one model "
+                                                        "vs N single-stream loops in turns (one model)")] = None,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="--streams: turns per count; the best is kept")] = 2,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
     import json
     import tempfile
 
     from .bench import BenchSettings, bench_models, plot, report
+    from .bench_streams import parse_counts
     from .demo import make_demo_video
     from .outputs import write_text_atomic
     from .runtime.runner import open_backend
@@ -526,6 +671,9 @@ def bench(
 
     check_outputs({"--json": json_out, "--plot": plot_out},
                   [*_sidecars(*models), *(source_files(source) if source else [])])
+    counts = parse_counts(streams) if streams else None
+    if counts and len(models) != 1:
+        raise CtrtError("--streams benchmarks one model at a time")
     settings = BenchSettings(warmup, 1, duration, iterations, batch, no_transfers)
     hw = parse_input_size(input_size)
     with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
@@ -541,6 +689,9 @@ def bench(
     for path in models:
         opened.append((path, open_backend(path, device, threads, hw, cuda_graph=cuda_graph)))
         _warn_int8_kernels(opened[-1][1])
+    if counts:
+        _bench_streams(models[0], opened[0][1], loaded, counts, rounds, json_out, plot_out)
+        return
     with console.status(f"benchmarking {len(models)} model(s)" + (", interleaved" if interleave else "")):
         results = bench_models(opened, loaded, settings, interleave)
     data = report(results, settings, interleave)
@@ -573,6 +724,37 @@ def bench(
         console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
     if plot_out:
         plot(data, plot_out)
+        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+
+
+def _bench_streams(path: Path, backend: Any, frames: list[Any], counts: list[int], rounds: int,
+                   json_out: Optional[Path], plot_out: Optional[Path]) -> None:
+    import json
+
+    from .bench_streams import bench_streams, plot_streams
+    from .outputs import write_text_atomic
+
+    with console.status(f"benchmarking {', '.join(map(str, counts))} streams, batched and sequential, in turns"), \
+            backend:
+        data = {"schema": 1, "ctrt_version": __version__, "model": str(path), "backend": backend.name,
+                "frames_per_stream": len(frames), "rounds": rounds, **bench_streams(backend, frames, counts, rounds)}
+    table = Table(title=f"ctrt bench --streams: {escape(path.name)} on {escape(backend.name)}, {len(frames)} "
+                        f"{frames[0].shape[1]}x{frames[0].shape[0]} frames per stream, best of {rounds}")
+    for column in ("streams", "batched FPS", "sequential FPS", "batched / sequential", "batched p50 (p99) ms",
+                   "sequential p50 (p99) ms", "batched ms/frame: wall, stages, infer"):
+        table.add_column(column, justify="right")
+    for row in data["streams"]:
+        b, q = row["batched"], row["sequential"]
+        table.add_row(str(row["count"]), f"{b['fps']:.2f}", f"{q['fps']:.2f}", f"{row['speedup']:.2f}x",
+                      f"{b['latency']['median']:.0f} ({b['latency']['p99']:.0f})",
+                      f"{q['latency']['median']:.0f} ({q['latency']['p99']:.0f})",
+                      f"{b['wall_ms_per_frame']:.1f}, {b['stage_sum_ms_per_frame']:.1f}, {b['infer_ms_per_frame']:.1f}")
+    console.print(table)
+    if json_out:
+        write_text_atomic(json_out, json.dumps(data, indent=2))
+        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
+    if plot_out:
+        plot_streams(data, plot_out)
         console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
 
 

@@ -31,7 +31,8 @@ class Result:
 
 def track_agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
     """Share of boxes, over all frames, that have a counterpart with IoU >= 0.5 (greedy, one to one)."""
-    from .calibration.accuracy import greedy_matches, iou_matrix
+    from .calibration.accuracy import greedy_matches
+    from .runtime.detections import iou_matrix
 
     matched = total = 0
     for a, b in zip(reference, candidate):
@@ -67,9 +68,9 @@ def run_selftest(report: Callable[[Result], None]) -> list[Result]:
 
     with tempfile.TemporaryDirectory(prefix="ctrt-selftest-") as tmp:
         folder = Path(tmp)
-        model, source, digest, random_weights = source_model(None, "hardnet_68", False)
+        source = source_model(None, "hardnet_68")
         onnx_path = folder / "selftest.onnx"
-        exported = run_export(model, source, digest, random_weights, onnx_path, ExportOptions(*SIZE))
+        exported = run_export(source, onnx_path, ExportOptions(*SIZE))
         worst = max(r.max_abs for r in exported.parity)
         add("export + ONNX Runtime vs PyTorch", "PASS", f"max abs {worst:.1e} over 4 heads, 2 inputs")
         video = make_demo_video(folder / "video.mp4", FRAMES, size=(320, 240))

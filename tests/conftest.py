@@ -54,6 +54,23 @@ def onnx_85(tmp_path_factory, checkpoint_85) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_onnx(tmp_path_factory) -> Path:
+    """The built-in demo model (detections that mean something on generated scenes), dynamic batch, 256x256."""
+    out = tmp_path_factory.mktemp("demo") / "demo_dynamic.onnx"
+    result = invoke("export", "--builtin", "demo", "--input-size", "256x256", "--dynamic-batch", "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_onnx_batch3(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "demo_b3.onnx"
+    result = invoke("export", "--builtin", "demo", "--input-size", "256x256", "--batch", "3", "--no-check", "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
 # Boxes (x, y, w, h) drawn by hand around the main objects of scikit-image's sample photographs.
 COCO_OBJECTS = {
     "astronaut": [(140, 0, 300, 512, 1), (350, 300, 110, 200, 44)],

@@ -69,7 +69,7 @@ def test_random_init_hardnet68_cli_prints_parity_and_next_step(tmp_path):
     assert {(case, name) for case, name, _ in rows} == {
         (c, h) for c in ("random", "photo") for h in ("hm", "reg", "wh", "tracking")}
     assert all(err <= 1e-4 for _, _, err in rows)
-    assert "weights are random" in result.output and f"ctrt run {out}" in result.output
+    assert "random (seeded) weights" in result.output and f"ctrt run {out}" in result.output
     assert read_meta(out).random_weights and read_meta(out).config.arch == 68
 
 

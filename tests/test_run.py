@@ -203,3 +203,14 @@ def test_reconnects_are_announced_one_line_each(onnx_85, tmp_path):
     assert sum(1 for _ in source) == 6 and source.lost and source.reconnected == 1
     assert messages == ["0: stream lost, reconnecting (1/2) in 0.0 s",  # the second connection comes
                         "0: stream lost, reconnecting (1/2) in 0.0 s", "0: stream lost, reconnecting (2/2) in 0.0 s"]
+
+
+def test_stage_times_of_a_long_run_take_constant_memory():
+    from ctrt.runtime.timing import StageTimes
+
+    times = StageTimes(("a", "b"), keep=64)
+    for i in range(100_000):
+        times.add(np.array([i % 7, 1.0]))
+    assert times.samples.shape == (64, 2) and times._data.nbytes == 64 * 2 * 8
+    assert times.samples[-1, 0] == (100_000 - 1) % 7  # the newest frame last
+    assert abs(times.mean()["a"] - np.mean(np.arange(100_000) % 7)) < 1e-9 and times.mean()["b"] == 1.0

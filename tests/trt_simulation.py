@@ -7,7 +7,8 @@ must honour, so that a bug in our buffer handling fails a test:
 - the ONNX parser reports errors through ``num_errors`` / ``get_error(i).desc()/.node()``;
 - an engine refuses deserialisation under another TensorRT version (returns None, as TensorRT does);
 - every I/O tensor address must be set before ``execute_async_v3``, and must point at a device allocation of exactly
-  the tensor's size; copies must move exactly an allocation's byte count;
+  the tensor's size (for a dynamic-batch engine: at least the size at the batch set with ``set_input_shape``, which
+  must be set for every input and lie within the optimization profile); copies may not run past an allocation;
 - everything on a stream (copies, execution) runs only at ``cudaStreamSynchronize``, in order, reading host memory
   at that moment: host outputs are valid only after synchronisation, as on a GPU.
 """
@@ -112,18 +113,18 @@ def make_cuda_runtime() -> types.ModuleType:
         if stream not in state.queues:
             raise SimulationError(f"copy on unknown stream {stream}")
         if kind == cudaMemcpyKind.cudaMemcpyHostToDevice:
-            if dst not in state.device or len(state.device[dst]) != count:
-                raise SimulationError(f"H2D of {count} bytes into a device buffer that is not exactly that size")
+            if dst not in state.device or len(state.device[dst]) < count:
+                raise SimulationError(f"H2D of {count} bytes into a device buffer smaller than that")
 
             def op():
-                state.device[dst][:] = ctypes.string_at(src, count)  # host memory is read when the copy runs
+                state.device[dst][:count] = ctypes.string_at(src, count)  # host memory is read when the copy runs
                 state.bytes_to_device += count
         elif kind == cudaMemcpyKind.cudaMemcpyDeviceToHost:
-            if src not in state.device or len(state.device[src]) != count:
-                raise SimulationError(f"D2H of {count} bytes from a device buffer that is not exactly that size")
+            if src not in state.device or len(state.device[src]) < count:
+                raise SimulationError(f"D2H of {count} bytes from a device buffer smaller than that")
 
             def op():
-                ctypes.memmove(dst, bytes(state.device[src]), count)
+                ctypes.memmove(dst, bytes(state.device[src][:count]), count)
                 state.bytes_to_host += count
         else:
             raise SimulationError(f"unsupported copy kind {kind}")
@@ -230,15 +231,47 @@ class Layer:
         self.output_types[index] = dtype
 
 
+class Dims(tuple):
+    """TensorRT's Dims behaves like a tuple and is built from a list."""
+
+    def __new__(cls, shape: Any = ()) -> Dims:
+        return super().__new__(cls, (int(d) for d in shape))
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: Dims
+
+
+class OptimizationProfile:
+    def __init__(self) -> None:
+        self.shapes: dict[str, tuple[Dims, Dims, Dims]] = {}
+
+    def set_shape(self, name: str, min: Any, opt: Any, max: Any) -> None:
+        low, mid, high = Dims(min), Dims(opt), Dims(max)
+        if not all(a <= b <= c for a, b, c in zip(low, mid, high)):
+            raise SimulationError(f"profile for {name}: need min <= opt <= max, got {low} {mid} {high}")
+        self.shapes[name] = (low, mid, high)
+
+
 class Network:
     def __init__(self, flags: int) -> None:
         self.flags = flags
         self.layers: list[Layer] = []
+        self.inputs: list[Tensor] = []
         self.onnx_bytes = b""
 
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.inputs)
+
+    def get_input(self, index: int) -> Tensor:
+        return self.inputs[index]
 
     def get_layer(self, index: int) -> Layer:
         return self.layers[index]
@@ -281,6 +314,7 @@ class BuilderConfig:
         self.DLA_core = -1
         self.cache: TimingCache | None = None
         self.progress_monitor = None
+        self.profiles: list[OptimizationProfile] = []
         if trt.MAJOR < 11:  # removed in TensorRT 11
             self.int8_calibrator = None
 
@@ -288,6 +322,10 @@ class BuilderConfig:
         if key == "int8_calibrator" and self._trt.MAJOR >= 11:
             raise AttributeError("'tensorrt.IBuilderConfig' object has no attribute 'int8_calibrator'")
         object.__setattr__(self, key, value)
+
+    def add_optimization_profile(self, profile: OptimizationProfile) -> int:
+        self.profiles.append(profile)
+        return len(self.profiles) - 1
 
     def set_memory_pool_limit(self, pool: MemoryPoolType, size: int) -> None:
         if not isinstance(size, int) or size <= 0:
@@ -341,6 +379,10 @@ class OnnxParser:
         if self.errors:
             return False
         self.network.layers = [Layer(node.name or f"node_{i}", len(node.output)) for i, node in enumerate(model.graph.node)]
+        initializers = {init.name for init in model.graph.initializer}
+        self.network.inputs = [
+            Tensor(v.name, Dims(d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim))
+            for v in model.graph.input if v.name not in initializers]
         self.network.onnx_bytes = model.SerializeToString()
         return True
 
@@ -357,6 +399,9 @@ class Builder:
     def create_builder_config(self) -> BuilderConfig:
         return BuilderConfig(sys.modules["tensorrt"])
 
+    def create_optimization_profile(self) -> OptimizationProfile:
+        return OptimizationProfile()
+
     def build_serialized_network(self, network: Network, config: BuilderConfig) -> HostMemory | None:
         trt = sys.modules["tensorrt"]
         if not network.onnx_bytes:
@@ -366,6 +411,10 @@ class Builder:
             raise SimulationError("layer precisions set without OBEY_PRECISION_CONSTRAINTS are only hints")
         if config.default_device_type == DeviceType.DLA and not 0 <= config.DLA_core < self.num_DLA_cores:
             return None
+        dynamic = [t.name for t in network.inputs if min(t.shape) < 0]
+        profile = config.profiles[0].shapes if config.profiles else {}
+        if any(name not in profile for name in dynamic):
+            return None  # TensorRT: "Network has dynamic or shape inputs, but no optimization profile has been defined"
         if config.cache is not None:
             config.cache.entries["builds"] += 1
         int8 = getattr(trt.BuilderFlag, "INT8", None) in config.flags
@@ -382,7 +431,8 @@ class Builder:
         header = {"version": trt.__version__, "fp16": getattr(trt.BuilderFlag, "FP16", None) in config.flags,
                   "int8": int8, "calibration": calibration.decode(),
                   "fp32_layers": pinned, "dla_core": config.DLA_core, "flags": network.flags,
-                  "workspace": config.pools.get(MemoryPoolType.WORKSPACE)}
+                  "workspace": config.pools.get(MemoryPoolType.WORKSPACE),
+                  "profile": {name: [list(d) for d in dims] for name, dims in profile.items()}}
         blob = json.dumps(header).encode()
         return HostMemory(len(blob).to_bytes(4, "little") + blob + network.onnx_bytes)
 
@@ -391,8 +441,13 @@ class Engine:
     def __init__(self, header: dict, onnx_bytes: bytes) -> None:
         self.header = header
         self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        self.io = [(i.name, TensorIOMode.INPUT, tuple(i.shape)) for i in self.session.get_inputs()]
-        self.io += [(o.name, TensorIOMode.OUTPUT, tuple(o.shape)) for o in self.session.get_outputs()]
+
+        def dims(shape: list) -> Dims:  # a named (dynamic) dimension is -1, as TensorRT reports it
+            return Dims(d if isinstance(d, int) else -1 for d in shape)
+
+        self.io = [(i.name, TensorIOMode.INPUT, dims(i.shape)) for i in self.session.get_inputs()]
+        self.io += [(o.name, TensorIOMode.OUTPUT, dims(o.shape)) for o in self.session.get_outputs()]
+        self.profile = {name: tuple(Dims(d) for d in shapes) for name, shapes in header.get("profile", {}).items()}
         self.types = {v.name: ORT_TYPES[v.type] for v in self.session.get_inputs() + self.session.get_outputs()}
 
     @property
@@ -414,6 +469,11 @@ class Engine:
     def get_tensor_dtype(self, name: str) -> DataType:
         return self.types[name]
 
+    def get_tensor_profile_shape(self, name: str, profile_index: int) -> tuple[Dims, Dims, Dims]:
+        if profile_index != 0 or name not in self.profile:
+            raise SimulationError(f"no optimization profile {profile_index} for {name}")
+        return self.profile[name]
+
     def create_execution_context(self) -> ExecutionContext:
         return ExecutionContext(self)
 
@@ -422,15 +482,36 @@ class ExecutionContext:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.addresses: dict[str, int] = {}
+        self.input_shapes: dict[str, Dims] = {}
         self.executions = 0
 
     def set_tensor_address(self, name: str, memory: int) -> bool:
-        self._entry_size(name)
+        self.engine._entry(name)
         self.addresses[name] = int(memory)
         return True
 
-    def _entry_size(self, name: str) -> int:
+    def set_input_shape(self, name: str, shape: Any) -> bool:
+        low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+        shape = Dims(shape)
+        if len(shape) != len(low) or not all(a <= d <= b for a, d, b in zip(low, shape, high)):
+            return False  # TensorRT reports an out-of-profile shape by returning False
+        self.input_shapes[name] = shape
+        return True
+
+    def get_tensor_shape(self, name: str) -> Dims:
+        """Resolved: a dynamic batch is the one set on the inputs."""
         shape = self.engine.get_tensor_shape(name)
+        if min(shape) >= 0:
+            return shape
+        batches = {s[0] for s in self.input_shapes.values()}
+        if len(batches) != 1:
+            raise SimulationError(f"shape of {name} asked before every input's batch was set consistently")
+        return Dims((batches.pop(), *shape[1:]))
+
+    def _entry_size(self, name: str) -> int:
+        return self._bytes(name, self.get_tensor_shape(name))
+
+    def _bytes(self, name: str, shape: Dims) -> int:
         return int(np.prod(shape)) * np.dtype(self.engine.types[name].value).itemsize
 
     def execute_async_v3(self, stream_handle: int) -> bool:
@@ -438,20 +519,30 @@ class ExecutionContext:
         state = rt.state
         if stream_handle not in state.queues:
             raise SimulationError(f"execute_async_v3 on unknown stream {stream_handle}")
-        for name, _, shape in self.engine.io:
+        for name, mode, shape in self.engine.io:
+            if mode == TensorIOMode.INPUT and min(shape) < 0 and name not in self.input_shapes:
+                raise SimulationError(f"input shape of dynamic {name} not set before execute_async_v3")
+        for name, _, _ in self.engine.io:
             address = self.addresses.get(name)
             if address is None:
                 raise SimulationError(f"tensor address of {name} not set before execute_async_v3")
-            if address not in state.device or len(state.device[address]) != self._entry_size(name):
+            exact = min(self.engine.get_tensor_shape(name)) >= 0
+            size = len(state.device.get(address, b""))
+            if address not in state.device or (size != self._entry_size(name) if exact else size < self._entry_size(name)):
                 raise SimulationError(f"address of {name} is not a device buffer of {self._entry_size(name)} bytes")
         snapshot = dict(self.addresses)
+        shapes = {name: self.get_tensor_shape(name) for name, _, _ in self.engine.io}
 
         def run() -> None:
-            feed = {name: np.frombuffer(bytes(state.device[snapshot[name]]), self.engine.types[name].value).reshape(shape)
-                    for name, mode, shape in self.engine.io if mode == TensorIOMode.INPUT}
+            feed = {}
+            for name, mode, _ in self.engine.io:
+                if mode == TensorIOMode.INPUT:
+                    data = bytes(state.device[snapshot[name]][: self._bytes(name, shapes[name])])
+                    feed[name] = np.frombuffer(data, self.engine.types[name].value).reshape(shapes[name])
             outputs = self.engine.session.run(None, feed)
             for (name, mode, _), value in zip([e for e in self.engine.io if e[1] == TensorIOMode.OUTPUT], outputs):
-                state.device[snapshot[name]][:] = np.ascontiguousarray(value, np.float32).tobytes()
+                data = np.ascontiguousarray(value, np.float32).tobytes()
+                state.device[snapshot[name]][: len(data)] = data
             self.executions += 1
 
         state.queues[stream_handle].append(run)
@@ -537,7 +628,7 @@ def make_tensorrt(version: str = "10.3.0", dla_cores: int = 0) -> types.ModuleTy
         "Logger": Logger, "Builder": builder, "OnnxParser": OnnxParser, "Runtime": Runtime, "DataType": DataType,
         "TensorIOMode": TensorIOMode, "DeviceType": DeviceType, "MemoryPoolType": MemoryPoolType,
         "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag, "float32": DataType.FLOAT,
-        "float16": DataType.HALF, "nptype": lambda dtype: np.dtype(dtype.value).type,
+        "float16": DataType.HALF, "nptype": lambda dtype: np.dtype(dtype.value).type, "Dims": Dims,
     }.items():
         setattr(trt, name, value)
     if major >= 10:

@@ -31,6 +31,7 @@ class BuildOptions:
     timing_cache: Path | None = None
     dla_core: int | None = None
     verbose: bool = False
+    max_batch: int = 8  # the optimization profile's largest batch, for a dynamic-batch ONNX
 
 
 def onnx_is_half(model: onnx.ModelProto) -> bool:
@@ -73,6 +74,24 @@ def _progress_monitor(report: Callable[[str], None]) -> Any:
             self.phases.pop(phase_name, None)
 
     return Monitor()
+
+
+def _add_batch_profile(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
+                       max_batch: int) -> bool:
+    """A dynamic-batch ONNX (``ctrt export --dynamic-batch``) gets one optimization profile, batch 1 to
+    ``max_batch`` (tuned for the largest): one engine serves any number of streams up to it."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    if not any(tensor.shape[0] < 0 for tensor in inputs):
+        return False
+    import tensorrt as trt
+
+    profile = builder.create_optimization_profile()
+    for tensor in inputs:
+        rest = [int(tensor.shape[i]) for i in range(1, len(tensor.shape))]
+        largest = trt.Dims([max_batch, *rest])
+        profile.set_shape(tensor.name, trt.Dims([1, *rest]), largest, largest)
+    config.add_optimization_profile(profile)
+    return True
 
 
 @dataclass
@@ -122,6 +141,7 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
     _parse(network, logger, onnx_path)
 
     config = builder.create_builder_config()
+    dynamic = _add_batch_profile(builder, network, config, options.max_batch)
     if options.workspace_gib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
     pinned = 0
@@ -170,7 +190,7 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
         **source_meta.extra,
         "tensorrt": str(trt.__version__), "gpu": gpu, "compute_capability": capability,
         "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path), "dla_core": options.dla_core,
-        "fp32_layers": pinned, "cuda_bindings": cuda.name,
+        "fp32_layers": pinned, "cuda_bindings": cuda.name, **({"max_batch": options.max_batch} if dynamic else {}),
         **({"calibration_cache": str(trt_calibration.cache)} if trt_calibration else {}),
     })
     with atomic_outputs(output, sidecar_path(output)) as (engine_tmp, sidecar_tmp):

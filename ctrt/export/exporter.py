@@ -10,6 +10,7 @@ from pathlib import Path
 from ..artifacts import ArtifactMeta, sha256_file, sidecar_path
 from ..outputs import atomic_outputs
 from ..errors import CtrtError
+from ..model.builtin import DEMO_ASSET, builtin_model
 from ..model.checkpoint import load_checkpoint
 from ..model.config import preset
 from ..model.seg import HarDNetSeg
@@ -32,23 +33,38 @@ class ExportResult:
     seconds: float
 
 
-def source_model(checkpoint: Path | None, arch: str, allow_partial: bool) -> tuple[HarDNetSeg, str, str, bool]:
-    """(model, source name, source checksum, random weights?)"""
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to export and how its sidecar names it."""
+
+    model: HarDNetSeg
+    name: str
+    sha256: str = ""
+    random_weights: bool = False
+    builtin: str = ""  # a key of BUILTINS, for the built-in demo model
+
+
+def source_model(checkpoint: Path | None, arch: str = "hardnet_85", allow_partial: bool = False,
+                 builtin: str | None = None) -> ModelSource:
+    """A checkpoint, a built-in model (``builtin``), or without either seeded random weights of ``arch``."""
+    if builtin is not None:  # its checksum is the shipped asset's, so a stale export can be recognised
+        return ModelSource(builtin_model(builtin), f"builtin:{builtin}", sha256_file(DEMO_ASSET), builtin=builtin)
     if checkpoint is None:
         model = HarDNetSeg(preset(arch))
         model.init_weights(RANDOM_SEED)
-        return model.eval(), f"random-init:{arch}:seed{RANDOM_SEED}", "", True
+        return ModelSource(model.eval(), f"random-init:{arch}:seed{RANDOM_SEED}", random_weights=True)
     loaded = load_checkpoint(checkpoint, allow_partial)
-    return loaded.model, checkpoint.name, sha256_file(checkpoint), False
+    return ModelSource(loaded.model, checkpoint.name, sha256_file(checkpoint))
 
 
 def default_output(stem: str, h: int, w: int) -> Path:
     return Path("export") / f"{stem}_{h}x{w}.onnx"
 
 
-def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool, output: Path,
-               options: ExportOptions, check: bool = True, atol: float = DEFAULT_ATOL) -> ExportResult:
+def run_export(source: ModelSource, output: Path, options: ExportOptions, check: bool = True,
+               atol: float = DEFAULT_ATOL) -> ExportResult:
     start = time.perf_counter()
+    model = source.model
     config = model.config
 
     def wrap(seg: HarDNetSeg, half: bool) -> InGraph:
@@ -58,7 +74,8 @@ def run_export(model: HarDNetSeg, source: str, digest: str, random_weights: bool
     # The FP16 export converts a copy; the check compares it with the FP32 model it came from.
     module = wrap(copy.deepcopy(model), True) if options.half else wrap(model, False)
     reference = wrap(model, False) if options.half else module
-    meta = checkpoint_meta(model, source, digest, (options.input_h, options.input_w), random_weights)
+    meta = checkpoint_meta(model, source.name, source.sha256, (options.input_h, options.input_w),
+                           source.random_weights, source.builtin)
     meta = replace(meta, kind="onnx", batch=0 if options.dynamic_batch else options.batch,
                    precision="fp16" if options.half else "fp32",
                    inputs=module.input_names, outputs=module.output_names,

@@ -1,4 +1,10 @@
-"""The per-frame tracker loop above any backend: pre-process, pre_hm, inference, decode, track."""
+"""The per-frame tracker loop above any backend: pre-process, pre_hm, inference, decode, track.
+
+``StreamState`` is one camera's share of it (its tracker, previous frame and pre_hm, its stage times); the
+single-stream ``TrackingPipeline`` feeds one state's own buffers to the backend, and the multi-stream loop
+(``streams.py``) gathers several states into the slots of one batch. Both run the same per-stream code, so a
+stream's tracks do not depend on how it was batched.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,35 @@ import time
 
 import numpy as np
 
+from ..artifacts import ArtifactMeta
 from ..errors import CtrtError
 from .backends.base import Backend
 from .decode import Decoder, decode_topk
 from .detections import Detections
 from .prehm import PreHeatmapRenderer
-from .preprocess import DOWN_RATIO, Preprocessor
-from .timing import StageTimes
+from .preprocess import DOWN_RATIO, FrameGeometry, Preprocessor
+from .timing import RUN_KEEP, StageTimes
 from .tracker import Tracker, TrackerConfig
 
 STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
+# The model input that carries this frame, and the one that carries the previous frame.
+CURRENT = {"image": "pre_img", "frame": "pre_frame"}
 
 
-class TrackingPipeline:
-    """CenterTrack's ``Detector.run`` + ``Tracker.step`` for one camera, with every buffer allocated once."""
+class StreamState:
+    """CenterTrack's ``Detector.run`` + ``Tracker.step`` state for one camera, every buffer allocated once.
 
-    def __init__(self, backend: Backend, k: int = 100, threshold: float = 0.3,
-                 tracker: TrackerConfig | None = None) -> None:
-        meta = backend.meta
-        if meta.batch not in (0, 1):
-            raise CtrtError(f"this model has a fixed batch of {meta.batch}; tracking one stream needs batch 1 "
-                            "(re-export with --batch 1 or --dynamic-batch)")
+    ``prepare`` fills this frame's inputs (batch of one), ``finish`` decodes this stream's outputs and tracks.
+    The current and previous image buffers swap after each frame instead of being copied.
+    """
+
+    def __init__(self, meta: ArtifactMeta, k: int = 100, threshold: float = 0.3,
+                 tracker: TrackerConfig | None = None, keep_times: int | None = RUN_KEEP) -> None:
         h, w = meta.input_size
-        self.backend = backend
         self.inputs = meta.inputs
         # Fast-path exports do the letterbox and/or the top-K inside the graph; the sidecar says which.
         self.source_hw = tuple(meta.extra["source_size"]) if meta.extra.get("preprocess") == "graph" else None
         self.decode_in_graph = meta.extra.get("decode") == "graph"
-        self._previous_frame: np.ndarray | None = None
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
         self.decoder = Decoder(meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, k, threshold)
@@ -42,47 +49,95 @@ class TrackingPipeline:
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
         self.pre_hm = np.zeros((1, 1, h, w), np.float32)
-        self.times = StageTimes(STAGES)
+        self._frame: np.ndarray | None = None
+        self._previous_frame: np.ndarray | None = None
+        self.times = StageTimes(STAGES, keep_times)
         self._durations = np.zeros(len(STAGES))
+        self._geometry: FrameGeometry | None = None
         self.frames = 0
 
     def reset(self) -> None:
+        """Forget every track and the previous frame: the next frame is a first frame again."""
         self.tracker.reset()
+        self._previous_frame = None
         self.frames = 0
 
-    def __call__(self, frame: np.ndarray) -> Detections:
+    def prepare(self, frame: np.ndarray) -> None:
         clock = time.perf_counter
         t0 = clock()
         if self.source_hw is None:
-            geometry = self.preprocess(frame, self.image[0])
-            if self.frames == 0:
-                np.copyto(self.pre_img, self.image)  # the first frame is its own previous frame
+            self._geometry = self.preprocess(frame, self.image[0])
         else:
             if frame.shape[:2] != self.source_hw:
                 raise CtrtError(f"this model pre-processes {self.source_hw[1]}x{self.source_hw[0]} frames in its graph; "
                                 f"the source gives {frame.shape[1]}x{frame.shape[0]} (re-export with --source-size)")
-            geometry = self.preprocess.geometry_for(frame)
+            self._geometry = self.preprocess.geometry_for(frame)
+            self._frame = frame[None]
         t1 = clock()
         if "pre_hm" in self.inputs:
-            self.renderer.render(self.tracker.pre_hm_boxes(), geometry.to_input, self.pre_hm[0, 0])
+            self.renderer.render(self.tracker.pre_hm_boxes(), self._geometry.to_input, self.pre_hm[0, 0])
+        self._durations[0], self._durations[1] = t1 - t0, clock() - t1
+
+    def feed(self) -> dict[str, np.ndarray]:
+        """This frame's model inputs as [1, ...] arrays (the same array objects frame after frame, swapped)."""
+        if self.source_hw is None:
+            # The first frame is its own previous frame. Feeding the same array (not a copy into pre_img) also tells
+            # the TensorRT backend, which skips uploading a pre_img it has just seen, that this one is new.
+            previous_image = self.image if self.frames == 0 else self.pre_img
+            tensors = {"image": self.image, "pre_img": previous_image, "pre_hm": self.pre_hm}
+        else:
+            assert self._frame is not None
+            previous = self._frame if self._previous_frame is None else self._previous_frame
+            tensors = {"frame": self._frame, "pre_frame": previous, "pre_hm": self.pre_hm}
+        return {name: tensors[name] for name in self.inputs}
+
+    def finish(self, heads: dict[str, np.ndarray], infer_s: float) -> Detections:
+        """Decode this stream's heads (unbatched), track, and make this frame the next one's previous frame."""
+        assert self._geometry is not None
+        clock = time.perf_counter
+        t0 = clock()
+        if self.decode_in_graph:
+            dets = decode_topk(heads, self._geometry, self.threshold)
+        else:
+            dets = self.decoder(heads, self._geometry)
+        t1 = clock()
+        tracks = self.tracker.step(dets)
         t2 = clock()
         if self.source_hw is None:
-            tensors = {"image": self.image, "pre_img": self.pre_img, "pre_hm": self.pre_hm}
+            self.image, self.pre_img = self.pre_img, self.image
         else:
-            current = frame[None]
-            previous = current if self._previous_frame is None else self._previous_frame
-            tensors = {"frame": current, "pre_frame": previous, "pre_hm": self.pre_hm}
-            self._previous_frame = current
-        outputs = self.backend({name: tensors[name] for name in self.inputs})
-        t3 = clock()
-        heads = {name: value[0] for name, value in outputs.items()}
-        dets = decode_topk(heads, geometry, self.threshold) if self.decode_in_graph else self.decoder(heads, geometry)
-        t4 = clock()
-        tracks = self.tracker.step(dets)
-        t5 = clock()
-        # This frame's tensor is the next frame's pre_img: swap instead of copying.
-        self.image, self.pre_img = self.pre_img, self.image
+            self._previous_frame = self._frame
         self.frames += 1
-        self._durations[:] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+        self._durations[2:] = (infer_s, t1 - t0, t2 - t1)
         self.times.add(self._durations * 1e3)
         return tracks
+
+
+class TrackingPipeline:
+    """One camera on one backend: ``tracks = pipeline(frame)``."""
+
+    def __init__(self, backend: Backend, k: int = 100, threshold: float = 0.3,
+                 tracker: TrackerConfig | None = None, keep_times: int | None = RUN_KEEP) -> None:
+        if backend.meta.batch not in (0, 1):
+            raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; tracking one stream needs batch 1 "
+                            "(re-export with --batch 1 or --dynamic-batch)")
+        self.backend = backend
+        self.stream = StreamState(backend.meta, k, threshold, tracker, keep_times)
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.stream.tracker
+
+    @property
+    def times(self) -> StageTimes:
+        return self.stream.times
+
+    def reset(self) -> None:
+        self.stream.reset()
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        self.stream.prepare(frame)
+        t0 = time.perf_counter()
+        outputs = self.backend(self.stream.feed())
+        infer_s = time.perf_counter() - t0
+        return self.stream.finish({name: value[0] for name, value in outputs.items()}, infer_s)

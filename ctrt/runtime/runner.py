@@ -110,7 +110,6 @@ def run_stream(pipeline: TrackingPipeline, source: FrameSource, sinks: list[Sink
     summary.skipped, summary.lost, summary.reconnects = source.skipped, source.lost, source.reconnected
     if summary.frames == 0 and not summary.interrupted:
         raise CtrtError(source.nothing_read())
-    samples = pipeline.times.samples
-    if len(samples):
-        summary.stage_ms = dict(zip(pipeline.times.stages, samples.mean(axis=0).tolist()))
+    if pipeline.times.count:
+        summary.stage_ms = pipeline.times.mean()
     return summary

@@ -61,17 +61,26 @@ class TensorRTBackend:
         self.outputs: list[str] = []
         self.host: dict[str, np.ndarray] = {}
         self.device: dict[str, int] = {}
+        # A dynamic-batch engine (one optimization profile, batch 1..max) gets buffers for its largest batch; each
+        # call sets the batch it feeds and copies only that much.
+        self.max_batch = 0
+        shapes: dict[str, tuple[int, ...]] = {}
         for index in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(index)
             dims = self.engine.get_tensor_shape(name)
-            shape = tuple(int(dims[i]) for i in range(len(dims)))
-            if min(shape) < 0:
-                raise CtrtError(f"{path} has a dynamic input {name} {shape}; ctrt builds static engines")
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            shapes[name] = tuple(int(dims[i]) for i in range(len(dims)))
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            if min(shapes[name][1:], default=0) < 0:
+                raise CtrtError(f"{path} has a dynamic size in {name} {shapes[name]}; ctrt runs static or "
+                                "dynamic-batch engines")
+            if shapes[name][0] < 0 and is_input:
+                self.max_batch = int(self.engine.get_tensor_profile_shape(name, 0)[2][0])
             (self.inputs if is_input else self.outputs).append(name)
-            self.host[name] = self.cuda.pinned(shape, dtype)
+        for name, shape in shapes.items():
+            full = (self.max_batch, *shape[1:]) if shape[0] < 0 else shape
+            self.host[name] = self.cuda.pinned(full, np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))))
             self.device[name] = self.cuda.alloc(self.host[name].nbytes)
+        self.batch = self.host[self.inputs[0]].shape[0]  # rows of the last call
         # Two device slots for the current and previous image, swapped each call.
         self._pair = next(((cur, prev) for cur, prev in PAIRS if cur in self.inputs and prev in self.inputs), None)
         self._image_slots = [self.device[self._pair[0]], self.cuda.alloc(self.host[self._pair[0]].nbytes)] \
@@ -125,14 +134,29 @@ class TensorRTBackend:
         self.cuda.synchronize(self.stream)
 
     def _upload(self, name: str, array: np.ndarray, address: int) -> None:
-        staging = self.host[name]
+        staging = self.host[name][: self.batch]
         if array.shape != staging.shape:
             raise CtrtError(f"input {name} has shape {array.shape}, the engine expects {staging.shape}")
         np.copyto(staging, array)
         self.cuda.to_device(address, staging, self.stream)
         self.copies_to_device += staging.nbytes
 
+    def _set_batch(self, feed: dict[str, np.ndarray]) -> None:
+        """On a dynamic-batch engine, tell the context this call's batch (within the profile)."""
+        if not self.max_batch:
+            return
+        batch = int(feed[self.inputs[0]].shape[0])
+        if not 1 <= batch <= self.max_batch:
+            raise CtrtError(f"batch {batch}: this engine was built for batches 1 to {self.max_batch} "
+                            "(ctrt build --max-batch N)")
+        if batch != self.batch:
+            self._previous_image = None  # the resident previous image has the old batch's rows
+        self.batch = batch
+        for name in self.inputs:
+            self.context.set_input_shape(name, (batch, *self.host[name].shape[1:]))
+
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._set_batch(feed)
         self.copies_to_device = 0
         start, uploaded, computed, done = self._events
         self.cuda.record(start, self.stream)
@@ -154,10 +178,10 @@ class TensorRTBackend:
         self._execute((self._slot,))
         self.cuda.record(computed, self.stream)
         for name in self.outputs:
-            self.cuda.to_host(self.host[name], self.device[name], self.stream)
+            self.cuda.to_host(self.host[name][: self.batch], self.device[name], self.stream)
         self.cuda.record(done, self.stream)
         self.cuda.synchronize(self.stream)
         self.last_ms = {"h2d": self.cuda.elapsed_ms(start, uploaded), "compute": self.cuda.elapsed_ms(uploaded, computed),
                         "d2h": self.cuda.elapsed_ms(computed, done)}
-        return {name: self.host[name] for name in self.outputs}
+        return {name: self.host[name][: self.batch] for name in self.outputs}
 

@@ -15,11 +15,11 @@ from ...model.seg import HarDNetSeg
 
 
 def checkpoint_meta(model: HarDNetSeg, source: str, digest: str, input_hw: tuple[int, int],
-                    random_weights: bool = False) -> ArtifactMeta:
+                    random_weights: bool = False, builtin: str = "") -> ArtifactMeta:
     config = model.config
     return ArtifactMeta(kind="checkpoint", model=config.to_dict(), input_size=input_hw, batch=1, precision="fp32",
                         source=source, source_sha256=digest, inputs=config.inputs, outputs=list(config.heads),
-                        random_weights=random_weights)
+                        random_weights=random_weights, builtin=builtin)
 
 
 class TorchBackend:

@@ -1,0 +1,93 @@
+"""Threaded capture: one reader thread per source, feeding a small buffer the tracker loop takes frames from.
+
+Policy ``latest`` (cameras, URLs, GStreamer): the buffer holds one frame and a new frame replaces an untaken one,
+which is counted as dropped, so a loop slower than the camera always gets the newest frame and latency stays bounded.
+Policy ``none`` (files, image folders): every frame is kept in order; the reader waits while the buffer is full.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CtrtError
+from .sources import FrameSource
+
+POLICIES = ("latest", "none")
+QUEUE_FRAMES = 2  # frames read ahead under policy "none"
+
+
+@dataclass
+class Captured:
+    frame: np.ndarray
+    time: float  # time.perf_counter() when the frame was read
+
+
+class FrameReader:
+    def __init__(self, source: FrameSource, policy: str, arrived: threading.Event) -> None:
+        if policy not in POLICIES:
+            raise CtrtError(f"--drop {policy!r}: choose latest or none")
+        self.source, self.policy, self.arrived = source, policy, arrived
+        self.capacity = 1 if policy == "latest" else QUEUE_FRAMES
+        self._items: deque[Captured] = deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self.done = False  # the source has no more frames (its end, lost, or stopped)
+        self.error: CtrtError | None = None
+        self.read = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name=f"capture {source.spec}", daemon=True)
+
+    def start(self) -> FrameReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source:
+                with self._cond:
+                    while self.policy == "none" and len(self._items) >= self.capacity and not self._stop:
+                        self._cond.wait(0.1)
+                    if self._stop:
+                        break
+                    if len(self._items) >= self.capacity:  # policy latest: the untaken frame is stale
+                        self._items.popleft()
+                        self.dropped += 1
+                    self._items.append(Captured(frame, time.perf_counter()))
+                    self.read += 1
+                self.arrived.set()
+        except CtrtError as exc:
+            self.error = exc
+        finally:
+            with self._cond:
+                self.done = True
+            self.arrived.set()
+
+    def take(self, wait: bool) -> Captured | None:
+        """The next frame, or None; with ``wait``, block until one comes or the source is done."""
+        with self._cond:
+            while wait and not self._items and not self.done:
+                self._cond.wait(0.05)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    @property
+    def finished(self) -> bool:
+        """Done and nothing left to take."""
+        with self._cond:
+            return self.done and not self._items
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        self._thread.join(timeout)

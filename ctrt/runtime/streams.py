@@ -1,0 +1,297 @@
+"""Several cameras on one model: one batched inference per tick, threaded capture, host work overlapped.
+
+Streams are dealt round-robin into lanes; each lane gathers the ready frame of each of its streams into the slots
+of one batch. A lane's inference runs on a worker thread (ONNX Runtime releases the GIL; TensorRT runs on its
+stream) while the main thread decodes and tracks the other lane's last batch and pre-processes its next one. A
+stream's frames are processed strictly in order (its pre_hm needs its previous tracks), so overlapping changes no
+result: the per-stream code is ``StreamState``, the same as a single-stream run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CtrtError, Interrupted
+from .backends.base import Backend
+from .capture import FrameReader
+from .detections import Detections
+from .pipeline import StreamState
+from .sinks import Sink
+from .sources import FrameSource
+from .tracker import TrackerConfig
+
+
+LATENCY_SAMPLES = 4096
+
+
+@dataclass
+class Stream:
+    name: str
+    source: FrameSource
+    sinks: list[Sink]
+    policy: str  # "latest" or "none"
+
+
+@dataclass
+class StreamSummary:
+    name: str
+    frames: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    reconnects: int = 0
+    tracks: int = 0
+    seconds: float = 0.0
+    lost: bool = False
+    error: str | None = None
+    stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame
+    # ms from capture (live) or from being taken (files) to tracks, latest frames only (a run may last months)
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class MultiRunSummary:
+    streams: list[StreamSummary]
+    seconds: float
+    batches: int
+    interrupted: Interrupted | None = None
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.streams)
+
+
+def lanes_for(count: int, model_batch: int, overlap: bool) -> int:
+    """How many lanes: enough for a fixed batch to hold each lane's streams, two to overlap when there are two."""
+    needed = math.ceil(count / model_batch) if model_batch > 0 else 1
+    return max(needed, 2 if overlap and count > 1 else 1)
+
+
+class _Live:
+    """A stream while it runs: its reader, tracker state, sinks and counters."""
+
+    def __init__(self, stream: Stream, state: StreamState, arrived: threading.Event) -> None:
+        self.stream, self.state = stream, state
+        self.reader = FrameReader(stream.source, stream.policy, arrived)
+        self.summary = StreamSummary(stream.name)
+        self.frame: np.ndarray | None = None  # the frame in flight, for the sinks
+        self.closed = False
+        self.start = time.perf_counter()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.reader.stop()
+        for sink in self.stream.sinks:
+            sink.close()
+        self.reader.join()
+        self.stream.source.close()
+        s = self.summary
+        s.seconds = time.perf_counter() - self.start
+        s.dropped, s.skipped = self.reader.dropped, self.stream.source.skipped
+        s.reconnects, s.lost = self.stream.source.reconnected, self.stream.source.lost
+        s.tracks = self.state.tracker.next_id - 1
+        s.stage_ms = self.state.times.mean() if self.state.times.count else {}
+        if self.reader.error is not None:
+            s.error = str(self.reader.error)
+
+
+class _Lane:
+    """Streams sharing one batch: their inputs gathered into slots of buffers allocated once."""
+
+    def __init__(self, members: list[_Live], backend: Backend) -> None:
+        self.members = members
+        meta = backend.meta
+        self.dynamic = meta.batch == 0
+        self.size = meta.batch if meta.batch > 0 else len(members)
+        self.direct = self.size == 1  # one slot: feed the stream's own buffers, as a single-stream run does
+        first = members[0].state.feed()
+        self.buffers = {name: np.zeros((self.size, *array.shape[1:]), array.dtype) for name, array in first.items()}
+        self.batch: list[tuple[_Live, float]] = []  # (stream, capture time) in slot order
+        self.future: Future[tuple[dict[str, np.ndarray], float]] | None = None
+
+    def gather(self) -> None:
+        self.batch = []
+        for live in self.members:
+            if live.closed:
+                continue
+            item = live.reader.take(wait=live.stream.policy == "none")
+            if item is not None:
+                # Latency counts from capture for a live frame; a file's frame waits in the read-ahead by design,
+                # so its latency counts from when the loop takes it.
+                since = item.time if live.stream.policy == "latest" else time.perf_counter()
+                live.state.prepare(item.frame)
+                live.frame = item.frame
+                self.batch.append((live, since))
+
+    def feed(self) -> dict[str, np.ndarray]:
+        if self.direct:
+            return self.batch[0][0].state.feed()
+        for slot, (live, _) in enumerate(self.batch):
+            for name, array in live.state.feed().items():
+                np.copyto(self.buffers[name][slot], array[0])
+        # A dynamic batch takes as many slots as there are frames; a fixed one runs its padding slots too.
+        count = len(self.batch) if self.dynamic else self.size
+        return {name: buffer[:count] for name, buffer in self.buffers.items()}
+
+
+def run_streams(backend: Backend, streams: list[Stream], k: int = 100, threshold: float = 0.3,
+                tracker: TrackerConfig | None = None, max_frames: int | None = None, overlap: bool = True,
+                on_frame: Callable[[StreamSummary, Detections], None] | None = None) -> MultiRunSummary:
+    """Track every stream to its end (or ``max_frames`` each). Ctrl-C/SIGTERM/SIGHUP and errors end the run the way
+    a single-stream run ends: every stream's sinks closed complete."""
+    meta = backend.meta
+    lives = [_Live(stream, StreamState(meta, k, threshold, tracker), threading.Event()) for stream in streams]
+    arrived = threading.Event()
+    for live in lives:
+        live.reader.arrived = arrived
+    count = lanes_for(len(lives), meta.batch, overlap)
+    lanes = [_Lane(lives[i::count], backend) for i in range(count) if lives[i::count]]
+    summary = MultiRunSummary([live.summary for live in lives], 0.0, 0)
+    start = time.perf_counter()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctrt-infer")
+    try:
+        for live in lives:
+            live.reader.start()
+        while True:
+            busy = False
+            for lane in lanes:
+                if lane.future is not None:
+                    _finish(lane, max_frames, on_frame)
+                    busy = True
+                _close_finished(lane)
+                lane.gather()
+                if lane.batch:
+                    lane.future = executor.submit(_timed, backend, lane.feed())
+                    summary.batches += 1
+                    busy = True
+            if not busy:
+                if all(live.closed for live in lives):
+                    break
+                arrived.wait(0.05)  # nothing ready: wait for a reader instead of spinning
+                arrived.clear()
+    except KeyboardInterrupt as exc:
+        summary.interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        for live in lives:
+            live.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _timed(backend: Backend, feed: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+    """On the inference thread: the outputs and the model's own time (not the time queued behind another lane)."""
+    start = time.perf_counter()
+    outputs = backend(feed)
+    return outputs, time.perf_counter() - start
+
+
+def _finish(lane: _Lane, max_frames: int | None,
+            on_frame: Callable[[StreamSummary, Detections], None] | None) -> None:
+    assert lane.future is not None
+    outputs, seconds = lane.future.result()
+    lane.future = None
+    infer_s = seconds / max(len(lane.batch), 1)  # the batch's inference time, shared by its frames
+    for slot, (live, captured_at) in enumerate(lane.batch):
+        tracks: Detections = live.state.finish({name: value[slot] for name, value in outputs.items()}, infer_s)
+        assert live.frame is not None
+        for sink in live.stream.sinks:
+            sink.write(live.summary.frames, live.frame, tracks)
+        live.summary.frames += 1
+        live.summary.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
+        if on_frame is not None:
+            on_frame(live.summary, tracks)
+        if live.summary.frames == max_frames:
+            live.close()
+    lane.batch = []
+
+
+def _close_finished(lane: _Lane) -> None:
+    for live in lane.members:
+        if not live.closed and live.reader.finished:
+            live.close()
+
+
+
+def stream_names(specs: list[str]) -> list[str]:
+    """A short file-name-safe name per source (``cam0``, the video's stem, the URL's path), made unique."""
+    names: list[str] = []
+    for spec in specs:
+        if spec.isdigit():
+            base = f"cam{spec}"
+        elif "://" in spec:
+            base = spec.split("://", 1)[1].split("?")[0].strip("/").replace("/", "_").replace(":", "_") or "stream"
+        elif "!" in spec:
+            base = "gstreamer"
+        else:
+            path = Path(spec.rstrip("/*?"))
+            base = path.stem or path.name or "images"
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)[:60] or "stream"
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def read_sources_file(path: Path) -> list[str]:
+    """One source spec a line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise CtrtError(f"--sources {path}: {exc.strerror or exc}") from None
+    specs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not specs:
+        raise CtrtError(f"--sources {path} lists no source (one camera index, file, folder or URL a line)")
+    return specs
+
+
+def save_paths(save_dir: Path, name: str) -> tuple[Path, Path, Path]:
+    """Per stream under ``--save-dir``: annotated video, MOTChallenge txt, JSON lines."""
+    return save_dir / f"{name}.mp4", save_dir / f"{name}.txt", save_dir / f"{name}.jsonl"
+
+
+def open_streams(specs: list[str], names: list[str], policy: str | None, reconnects: int,
+                 sinks_for: Callable[[str, float], list[Sink]], warn: Callable[[str], None]) -> list[Stream]:
+    """Open every source; one that cannot open is skipped with a warning naming it, unless none opens at all."""
+    streams, failures = [], []
+    for spec, name in zip(specs, names, strict=True):
+        def notify(text: str, name: str = name) -> None:
+            warn(f"{name}: {text}")
+
+        try:
+            source = FrameSource(spec, reconnects=reconnects, notify=notify)
+        except CtrtError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        chosen = policy or ("latest" if source.live else "none")
+        streams.append(Stream(name, source, sinks_for(name, source.fps), chosen))
+    if not streams:
+        raise CtrtError("no source could be opened: " + "; ".join(failures))
+    for failure in failures:
+        warn(f"skipping stream {failure}")
+    return streams
+
+
+def batch_note(model_batch: int, streams: int) -> str | None:
+    """One line when the model's batch cannot hold every stream in one call (it still serves them, in turns)."""
+    if model_batch == 0 or streams <= model_batch:
+        return None
+    return (f"this model has a fixed batch of {model_batch}, so the {streams} streams take "
+            f"{math.ceil(streams / model_batch)} calls per tick; for one call export with --dynamic-batch (ONNX "
+            f"Runtime) or --batch {streams} (then ctrt build it for TensorRT)")
