@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -34,8 +32,8 @@ from ctrt.model.config import MEAN_BGR, STD_BGR, preset
 from ctrt.model.seg import HM_PRIOR_BIAS, HarDNetSeg
 from ctrt.runtime.prehm import PreHeatmapRenderer
 from ctrt.runtime.preprocess import DOWN_RATIO, letterbox_affine
+from run_ctrt import ctrt
 
-CTRT = str(Path(sys.executable).with_name("ctrt"))
 # (x, y, w, h, COCO category) around the main objects of scikit-image's photographs.
 OBJECTS = {"astronaut": [(140, 0, 300, 512, 1)], "chelsea": [(60, 0, 330, 300, 16)], "coffee": [(200, 20, 300, 300, 42)],
            "rocket": [(280, 100, 90, 310, 5)], "motorcycle_left": [(60, 120, 500, 350, 4)],
@@ -183,13 +181,6 @@ def tie_margins(model: HarDNetSeg, images: Path, size: tuple[int, int], k: int =
     top = margins[np.argsort(-logits)[:k]]
     return {"peaks_above_0.3": int((logits > np.log(0.3 / 0.7)).sum()), "top_k_margin_median": float(np.median(top)),
             "top_k_margin_p90": float(np.percentile(top, 90))}
-
-
-def ctrt(*args: object) -> str:
-    result = subprocess.run([CTRT, *map(str, args)], capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"ctrt {' '.join(map(str, args))} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 def main() -> None:

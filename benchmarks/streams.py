@@ -10,19 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+from run_ctrt import ctrt
 
-CTRT = str(Path(sys.executable).with_name("ctrt"))
-
-
-def ctrt(*args: object) -> str:
-    result = subprocess.run([CTRT, *map(str, args)], capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"ctrt {' '.join(map(str, args))} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 def main() -> None:

@@ -37,6 +37,20 @@ errors = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"ctrt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """CenterTrack-HarDNet: checkpoint -> ONNX -> TensorRT engine -> tracking on a live camera."""
+
+
 def _error(message: str) -> None:
     errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
@@ -647,7 +661,7 @@ def bench(
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
-    no_transfers: Annotated[bool, typer.Option(help="TensorRT bare loop without host<->device copies")] = False,
+    transfers: Annotated[bool, typer.Option("--transfers/--no-transfers", help="TensorRT bare loop: with or without host<->device copies (trtexec --noDataTransfers)")] = True,
     cuda_graph: Annotated[bool, typer.Option(help="TensorRT: replay the engine as a captured CUDA graph")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
@@ -658,13 +672,11 @@ def bench(
     rounds: Annotated[int, typer.Option(min=1, max=100, help="--streams: turns per count; the best is kept")] = 2,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
-    import json
     import tempfile
 
     from .bench import BenchSettings, bench_models, plot, report
     from .bench_streams import parse_counts
     from .demo import make_demo_video
-    from .outputs import write_text_atomic
     from .runtime.runner import open_backend
     from .runtime.sources import FrameSource, source_files
     from .sizes import parse_input_size
@@ -674,7 +686,7 @@ def bench(
     counts = parse_counts(streams) if streams else None
     if counts and len(models) != 1:
         raise CtrtError("--streams benchmarks one model at a time")
-    settings = BenchSettings(warmup, 1, duration, iterations, batch, no_transfers)
+    settings = BenchSettings(warmup, 1, duration, iterations, batch, not transfers)
     hw = parse_input_size(input_size)
     with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
         spec = source or str(make_demo_video(Path(tmp) / "bench.mp4", frames=min(frames, 30), size=(1280, 720)))
@@ -719,20 +731,12 @@ def bench(
         table.add_row("device memory MB", *["-" if r["device_memory_mb"] is None else f"{r['device_memory_mb']:.1f}"
                                             for r in results])
     console.print(table)
-    if json_out:
-        write_text_atomic(json_out, json.dumps(data, indent=2))
-        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
-    if plot_out:
-        plot(data, plot_out)
-        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+    _write_bench(data, json_out, plot_out, plot)
 
 
 def _bench_streams(path: Path, backend: Any, frames: list[Any], counts: list[int], rounds: int,
                    json_out: Optional[Path], plot_out: Optional[Path]) -> None:
-    import json
-
     from .bench_streams import bench_streams, plot_streams
-    from .outputs import write_text_atomic
 
     with console.status(f"benchmarking {', '.join(map(str, counts))} streams, batched and sequential, in turns"), \
             backend:
@@ -750,11 +754,20 @@ def _bench_streams(path: Path, backend: Any, frames: list[Any], counts: list[int
                       f"{q['latency']['median']:.0f} ({q['latency']['p99']:.0f})",
                       f"{b['wall_ms_per_frame']:.1f}, {b['stage_sum_ms_per_frame']:.1f}, {b['infer_ms_per_frame']:.1f}")
     console.print(table)
+    _write_bench(data, json_out, plot_out, plot_streams)
+
+
+def _write_bench(data: dict[str, Any], json_out: Optional[Path], plot_out: Optional[Path],
+                 plot: Callable[[dict[str, Any], Path], None]) -> None:
+    import json
+
+    from .outputs import write_text_atomic
+
     if json_out:
         write_text_atomic(json_out, json.dumps(data, indent=2))
         console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
     if plot_out:
-        plot_streams(data, plot_out)
+        plot(data, plot_out)
         console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
 
 

@@ -274,3 +274,12 @@ def test_a_video_file_over_http_ends_at_its_end(world, tmp_path, http_server):
     assert result.returncode == 0, result.stderr
     assert f"{FRAMES} frames" in result.stdout
     assert len((tmp_path / "h.jsonl").read_text().splitlines()) == FRAMES
+
+
+def test_cli_conventions_version_and_flag_names(world):
+    for flag in ("--version", "-V"):
+        result = ctrt(flag, cwd=world)
+        assert result.returncode == 0 and result.stdout.startswith("ctrt ")
+    for command in ("export", "run", "demo", "build", "quantize", "bench", "inspect", "doctor", "selftest"):
+        result = ctrt(command, "--help", cwd=world)
+        assert result.returncode == 0 and "--no-no-" not in result.stdout, command

@@ -248,3 +248,16 @@ def test_dynamic_batch_engine_takes_the_batch_of_each_tick(monkeypatch, demo_onn
     feed = {name: np.zeros((5, *backend.host[name].shape[1:]), backend.host[name].dtype) for name in backend.inputs}
     with pytest.raises(CtrtError, match="batch 5: this engine was built for batches 1 to 4"):
         backend(feed)
+
+
+def test_in_graph_preprocessing_and_decode_work_batched(tmp_path):
+    model = tmp_path / "fast.onnx"
+    result = invoke("export", "--builtin", "demo", "--input-size", "256x256", "--dynamic-batch", "--no-check",
+                    "--preprocess-in-graph", "--source-size", "320x240", "--decode-in-graph", "-o", model)
+    assert result.exit_code == 0, result.output
+    videos = [make_demo_video(tmp_path / f"v{i}.avi", frames=5 - i, size=(320, 240), seed=41 + i) for i in range(2)]
+    expected = separate_runs(model, videos, tmp_path)
+    result = invoke("run", model, "--source", videos[0], "--source", videos[1], "--save-dir", tmp_path / "multi")
+    assert result.exit_code == 0, result.output
+    for name, frames in expected.items():
+        assert_same_tracks(jsonl(tmp_path / "multi" / f"{name}.jsonl"), frames)

@@ -78,6 +78,14 @@ class StreamState:
             self.renderer.render(self.tracker.pre_hm_boxes(), self._geometry.to_input, self.pre_hm[0, 0])
         self._durations[0], self._durations[1] = t1 - t0, clock() - t1
 
+    def input_layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Per model input: the shape of one frame's slot and its dtype (for the batch buffers of several streams)."""
+        image = (self.image.shape[1:], self.image.dtype)
+        frame = ((*self.source_hw, 3), np.dtype(np.uint8)) if self.source_hw is not None else image
+        layout = {"image": image, "pre_img": image, "frame": frame, "pre_frame": frame,
+                  "pre_hm": (self.pre_hm.shape[1:], self.pre_hm.dtype)}
+        return {name: layout[name] for name in self.inputs}
+
     def feed(self) -> dict[str, np.ndarray]:
         """This frame's model inputs as [1, ...] arrays (the same array objects frame after frame, swapped)."""
         if self.source_hw is None:

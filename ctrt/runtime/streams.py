@@ -119,8 +119,8 @@ class _Lane:
         self.dynamic = meta.batch == 0
         self.size = meta.batch if meta.batch > 0 else len(members)
         self.direct = self.size == 1  # one slot: feed the stream's own buffers, as a single-stream run does
-        first = members[0].state.feed()
-        self.buffers = {name: np.zeros((self.size, *array.shape[1:]), array.dtype) for name, array in first.items()}
+        layout = members[0].state.input_layout()
+        self.buffers = {name: np.zeros((self.size, *shape), dtype) for name, (shape, dtype) in layout.items()}
         self.batch: list[tuple[_Live, float]] = []  # (stream, capture time) in slot order
         self.future: Future[tuple[dict[str, np.ndarray], float]] | None = None
 
