@@ -274,6 +274,8 @@ def main() -> None:
         with np.load(DEMO_ASSET) as shipped:
             same = digest(dict(shipped)) == fitted
         print(f"shipped asset {'reproduced bit for bit' if same else 'DIFFERS from the refit'}")
+    if not args.score_seeds:
+        return
     scores = score_on_fresh_scenes(args.score_seeds, args.frames)
     print(json.dumps(scores, indent=1))
     keys = ("mota", "precision", "recall", "id_consistency", "min_id_consistency")

@@ -47,3 +47,19 @@ def test_memory_estimate_refuses_sizes_that_cannot_fit():
     check_memory(512, 512, available=4 << 30)
     with pytest.raises(CtrtError, match=r"--input-size 4096x4096 \(batch 8\) needs about 188.4 GiB"):
         check_memory(4096, 4096, batch=8, available=16 << 30)
+
+
+def test_a_signal_inside_a_held_block_waits_for_its_end():
+    import os
+    import signal
+
+    from ctrt.errors import Interrupted
+    from ctrt.shutdown import signals_held, stop_on_signals
+
+    written = []
+    with pytest.raises(Interrupted) as stopped, stop_on_signals():
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered at once, raised only when the block ends
+            written.append("video")
+            written.append("json")
+    assert written == ["video", "json"] and stopped.value.exit_code == 143

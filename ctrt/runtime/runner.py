@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CtrtError, Interrupted
+from ..shutdown import signals_held
 from .backends.base import Backend
 from .detections import Detections
 from .pipeline import TrackingPipeline
@@ -92,9 +93,10 @@ def run_stream(pipeline: TrackingPipeline, source: FrameSource, sinks: list[Sink
     try:
         for index, frame in enumerate(source):
             tracks = pipeline(frame)
-            for sink in sinks:
-                sink.write(index, frame, tracks)
-            summary.frames = index + 1
+            with signals_held():  # a stop signal waits until every sink has this frame
+                for sink in sinks:
+                    sink.write(index, frame, tracks)
+                summary.frames = index + 1
             if on_frame is not None:
                 on_frame(index, tracks)
             if summary.frames == max_frames or any(w.stop_requested for w in windows):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CtrtError, Interrupted
+from ..shutdown import signals_held
 from .backends.base import Backend
 from .capture import FrameReader
 from .detections import Detections
@@ -210,9 +211,10 @@ def _finish(lane: _Lane, max_frames: int | None,
     for slot, (live, captured_at) in enumerate(lane.batch):
         tracks: Detections = live.state.finish({name: value[slot] for name, value in outputs.items()}, infer_s)
         assert live.frame is not None
-        for sink in live.stream.sinks:
-            sink.write(live.summary.frames, live.frame, tracks)
-        live.summary.frames += 1
+        with signals_held():  # a stop signal waits until every sink of this stream has this frame
+            for sink in live.stream.sinks:
+                sink.write(live.summary.frames, live.frame, tracks)
+            live.summary.frames += 1
         live.summary.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
         if on_frame is not None:
             on_frame(live.summary, tracks)
