@@ -46,7 +46,7 @@ def jetson_release(tegra_release: Path = Path("/etc/nv_tegra_release")) -> str |
 
 
 def _tensorrt() -> Check:
-    from .engines.tensorrt_import import require_tensorrt
+    from .runtime.tensorrt_import import require_tensorrt
 
     try:
         require_tensorrt()
@@ -130,4 +130,3 @@ def command_readiness(checks: list[Check]) -> dict[str, bool]:
 
 def as_json(checks: list[Check]) -> dict[str, object]:
     return {"checks": [asdict(c) for c in checks], "commands": command_readiness(checks)}
-

@@ -53,7 +53,7 @@ def _tracks(backend: object, video: Path) -> list[np.ndarray]:
 def run_selftest(report: Callable[[Result], None]) -> list[Result]:
     from .demo import make_demo_video
     from .engines.builder import BuildOptions, build_engine
-    from .engines.tensorrt_import import require_tensorrt
+    from .runtime.tensorrt_import import require_tensorrt
     from .export.exporter import run_export, source_model
     from .export.onnx_export import ExportOptions
     from .export.parity import standard_feeds

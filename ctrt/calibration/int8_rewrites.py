@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..engines.precision import context_nodes
+from ..onnx_graph import context_nodes
 
 
 @dataclass(frozen=True)

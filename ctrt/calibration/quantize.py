@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..engines.precision import context_nodes, context_readers, fp32_layer_names
+from ..onnx_graph import context_nodes, context_readers, fp32_layer_names
 from ..errors import CtrtError
 from .int8_rewrites import Rewrites, int8_friendly
 
@@ -85,7 +85,3 @@ def quantize_onnx(source: Path, destination: Path, batches: Iterator[dict[str, n
     finally:
         logging.disable(logging.NOTSET)
     return kept, rewrites
-
-
-def is_quantized(model: onnx.ModelProto) -> bool:
-    return any(node.op_type == "QuantizeLinear" for node in model.graph.node)

@@ -16,11 +16,11 @@ from ..runtime.cuda_memory import CudaMemory, open_cuda
 
 if TYPE_CHECKING:
     from ..calibration.workflow import CalibrationSpec, TrtCalibration
-from .precision import fp32_layer_names, is_fp32_layer
+from ..onnx_graph import fp32_layer_names, is_fp32_layer, is_quantized, onnx_is_half
 
 if TYPE_CHECKING:
     import tensorrt as trt
-from .tensorrt_import import require_tensorrt
+from ..runtime.tensorrt_import import require_tensorrt
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,6 @@ class BuildOptions:
     dla_core: int | None = None
     verbose: bool = False
     max_batch: int = 8  # the optimization profile's largest batch, for a dynamic-batch ONNX
-
-
-def onnx_is_half(model: onnx.ModelProto) -> bool:
-    return any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
 
 
 def default_engine_path(onnx_path: Path, precision: str) -> Path:
@@ -104,8 +100,6 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
                  report: Callable[[str], None] = lambda _: None, cuda: CudaMemory | None = None,
                  calibration: CalibrationSpec | None = None) -> BuildResult:
     """Build and write ``output`` and its sidecar; nothing is written if any step fails."""
-    from ..calibration.quantize import is_quantized
-
     if not onnx_path.is_file():
         raise CtrtError(f"model not found: {onnx_path}")
     source_meta = read_meta(onnx_path)

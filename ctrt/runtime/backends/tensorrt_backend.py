@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...artifacts import ArtifactMeta, read_meta
-from ...engines.tensorrt_import import require_tensorrt
+from ..tensorrt_import import require_tensorrt
 from ...errors import CtrtError
 from ..cuda_memory import CudaMemory, open_cuda
 
@@ -184,4 +184,3 @@ class TensorRTBackend:
         self.last_ms = {"h2d": self.cuda.elapsed_ms(start, uploaded), "compute": self.cuda.elapsed_ms(uploaded, computed),
                         "d2h": self.cuda.elapsed_ms(computed, done)}
         return {name: self.host[name][: self.batch] for name in self.outputs}
-

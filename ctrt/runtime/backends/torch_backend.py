@@ -31,11 +31,6 @@ class TorchBackend:
         if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
             raise CtrtError(f"--device {device}: PyTorch here supports cpu" + (" and cuda" if torch.cuda.is_available() else ""))
         self.device = torch.device(device)
-        if isinstance(model, HarDNetSeg):  # keyword inputs, so any subset of image/pre_img/pre_hm lines up
-            from ...export.fastpath import InGraph
-            from ...model.config import MEAN_BGR, STD_BGR
-
-            model = InGraph(model, meta.outputs, meta.inputs, meta.input_size, MEAN_BGR, STD_BGR, None, None)
         self.model = model.eval().to(self.device)
         self.meta = meta
         self.name = f"pytorch ({device})"
@@ -53,6 +48,9 @@ class TorchBackend:
         return None
 
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tensors = {name: torch.from_numpy(feed[name]).to(self.device) for name in self.meta.inputs}
         with torch.inference_mode():
-            outputs = self.model(*(torch.from_numpy(feed[name]).to(self.device) for name in self.meta.inputs))
+            # HarDNetSeg takes image/pre_img/pre_hm by name (a checkpoint may lack either previous-frame layer);
+            # export wrappers take the meta's inputs in order.
+            outputs = self.model(**tensors) if isinstance(self.model, HarDNetSeg) else self.model(*tensors.values())
         return {name: out.cpu().numpy() for name, out in zip(self.meta.outputs, outputs)}

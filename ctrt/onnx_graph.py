@@ -1,4 +1,5 @@
-"""Which layers must stay FP32 in an FP16 engine, found from the ONNX graph before TensorRT sees it."""
+"""ONNX graph analysis shared by quantization and engine building: which layers must stay in float (the heatmap
+head, the Sum-to-1 context), whether a model is already quantized or FP16."""
 
 from __future__ import annotations
 
@@ -77,3 +78,11 @@ def fp32_layer_names(model: onnx.ModelProto, include_context: bool = False) -> s
 def is_fp32_layer(layer_name: str, onnx_names: set[str]) -> bool:
     """TensorRT names a layer after its ONNX node, adding a suffix when one node becomes several layers."""
     return layer_name in onnx_names or any(layer_name.startswith(n + "_") for n in onnx_names)
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    return any(node.op_type == "QuantizeLinear" for node in model.graph.node)
+
+
+def onnx_is_half(model: onnx.ModelProto) -> bool:
+    return any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)

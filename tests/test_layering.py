@@ -1,0 +1,47 @@
+"""Imports run one way, down the chain: a module may import its own layer or a lower one, never a higher one."""
+
+import ast
+from pathlib import Path
+
+import ctrt
+
+# Lowest first. Within a layer anything goes; the top layer holds the commands.
+LAYERS = [
+    {"errors", "outputs", "shutdown", "sizes"},
+    {"model", "artifacts", "onnx_graph"},
+    {"runtime"},
+    {"export"},
+    {"calibration"},
+    {"engines"},
+    {"eval", "bench", "bench_streams", "demo", "doctor", "selftest", "inspection"},
+    {"cli"},
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def imports(path: Path, package: list[str]):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            target = base + (node.module.split(".") if node.module else [])
+            if len(target) == 1:  # "from . import __version__" and the like: the package itself
+                continue
+            yield node.lineno, target[1]
+
+
+def test_no_import_runs_up_the_chain():
+    root = Path(ctrt.__file__).parent
+    upward, unknown = [], set()
+    for path in sorted(root.rglob("*.py")):
+        parts = ["ctrt", *path.relative_to(root).with_suffix("").parts]
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        if path.name == "__init__.py" and len(parts) == 2:
+            continue
+        own = parts[1]
+        for line, target in imports(path, package):
+            if own not in RANK or target not in RANK:
+                unknown |= {own, target} - RANK.keys()
+            elif RANK[target] > RANK[own]:
+                upward.append(f"{path.relative_to(root.parent)}:{line} -> ctrt.{target}")
+    assert not unknown, f"place these in LAYERS: {sorted(unknown)}"
+    assert not upward, "imports against the chain:\n" + "\n".join(upward)
