@@ -186,29 +186,24 @@ def _model_note(meta: Any) -> None:
         console.print(f"[yellow]note:[/] {escape(BUILTINS.get(meta.builtin, meta.builtin))}", soft_wrap=True)
 
 
-def _tracker_config(track_thresh: float, pre_thresh: Optional[float], new_thresh: Optional[float], max_age: int,
-                    hungarian: bool) -> Any:
-    from .runtime.tracker import TrackerConfig
-
-    # CenterTrack: each threshold is max(track_thresh, its own value), its own value being unset by default.
-    return TrackerConfig(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
-                         max_age=max_age, hungarian=hungarian)
-
-
 def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: float, tracker: Any,
            max_frames: Optional[int]) -> Any:
-    """Run the loop with a live status line; returns the summary."""
+    """Run the loop with a progress bar (total and ETA) on a finite source, a status line on a live one."""
     import time
 
-    from rich.live import Live
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .runtime.pipeline import TrackingPipeline
     from .runtime.runner import run_stream
 
     pipeline = TrackingPipeline(backend, k=k, threshold=out_thresh, tracker=tracker)
+    total = min((n for n in (source.total, max_frames) if n), default=None)
+    columns = [TextColumn("{task.description}")] + (
+        [BarColumn(), MofNCompleteColumn(), TextColumn("ETA"), TimeRemainingColumn()] if total else [])
     state = {"shown": 0.0, "start": time.perf_counter()}
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("tracking", total=total)
 
-    with Live(console=console, transient=True, refresh_per_second=4) as live:
         def on_frame(index: int, tracks: Any) -> None:
             now = time.perf_counter()
             if now - state["shown"] < 0.25:
@@ -216,7 +211,10 @@ def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: floa
             state["shown"] = now
             stages = " ".join(f"{k} {v:.1f}" for k, v in pipeline.times.recent_mean().items())
             fps = (index + 1) / (now - state["start"])
-            live.update(f"frame {index + 1} | {fps:.1f} FPS | ms: {stages} | tracks {int((tracks.active > 0).sum())}")
+            shown = int((tracks.active > 0).sum())
+            # Beside a bar the line stays short; a live source has room for the stage times.
+            progress.update(task, completed=index + 1, description=f"{fps:.1f} FPS, {shown} tracks" if total
+                            else f"frame {index + 1} | {fps:.1f} FPS | ms: {stages} | tracks {shown}")
 
         return run_stream(pipeline, source, sinks, max_frames, on_frame)
 
@@ -393,6 +391,7 @@ def run(
     from .runtime.runner import open_backend
     from .runtime.sources import FrameSource, source_files
     from .runtime.streams import read_sources_file, save_paths, stream_names
+    from .runtime.tracker import TrackerConfig
     from .sizes import check_memory, parse_input_size
 
     specs = [*(source or []), *(read_sources_file(sources) if sources else [])] or ["0"]
@@ -409,7 +408,7 @@ def run(
                       inputs)
     else:
         _check_run_outputs(save_video, save_mot, save_json, inputs)
-    tracker = _tracker_config(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
+    tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
     hw = parse_input_size(input_size)
     if model.suffix.lower() in (".pth", ".pt"):
         check_memory(*hw)
@@ -445,6 +444,7 @@ def demo(
     from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from .runtime.sources import FrameSource
     from .runtime.streams import save_paths
+    from .runtime.tracker import TrackerConfig
     from .sizes import check_memory, parse_input_size
 
     h, w = parse_input_size(input_size)
@@ -470,7 +470,7 @@ def demo(
                       soft_wrap=True)
     backend = OnnxRuntimeBackend(onnx_path, device)
     _model_note(backend.meta)
-    tracker = _tracker_config(0.3, None, None, -1, False)
+    tracker = TrackerConfig()  # CenterTrack's defaults
     if streams > 1:
         with backend:
             _track_streams(backend, [str(v) for v in videos], names, output_dir / "tracks", None, True, 0, 100, 0.3,

@@ -23,6 +23,13 @@ class TrackerConfig:
     max_age: int = -1  # frames an unmatched track is kept; -1 keeps none (CenterTrack's default)
     hungarian: bool = False
 
+    @classmethod
+    def from_options(cls, track_thresh: float = 0.3, pre_thresh: float | None = None,
+                     new_thresh: float | None = None, max_age: int = -1, hungarian: bool = False) -> TrackerConfig:
+        """CenterTrack's rule: each threshold is max(track_thresh, its own value), its own value unset by default."""
+        return cls(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
+                   max_age=max_age, hungarian=hungarian)
+
 
 def gated_distances(dets: Detections, tracks: Detections) -> np.ndarray:
     """[N, M] squared distance from each detection's previous-frame centre to each track, 1e18 where gated."""
