@@ -258,8 +258,9 @@ def _track_live(backend: Any, source: Any, sinks: list[Any], policy: str, k: int
         raise CtrtError(stream.error or source.nothing_read())
     if stream.dropped:
         console.print(f"{stream.dropped} stale frames dropped to stay live (--drop latest)")
-    return RunSummary(stream.frames, stream.tracks, stream.seconds, stream.skipped, stream.reconnects, stream.lost,
-                      result.interrupted)
+    return RunSummary(frames=stream.frames, tracks=stream.tracks, seconds=stream.seconds, skipped=stream.skipped,
+                      reconnects=stream.reconnects, lost=stream.lost, interrupted=result.interrupted,
+                      stage_ms=stream.stage_ms)
 
 
 def _track_streams(backend: Any, specs: list[str], names: list[str], save_dir: Optional[Path], drop: Optional[str],

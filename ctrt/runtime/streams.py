@@ -156,10 +156,8 @@ def run_streams(backend: Backend, streams: list[Stream], k: int = 100, threshold
     """Track every stream to its end (or ``max_frames`` each). Ctrl-C/SIGTERM/SIGHUP and errors end the run the way
     a single-stream run ends: every stream's sinks closed complete."""
     meta = backend.meta
-    lives = [_Live(stream, StreamState(meta, k, threshold, tracker), threading.Event()) for stream in streams]
-    arrived = threading.Event()
-    for live in lives:
-        live.reader.arrived = arrived
+    arrived = threading.Event()  # set by any reader with a new frame
+    lives = [_Live(stream, StreamState(meta, k, threshold, tracker), arrived) for stream in streams]
     count = lanes_for(len(lives), meta.batch, overlap)
     lanes = [_Lane(lives[i::count], backend) for i in range(count) if lives[i::count]]
     summary = MultiRunSummary([live.summary for live in lives], 0.0, 0)
