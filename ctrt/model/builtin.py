@@ -23,7 +23,7 @@ FIT_SIZE = (256, 256)  # the demo's model size, H x W
 FITTED_LAYERS = ("hm.0", "hm.2", "reg.2", "wh.2", "tracking.2")
 # Classes the scene never shows get this logit (sigmoid 5e-5): they stay silent.
 ABSENT_CLASS_BIAS = -10.0
-BUILTINS = {"demo": "the built-in demo model (seeded HarDNet-85, output layers fitted to ctrt's generated demo scenes; "
+BUILTINS = {"demo": "the built-in demo model (seeded HarDNet-85, heads fitted to ctrt's generated demo scenes; "
                     "blind to the real world)"}
 
 
