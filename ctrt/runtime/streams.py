@@ -124,6 +124,19 @@ class _Lane:
         self.buffers = {name: np.zeros((self.size, *shape), dtype) for name, (shape, dtype) in layout.items()}
         self.batch: list[tuple[_Live, float]] = []  # (stream, capture time) in slot order
         self.future: Future[tuple[dict[str, np.ndarray], float]] | None = None
+        self.outputs: dict[str, np.ndarray] = {}  # this lane's copy of the outputs, see _timed
+
+    def keep(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Copy outputs out of a backend's reused buffers (TensorRT's pinned memory, Triton's shared memory): the
+        next lane's call may overwrite them while this lane is still decoding. The copies are allocated once."""
+        kept = {}
+        for name, array in outputs.items():
+            store = self.outputs.get(name)
+            if store is None or store.shape[1:] != array.shape[1:] or store.dtype != array.dtype or len(store) < len(array):
+                store = self.outputs[name] = np.empty((max(self.size, len(array)), *array.shape[1:]), array.dtype)
+            kept[name] = store[: len(array)]
+            np.copyto(kept[name], array)
+        return kept
 
     def gather(self) -> None:
         self.batch = []
@@ -175,7 +188,7 @@ def run_streams(backend: Backend, streams: list[Stream], k: int = 100, threshold
                 _close_finished(lane)
                 lane.gather()
                 if lane.batch:
-                    lane.future = executor.submit(_timed, backend, lane.feed())
+                    lane.future = executor.submit(_timed, backend, lane.feed(), lane if len(lanes) > 1 else None)
                     summary.batches += 1
                     busy = True
             if not busy:
@@ -193,11 +206,14 @@ def run_streams(backend: Backend, streams: list[Stream], k: int = 100, threshold
     return summary
 
 
-def _timed(backend: Backend, feed: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
-    """On the inference thread: the outputs and the model's own time (not the time queued behind another lane)."""
+def _timed(backend: Backend, feed: dict[str, np.ndarray],
+           lane: _Lane | None) -> tuple[dict[str, np.ndarray], float]:
+    """On the inference thread: the outputs and the model's own time (not the time queued behind another lane).
+    With several lanes the outputs are copied into ``lane``'s own buffers before the next call can run."""
     start = time.perf_counter()
     outputs = backend(feed)
-    return outputs, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return (lane.keep(outputs) if lane is not None else outputs), seconds
 
 
 def _finish(lane: _Lane, max_frames: int | None,
