@@ -11,12 +11,25 @@ STAMP := $(VENV)/.ctrt-installed
 STUBS := $(VENV)/tensorrt-stubs
 TRT_STUBS ?= tensorrt-stubs==10.13.0.35.1
 
-.PHONY: demo test typecheck clean
+# Triton Inference Server (for `ctrt serve` and the Triton tests) comes in the nvidia-pytriton wheel, which needs
+# numpy < 2: it gets an environment of its own, with the same ONNX Runtime as the project's for identical results.
+TRITON_ENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_ENV)/.ctrt-installed
+
+.PHONY: demo test typecheck triton-env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q "$(TORCH)" -e '.[dev]'
 	touch $@
+
+$(TRITON_STAMP): $(STAMP)
+	test -x $(TRITON_ENV)/bin/python || $(PYTHON) -m venv $(TRITON_ENV)
+	$(TRITON_ENV)/bin/pip install --disable-pip-version-check -q nvidia-pytriton==0.7.0 "numpy<2" \
+		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')"
+	touch $@
+
+triton-env: $(TRITON_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ctrt demo
@@ -31,8 +44,8 @@ $(STUBS)/.patched: | $(STAMP)
 typecheck: $(STAMP) $(STUBS)/.patched
 	MYPYPATH=$(STUBS) $(BIN)/python -m mypy
 
-test: $(STAMP) typecheck
-	$(BIN)/python -m pytest -q
+test: $(STAMP) $(TRITON_STAMP) typecheck
+	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf export/*.onnx* engines/*.engine* calibration/*.cache* runs/

@@ -135,7 +135,7 @@ def bare_runner(backend: Backend, settings: BenchSettings) -> Callable[[int], ob
     return lambda _index: run()
 
 
-def bench_group(models: list[tuple[Path, Backend]], frames: list[np.ndarray],
+def bench_group(models: list[tuple[str, Backend]], frames: list[np.ndarray],
                 settings: BenchSettings) -> list[dict[str, Any]]:
     """The pipeline loop, then the bare loop, of ``models`` in turns (one model: on its own)."""
     loops = [PipelineLoop(backend, frames) for _, backend in models]
@@ -160,7 +160,7 @@ def bench_group(models: list[tuple[Path, Backend]], frames: list[np.ndarray],
     return results
 
 
-def bench_models(models: list[tuple[Path, Backend]], frames: list[np.ndarray], settings: BenchSettings,
+def bench_models(models: list[tuple[str, Backend]], frames: list[np.ndarray], settings: BenchSettings,
                  interleave: bool = False) -> list[dict[str, Any]]:
     groups = [models] if interleave else [[model] for model in models]
     results = []

@@ -99,6 +99,13 @@ def _sidecars(*paths: Optional[Path]) -> list[Optional[Path]]:
     return [q for p in paths for q in ((p, sidecar_path(p)) if p else ())]
 
 
+def _local(model: str) -> Optional[Path]:
+    """The file a model argument names, None for a model served by Triton."""
+    from .runtime.backends.triton_backend import is_triton_url
+
+    return None if is_triton_url(model) else Path(model)
+
+
 def _next(*commands: str) -> None:
     """The commands a user would run next, unwrapped so they can be copied."""
     console.print("next:")
@@ -364,7 +371,7 @@ def _sinks(save_video: Optional[Path], save_mot: Optional[Path], save_json: Opti
 
 @command
 def run(
-    model: Annotated[Path, typer.Argument(help="exported .onnx (ONNX Runtime), .engine (TensorRT) or a .pth checkpoint (PyTorch)")],
+    model: Annotated[str, typer.Argument(help="exported .onnx (ONNX Runtime), .engine (TensorRT), a .pth checkpoint (PyTorch), or a model on Triton: triton://HOST:PORT/MODEL (gRPC), http://HOST:PORT/MODEL")],
     source: Annotated[Optional[list[str]], typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline; repeat for several streams (default: camera 0)")] = None,
     sources: Annotated[Optional[Path], typer.Option(help="a text file of sources, one a line")] = None,
     save_dir: Annotated[Optional[Path], typer.Option(help="per stream: <name>.mp4, <name>.txt (MOT) and <name>.jsonl here")] = None,
@@ -386,6 +393,7 @@ def run(
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after N frames (per stream)")] = None,
     reconnects: Annotated[int, typer.Option(min=0, help="reopen attempts when a live source drops")] = 5,
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
+    shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
 ) -> None:
     """Track objects on cameras, videos, streams or image folders: one stream, or several batched on one model."""
     from .runtime.capture import POLICIES
@@ -402,7 +410,7 @@ def run(
     if several and (save_video or save_mot or save_json or show):
         raise CtrtError("with several sources (or --save-dir) give --save-dir DIR: each stream gets its own "
                         "video, MOT and JSON-lines file there")
-    inputs = [*_sidecars(model), *(p for spec in specs for p in source_files(spec)), sources]
+    inputs = [*_sidecars(_local(model)), *(p for spec in specs for p in source_files(spec)), sources]
     names = stream_names(specs)
     if save_dir is not None:
         check_outputs({f"--save-dir {save_dir}: {path.name}": path for name in names for path in save_paths(save_dir, name)},
@@ -411,9 +419,10 @@ def run(
         _check_run_outputs(save_video, save_mot, save_json, inputs)
     tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
     hw = parse_input_size(input_size)
-    if model.suffix.lower() in (".pth", ".pt"):
+    if Path(model).suffix.lower() in (".pth", ".pt"):
         check_memory(*hw)
-    backend = open_backend(model, device, threads, hw, allow_partial)
+    backend = open_backend(model, device, threads, hw, allow_partial, shm=shm, reconnects=reconnects,
+                           notify=_warning)
     _model_note(backend.meta)
     _warn_int8_kernels(backend)
     if several:
@@ -652,7 +661,7 @@ def selftest() -> None:
 
 @command
 def bench(
-    models: Annotated[list[Path], typer.Argument(help="one or more .onnx / .engine / .pth, compared side by side")],
+    models: Annotated[list[str], typer.Argument(help="one or more .onnx / .engine / .pth / triton://HOST:PORT/MODEL, compared side by side")],
     source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
     frames: Annotated[int, typer.Option(min=1, help="distinct frames loaded from the source and cycled")] = 60,
     warmup: Annotated[float, typer.Option(min=0.0, help="warm-up in ms (trtexec --warmUp)")] = 200.0,
@@ -671,6 +680,7 @@ def bench(
     streams: Annotated[Optional[str], typer.Option(help="stream counts, e.g. 1,2,4,8: N streams batched on one model "
                                                         "vs N single-stream loops in turns (one model)")] = None,
     rounds: Annotated[int, typer.Option(min=1, max=100, help="--streams: turns per count; the best is kept")] = 2,
+    shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
     import tempfile
@@ -683,7 +693,7 @@ def bench(
     from .sizes import parse_input_size
 
     check_outputs({"--json": json_out, "--plot": plot_out},
-                  [*_sidecars(*models), *(source_files(source) if source else [])])
+                  [*_sidecars(*map(_local, models)), *(source_files(source) if source else [])])
     counts = parse_counts(streams) if streams else None
     if counts and len(models) != 1:
         raise CtrtError("--streams benchmarks one model at a time")
@@ -700,7 +710,7 @@ def bench(
         raise CtrtError(f"no frame could be read from {spec}")
     opened = []
     for path in models:
-        opened.append((path, open_backend(path, device, threads, hw, cuda_graph=cuda_graph)))
+        opened.append((path, open_backend(path, device, threads, hw, cuda_graph=cuda_graph, shm=shm, notify=_warning)))
         _warn_int8_kernels(opened[-1][1])
     if counts:
         _bench_streams(models[0], opened[0][1], loaded, counts, rounds, json_out, plot_out)
@@ -735,7 +745,7 @@ def bench(
     _write_bench(data, json_out, plot_out, plot)
 
 
-def _bench_streams(path: Path, backend: Any, frames: list[Any], counts: list[int], rounds: int,
+def _bench_streams(path: str, backend: Any, frames: list[Any], counts: list[int], rounds: int,
                    json_out: Optional[Path], plot_out: Optional[Path]) -> None:
     from .bench_streams import bench_streams, plot_streams
 
@@ -743,7 +753,7 @@ def _bench_streams(path: Path, backend: Any, frames: list[Any], counts: list[int
             backend:
         data = {"schema": 1, "ctrt_version": __version__, "model": str(path), "backend": backend.name,
                 "frames_per_stream": len(frames), "rounds": rounds, **bench_streams(backend, frames, counts, rounds)}
-    table = Table(title=f"ctrt bench --streams: {escape(path.name)} on {escape(backend.name)}, {len(frames)} "
+    table = Table(title=f"ctrt bench --streams: {escape(Path(path).name)} on {escape(backend.name)}, {len(frames)} "
                         f"{frames[0].shape[1]}x{frames[0].shape[0]} frames per stream, best of {rounds}")
     for column in ("streams", "batched FPS", "sequential FPS", "batched / sequential", "batched p50 (p99) ms",
                    "sequential p50 (p99) ms", "batched ms/frame: wall, stages, infer"):
@@ -770,6 +780,71 @@ def _write_bench(data: dict[str, Any], json_out: Optional[Path], plot_out: Optio
     if plot_out:
         plot(data, plot_out)
         console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+
+
+@command
+def triton(
+    model: Annotated[Path, typer.Argument(help="an .onnx from ctrt export/quantize or an engine from ctrt build")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the model repository (created, or an existing one to add to)")],
+    name: Annotated[str, typer.Option(help="the model's name on the server (a folder in the repository)")] = "ctrt",
+    backend: Annotated[str, typer.Option(help="ONNX: onnxruntime (Triton's ONNX Runtime backend) or python (ONNX Runtime in Triton's Python backend: servers without GPU or ONNX Runtime backend); engines: tensorrt_plan always")] = "auto",
+    max_batch: Annotated[Optional[int], typer.Option(min=0, max=1024, help="largest batch the server gathers from requests (default 8 where the model takes any batch; 0: no batching)")] = None,
+    instances: Annotated[int, typer.Option(min=1, max=64, help="model instances per device")] = 1,
+    queue_delay_us: Annotated[int, typer.Option(min=0, max=10_000_000, help="how long the dynamic batcher waits to fill a batch")] = 500,
+    kind: Annotated[str, typer.Option(help="where instances run: auto (GPU, CPU for --backend python), cpu or gpu")] = "auto",
+    ort_tensorrt: Annotated[bool, typer.Option(help="onnxruntime backend: TensorRT execution accelerator")] = False,
+    fp16: Annotated[bool, typer.Option(help="with --ort-tensorrt: FP16 engines")] = False,
+) -> None:
+    """Write a Triton Inference Server model repository for a model: config, model file, ctrt metadata."""
+    from .serving.repository import RepositoryOptions, write_repository
+
+    if fp16 and not ort_tensorrt:
+        raise CtrtError("--fp16 applies with --ort-tensorrt; for an FP16 model export or build one")
+    options = RepositoryOptions(name, backend, max_batch, instances, queue_delay_us, kind, ort_tensorrt, fp16)
+    repository = write_repository(model, output, options)
+    batching = (f"dynamic batching up to {repository.max_batch}" if repository.max_batch
+                else "no server-side batching (the model takes a fixed batch)")
+    console.print(f"wrote {escape(str(repository.model_dir))}: {repository.platform}, {batching}, "
+                  f"{instances} instance(s)", soft_wrap=True)
+    _next(f"ctrt serve {output}    (or NVIDIA's Triton container: see README)",
+          f"ctrt run triton://127.0.0.1:8001/{name} --source 0")
+
+
+@command
+def serve(
+    repository: Annotated[Path, typer.Argument(help="a model repository written by ctrt triton")],
+    env: Annotated[Path, typer.Option(envvar="CTRT_TRITON_ENV", help="environment holding nvidia-pytriton, onnxruntime and numpy<2 (make triton-env)")] = Path(".venv-triton"),
+    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    grpc_port: Annotated[int, typer.Option(min=1, max=65535, help="gRPC port (triton://)")] = 8001,
+    http_port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port (http://, health, statistics)")] = 8000,
+    metrics_port: Annotated[int, typer.Option(min=1, max=65535, help="Prometheus metrics port")] = 8002,
+    log: Annotated[Optional[Path], typer.Option(help="append the server's log to this file")] = None,
+) -> None:
+    """Run Triton Inference Server here, without a container, from the nvidia-pytriton wheel (Python-backend models;
+    on GPU servers use NVIDIA's container). Ctrl-C or SIGTERM stops it."""
+    import time
+
+    from .serving.local_server import LocalTriton, Ports
+
+    if len({grpc_port, http_port, metrics_port}) < 3:
+        raise CtrtError("--grpc-port, --http-port and --metrics-port must differ")
+    if log is not None:
+        check_outputs({"--log": log})
+    server = LocalTriton(repository, env, Ports(grpc_port, http_port, metrics_port), host, log)
+    try:
+        with console.status("starting tritonserver"):
+            server.start()
+            server.wait_ready()
+        console.print(f"serving {escape(str(repository))}: gRPC {host}:{grpc_port} (triton://), "
+                      f"HTTP {host}:{http_port}, metrics {host}:{metrics_port}; Ctrl-C stops", soft_wrap=True)
+        while server.running:
+            time.sleep(0.5)
+        _error(f"tritonserver exited with code {server.exit_code}" + (f"; its log: {log}" if log else ""))
+        raise typer.Exit(1)
+    except KeyboardInterrupt as exc:  # the normal way a server ends, under systemd or docker too
+        console.print(f"stopping tritonserver ({exc})")
+    finally:
+        server.stop()
 
 
 @command

@@ -118,6 +118,9 @@ def run_checks() -> list[Check]:
     checks.append(_tensorrt())
     checks.extend(_cuda())
     checks.extend(_opencv())
+    client = _version("tritonclient")
+    checks.append(Check("Triton client", client is not None,
+                        f"tritonclient {client}" if client else "not installed: pip install 'ctrt[serve]'"))
     return checks
 
 
@@ -125,7 +128,8 @@ def command_readiness(checks: list[Check]) -> dict[str, bool]:
     ok = {c.name: c.ok for c in checks}
     gpu = ok["TensorRT"] and ok["GPU"]
     return {"export": ok["torch"] and ok["onnx"] and ok["onnxsim"] and ok["ONNX Runtime"],
-            "run .onnx / .pth": ok["ONNX Runtime"], "build": gpu, "run .engine": gpu}
+            "run .onnx / .pth": ok["ONNX Runtime"], "build": gpu, "run .engine": gpu,
+            "run triton://": ok["Triton client"]}
 
 
 def as_json(checks: list[Check]) -> dict[str, object]:

@@ -86,3 +86,13 @@ def is_quantized(model: onnx.ModelProto) -> bool:
 
 def onnx_is_half(model: onnx.ModelProto) -> bool:
     return any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def tensor_specs(model: onnx.ModelProto) -> dict[str, tuple[str, list[int]]]:
+    """Every graph input and output as (numpy dtype name, dims), -1 for a symbolic dimension (the dynamic batch)."""
+    specs = {}
+    for value in [*model.graph.input, *model.graph.output]:
+        tensor = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        specs[value.name] = (dtype, [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim])
+    return specs

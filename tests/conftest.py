@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,21 @@ def invoke(*args: str):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_same_tracks(got: list[dict], expected: list[dict]) -> None:
+    """Frame by frame: identical track ids, boxes within 1e-4 px."""
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected):
+        assert [r["tracking_id"] for r in a["results"]] == [r["tracking_id"] for r in b["results"]]
+        if a["results"]:
+            boxes_a = np.array([r["bbox"] for r in a["results"]])
+            boxes_b = np.array([r["bbox"] for r in b["results"]])
+            assert np.abs(boxes_a - boxes_b).max() < 1e-4
 
 
 def seeded_model(config: ModelConfig, seed: int = 0) -> HarDNetSeg:

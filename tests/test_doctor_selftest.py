@@ -19,7 +19,8 @@ def test_doctor_reports_what_is_missing_here():
     checks, commands = doctor_json()
     assert not checks["TensorRT"]["ok"] and "not installed" in checks["TensorRT"]["detail"]
     assert checks["ONNX Runtime"]["ok"] and "CPU" in checks["ONNX Runtime"]["detail"]
-    assert commands == {"export": True, "run .onnx / .pth": True, "build": False, "run .engine": False}
+    assert commands == {"export": True, "run .onnx / .pth": True, "build": False, "run .engine": False,
+                        "run triton://": True}
     table = invoke("doctor").output
     assert "ready: export yes, run .onnx / .pth yes, build no, run .engine no" in table
 

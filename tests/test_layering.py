@@ -13,7 +13,7 @@ LAYERS = [
     {"export"},
     {"calibration"},
     {"engines"},
-    {"eval", "bench", "bench_streams", "demo", "doctor", "selftest", "inspection"},
+    {"eval", "bench", "bench_streams", "demo", "doctor", "selftest", "inspection", "serving"},
     {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -21,7 +21,7 @@ from ctrt.runtime.capture import FrameReader
 from ctrt.runtime.sinks import JsonLinesSink
 from ctrt.runtime.sources import FrameSource
 from ctrt.runtime.streams import Stream, lanes_for, run_streams, stream_names
-from conftest import invoke
+from conftest import assert_same_tracks, invoke, jsonl
 
 CTRT = str(Path(sys.executable).with_name("ctrt"))
 
@@ -41,20 +41,6 @@ def sources(tmp_path_factory):
     whole = make_demo_video(root / "whole.avi", frames=8, size=(640, 360), seed=14).read_bytes()
     (root / "cut.avi").write_bytes(whole[: len(whole) // 2])  # ends early: half its frames are gone
     return [a, b, folder, root / "cut.avi"]
-
-
-def jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def assert_same_tracks(got: list[dict], expected: list[dict]) -> None:
-    assert len(got) == len(expected) > 0
-    for a, b in zip(got, expected):
-        assert [r["tracking_id"] for r in a["results"]] == [r["tracking_id"] for r in b["results"]]
-        if a["results"]:
-            boxes_a = np.array([r["bbox"] for r in a["results"]])
-            boxes_b = np.array([r["bbox"] for r in b["results"]])
-            assert np.abs(boxes_a - boxes_b).max() < 1e-4
 
 
 def separate_runs(model: Path, specs: list[Path], out: Path) -> dict[str, list[dict]]:

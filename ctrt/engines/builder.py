@@ -16,7 +16,7 @@ from ..runtime.cuda_memory import CudaMemory, open_cuda
 
 if TYPE_CHECKING:
     from ..calibration.workflow import CalibrationSpec, TrtCalibration
-from ..onnx_graph import fp32_layer_names, is_fp32_layer, is_quantized, onnx_is_half
+from ..onnx_graph import fp32_layer_names, is_fp32_layer, is_quantized, onnx_is_half, tensor_specs
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -185,6 +185,7 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
         "tensorrt": str(trt.__version__), "gpu": gpu, "compute_capability": capability,
         "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path), "dla_core": options.dla_core,
         "fp32_layers": pinned, "cuda_bindings": cuda.name, **({"max_batch": options.max_batch} if dynamic else {}),
+        "io": tensor_specs(model),  # what a server needs to declare the engine's tensors (ctrt triton)
         **({"calibration_cache": str(trt_calibration.cache)} if trt_calibration else {}),
     })
     with atomic_outputs(output, sidecar_path(output)) as (engine_tmp, sidecar_tmp):

@@ -20,9 +20,23 @@ CHECKPOINT_SUFFIXES = {".pth", ".pt"}
 ENGINE_SUFFIXES = {".engine", ".plan", ".trt"}
 
 
-def open_backend(path: Path, device: str = "auto", threads: int = 0, input_hw: tuple[int, int] = (512, 512),
-                 allow_partial: bool = False, cuda_graph: bool = False) -> Backend:
-    """The backend for a model file, chosen by its type: .onnx ONNX Runtime, .engine TensorRT, .pth PyTorch."""
+def open_backend(model: str | Path, device: str = "auto", threads: int = 0, input_hw: tuple[int, int] = (512, 512),
+                 allow_partial: bool = False, cuda_graph: bool = False, shm: bool = False, reconnects: int = 5,
+                 notify: Callable[[str], None] = lambda _: None) -> Backend:
+    """The backend for a model, chosen by its type: .onnx ONNX Runtime, .engine TensorRT, .pth PyTorch, and
+    triton://HOST:PORT/MODEL (or http://...) a model served by Triton Inference Server."""
+    from .backends.triton_backend import is_triton_url
+
+    if isinstance(model, str) and is_triton_url(model):
+        if cuda_graph or device != "auto" or threads:
+            raise CtrtError("--device, --threads and --cuda-graph apply to local models; Triton's model config "
+                            "decides how the server runs it")
+        from .backends.triton_backend import TritonBackend
+
+        return TritonBackend(model, shm, reconnects, notify)
+    if shm:
+        raise CtrtError("--shm applies to a model served by Triton (triton://HOST:PORT/MODEL)")
+    path = Path(model)
     if not path.exists():
         raise CtrtError(f"model not found: {path}")
     suffix = path.suffix.lower()

@@ -43,6 +43,11 @@ def source_files(spec: str) -> list[Path]:
     return [*path.iterdir()] if path.is_dir() else [path]
 
 
+def backoff_delay(attempt: int, base_s: float = 0.5) -> float:
+    """Seconds before reconnect attempt ``attempt`` (from 0): doubling from ``base_s``, at most 8."""
+    return float(min(base_s * 2**attempt, 8.0))
+
+
 class FrameSource:
     def __init__(self, spec: str, reconnects: int = 5, backoff_s: float = 0.5,
                  capture_factory: CaptureFactory = cv2.VideoCapture,
@@ -123,7 +128,7 @@ class FrameSource:
         """Back-off 0.5, 1, 2 ... s between attempts; False once every attempt failed."""
         self.capture.release()
         for attempt in range(self.reconnects):
-            delay = min(self.backoff_s * 2**attempt, 8.0)
+            delay = backoff_delay(attempt, self.backoff_s)
             self.notify(f"{self.spec}: stream lost, reconnecting ({attempt + 1}/{self.reconnects}) in {delay:.1f} s")
             time.sleep(delay)
             capture = self._open()

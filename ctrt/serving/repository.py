@@ -1,0 +1,192 @@
+"""``ctrt triton``: a Triton Inference Server model repository for one ctrt artifact.
+
+The written model folder holds ``config.pbtxt`` (dynamic batching, instance groups, every tensor's type and dims),
+``1/model.{plan,onnx,py}`` and ``ctrt.json``; the same ctrt metadata rides in the config's ``parameters`` so a
+client learns mean/std, input size, heads and fast-path flags from the server alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..artifacts import ArtifactMeta, read_meta, sidecar_path
+from ..errors import CtrtError
+from ..outputs import check_outputs, os_reason
+
+META_PARAMETER = "ctrt_meta"
+BACKENDS = ("auto", "onnxruntime", "python")
+KINDS = ("auto", "cpu", "gpu")
+TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8",
+                "int32": "TYPE_INT32", "int64": "TYPE_INT64", "bool": "TYPE_BOOL"}
+PYTHON_MODEL = Path(__file__).with_name("python_model.py")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class RepositoryOptions:
+    name: str = "ctrt"
+    backend: str = "auto"  # auto: tensorrt_plan for an engine, onnxruntime_onnx for an ONNX; python: ONNX Runtime in Triton's Python backend
+    max_batch: int | None = None  # None: 8 where the model takes any batch, else no server-side batching
+    instances: int = 1
+    queue_delay_us: int = 500
+    kind: str = "auto"  # instance placement: auto = GPU for engines and the onnxruntime backend, CPU for python
+    ort_tensorrt: bool = False  # onnxruntime backend: TensorRT execution accelerator
+    fp16: bool = False  # ... building FP16 engines
+
+
+@dataclass(frozen=True)
+class Repository:
+    model_dir: Path
+    platform: str
+    max_batch: int
+    config: str
+
+
+def tensor_specs(model: Path, meta: ArtifactMeta) -> dict[str, tuple[str, list[int]]]:
+    """(dtype, dims) of every input and output: from the ONNX graph, or recorded in an engine's sidecar at build."""
+    if meta.kind == "engine":
+        specs = meta.extra.get("io")
+        if not specs:
+            raise CtrtError(f"{model} was built by an older ctrt that did not record its tensors; rebuild it with "
+                            f"ctrt build {meta.extra.get('onnx', 'MODEL.onnx')}")
+        return {name: (str(dtype), [int(d) for d in dims]) for name, (dtype, dims) in specs.items()}
+    import onnx
+
+    from ..onnx_graph import tensor_specs as onnx_specs
+
+    return onnx_specs(onnx.load(str(model), load_external_data=False))
+
+
+def _max_batch(model: Path, meta: ArtifactMeta, specs: dict[str, tuple[str, list[int]]], wanted: int | None) -> int:
+    """Triton's max_batch_size: > 0 only when every tensor's first dimension is the model's free batch."""
+    dynamic = all(dims and dims[0] == -1 for _, dims in specs.values())
+    if not dynamic:
+        if wanted not in (None, 0):
+            fix = (f"ctrt build {meta.extra.get('onnx', 'MODEL.onnx')} --max-batch {wanted} from an ONNX exported "
+                   "with --dynamic-batch" if meta.kind == "engine" else "ctrt export CHECKPOINT --dynamic-batch")
+            raise CtrtError(f"--max-batch {wanted}: {model} takes a fixed batch of {meta.batch}, so Triton cannot "
+                            f"batch requests for it; make a dynamic-batch model: {fix}")
+        return 0
+    limit = int(meta.extra.get("max_batch", 0)) if meta.kind == "engine" else 0  # the engine's profile
+    batch = min(8, limit or 8) if wanted is None else wanted
+    if limit and batch > limit:
+        raise CtrtError(f"--max-batch {batch}: {model} was built for batches up to {limit}; rebuild with "
+                        f"ctrt build {meta.extra.get('onnx', 'MODEL.onnx')} --max-batch {batch}")
+    return batch  # 0: no server-side batching; each request carries its own batch dimension
+
+
+def _text(value: str) -> str:
+    """A protobuf text-format string literal (ASCII in, so only backslash and quote need escaping)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _tensors(field: str, names: list[str], specs: dict[str, tuple[str, list[int]]], batched: bool) -> str:
+    entries = []
+    for name in names:
+        dtype, dims = specs[name]
+        if dtype not in TRITON_TYPES:
+            raise CtrtError(f"tensor {name} has type {dtype}, which ctrt does not declare to Triton")
+        shown = dims[1:] if batched else dims
+        entries.append(f"  {{ name: {_text(name)} data_type: {TRITON_TYPES[dtype]} dims: [ {', '.join(map(str, shown))} ] }}")
+    return f"{field} [\n" + ",\n".join(entries) + "\n]\n"
+
+
+def model_config(name: str, platform: str, meta: ArtifactMeta, specs: dict[str, tuple[str, list[int]]],
+                 max_batch: int, options: RepositoryOptions) -> str:
+    kind = options.kind if options.kind != "auto" else "cpu" if platform == "python" else "gpu"
+    lines = [f"name: {_text(name)}",
+             f"backend: {_text('python')}" if platform == "python" else f"platform: {_text(platform)}",
+             f"max_batch_size: {max_batch}"]
+    text = "\n".join(lines) + "\n"
+    text += _tensors("input", meta.inputs, specs, max_batch > 0)
+    text += _tensors("output", meta.outputs, specs, max_batch > 0)
+    if max_batch > 0:
+        text += f"dynamic_batching {{ max_queue_delay_microseconds: {options.queue_delay_us} }}\n"
+    text += f"instance_group [ {{ kind: KIND_{kind.upper()} count: {options.instances} }} ]\n"
+    if options.ort_tensorrt:
+        precision = "FP16" if options.fp16 else "FP32"
+        text += ("optimization { execution_accelerators { gpu_execution_accelerator: [ { name: \"tensorrt\" "
+                 f"parameters {{ key: \"precision_mode\" value: \"{precision}\" }} }} ] }} }}\n")
+    text += f"parameters {{ key: {_text(META_PARAMETER)} value: {{ string_value: {_text(meta_json(meta))} }} }}\n"
+    return text
+
+
+def meta_json(meta: ArtifactMeta) -> str:
+    return json.dumps(json.loads(meta.to_json()), separators=(",", ":"), ensure_ascii=True)
+
+
+def _check_repository(repo: Path, name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise CtrtError(f"--name {name!r}: use letters, digits, '_', '-' and '.' (it becomes a folder and a URL part)")
+    if repo.exists() and not repo.is_dir():
+        raise CtrtError(f"-o {repo} is a file; give a folder for the model repository")
+    if (repo / name).exists():
+        raise CtrtError(f"{repo / name} exists; choose another --name or remove it")
+    if repo.is_dir():
+        strangers = sorted(p.name for p in repo.iterdir()
+                           if not p.name.startswith(".") and not (p.is_dir() and (p / "config.pbtxt").is_file()))
+        if strangers:
+            raise CtrtError(f"-o {repo} exists and is not a Triton model repository ({strangers[0]} is not a model "
+                            "folder with a config.pbtxt); give a new or a repository folder")
+
+
+def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Repository:
+    """Write ``repo/<name>/`` whole or not at all: it is assembled in a hidden folder beside it, then renamed."""
+    if options.backend not in BACKENDS:
+        raise CtrtError(f"--backend {options.backend!r}: choose {', '.join(BACKENDS)}")
+    if options.kind not in KINDS:
+        raise CtrtError(f"--kind {options.kind!r}: choose {', '.join(KINDS)}")
+    meta = read_meta(model)
+    if meta.kind not in ("onnx", "engine"):
+        raise CtrtError(f"{model} is a {meta.kind} artifact; ctrt triton serves an .onnx or an engine")
+    if meta.kind == "engine" and options.backend != "auto":
+        raise CtrtError(f"--backend {options.backend}: an engine is served by Triton's TensorRT backend; "
+                        "give the ONNX to serve it on ONNX Runtime")
+    if options.ort_tensorrt and (meta.kind == "engine" or options.backend == "python"):
+        raise CtrtError("--ort-tensorrt applies to an ONNX served by the onnxruntime backend")
+    _check_repository(repo, options.name)
+    check_outputs({f"-o {repo}": repo / options.name / "config.pbtxt"}, [model, sidecar_path(model)])
+    platform = "tensorrt_plan" if meta.kind == "engine" else "python" if options.backend == "python" else "onnxruntime_onnx"
+    specs = tensor_specs(model, meta)
+    missing = [n for n in [*meta.inputs, *meta.outputs] if n not in specs]
+    if missing:
+        raise CtrtError(f"the metadata of {model} names tensors the model lacks ({', '.join(missing)}); re-export it")
+    max_batch = _max_batch(model, meta, specs, options.max_batch)
+    config = model_config(options.name, platform, meta, specs, max_batch, options)
+
+    created = not repo.exists()
+    try:
+        repo.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=repo, prefix=f".{options.name}."))
+        try:
+            version = staging / "1"
+            version.mkdir()
+            shutil.copyfile(model, version / ("model.plan" if meta.kind == "engine" else "model.onnx"))
+            if platform == "python":
+                shutil.copyfile(PYTHON_MODEL, version / "model.py")
+            (staging / "config.pbtxt").write_text(config)
+            (staging / "ctrt.json").write_text(meta.to_json())
+            for path in staging.rglob("*"):
+                if path.is_file():
+                    with path.open("rb") as fh:
+                        os.fsync(fh.fileno())
+            staging.chmod(0o755)  # mkdtemp makes it private; a server in a container runs as another user
+            staging.rename(repo / options.name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except OSError as exc:
+        if created:
+            shutil.rmtree(repo, ignore_errors=True)
+        raise CtrtError(f"cannot write {repo / options.name}: {os_reason(exc)}; nothing was written") from None
+    except BaseException:
+        if created:
+            shutil.rmtree(repo, ignore_errors=True)
+        raise
+    return Repository(repo / options.name, platform, max_batch, config)

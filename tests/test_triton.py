@@ -1,0 +1,274 @@
+"""Triton Inference Server: repositories checked against Triton's own config schema, then a real tritonserver
+(from the nvidia-pytriton wheel, started here on 127.0.0.1) serving them to ``ctrt run``/``bench`` clients that must
+track exactly as a local ONNX Runtime run: one client, several streams, 4 and 8 clients at once, a server restart."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from ctrt.artifacts import read_meta
+from ctrt.demo import make_demo_video
+from ctrt.serving.local_server import LocalTriton, Ports
+from conftest import assert_same_tracks, invoke, jsonl
+
+CTRT = str(Path(sys.executable).with_name("ctrt"))
+TRITON_ENV = os.environ.get("CTRT_TRITON_ENV")
+needs_server = pytest.mark.skipif(not TRITON_ENV, reason="the server's environment comes from make test "
+                                                          "(CTRT_TRITON_ENV, made by make triton-env)")
+FP32 = model_config_pb2.TYPE_FP32
+
+
+def parse(path: Path) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def tensors(entries) -> list[tuple[str, list[int], int]]:
+    return [(t.name, list(t.dims), t.data_type) for t in entries]
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+def test_onnx_repositories_parse_with_tritons_schema(demo_onnx, tmp_path):
+    repo = tmp_path / "repo"
+    assert invoke("triton", demo_onnx, "-o", repo, "--name", "ort", "--max-batch", 4, "--instances", 2,
+                  "--ort-tensorrt", "--fp16").exit_code == 0
+    result = invoke("triton", demo_onnx, "-o", repo, "--name", "py", "--backend", "python")
+    assert result.exit_code == 0 and "dynamic batching up to 8" in result.output
+
+    ort = parse(repo / "ort" / "config.pbtxt")
+    assert (ort.name, ort.platform, ort.max_batch_size) == ("ort", "onnxruntime_onnx", 4)
+    assert tensors(ort.input) == [("image", [3, 256, 256], FP32), ("pre_img", [3, 256, 256], FP32),
+                                  ("pre_hm", [1, 256, 256], FP32)]
+    assert tensors(ort.output) == [("hm", [80, 64, 64], FP32), ("reg", [2, 64, 64], FP32),
+                                   ("wh", [2, 64, 64], FP32), ("tracking", [2, 64, 64], FP32)]
+    assert ort.dynamic_batching.max_queue_delay_microseconds == 500
+    assert [(g.kind, g.count) for g in ort.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, 2)]
+    accelerator = ort.optimization.execution_accelerators.gpu_execution_accelerator[0]
+    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
+    meta = read_meta(demo_onnx)
+    assert ort.parameters["ctrt_meta"].string_value and (repo / "ort" / "ctrt.json").read_text() == meta.to_json()
+    assert (repo / "ort" / "1" / "model.onnx").read_bytes() == demo_onnx.read_bytes()
+
+    py = parse(repo / "py" / "config.pbtxt")
+    assert (py.backend, py.platform, py.max_batch_size) == ("python", "", 8)
+    assert py.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    assert sorted(p.name for p in (repo / "py" / "1").iterdir()) == ["model.onnx", "model.py"]
+    assert sorted(p.name for p in repo.iterdir()) == ["ort", "py"]  # no staging folder left
+
+
+def test_engine_repository_takes_the_batch_its_profile_allows(monkeypatch, demo_onnx, demo_onnx_batch3, tmp_path):
+    import trt_simulation as sim
+    from ctrt.engines.builder import BuildOptions, build_engine
+
+    sim.install(monkeypatch, "10.3.0")
+    engine = tmp_path / "demo.engine"
+    build_engine(demo_onnx, engine, BuildOptions(max_batch=4))
+    assert invoke("triton", engine, "-o", tmp_path / "repo").exit_code == 0
+    config = parse(tmp_path / "repo" / "ctrt" / "config.pbtxt")
+    assert (config.platform, config.max_batch_size) == ("tensorrt_plan", 4)  # min(8, the profile's largest)
+    assert tensors(config.input)[0] == ("image", [3, 256, 256], FP32)
+    assert (tmp_path / "repo" / "ctrt" / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    line = one_error_line(invoke("triton", engine, "-o", tmp_path / "repo", "--name", "big", "--max-batch", 8))
+    assert "built for batches up to 4" in line and f"ctrt build {demo_onnx.name} --max-batch 8" in line
+
+    fixed = tmp_path / "b3.engine"
+    build_engine(demo_onnx_batch3, fixed, BuildOptions())
+    line = one_error_line(invoke("triton", fixed, "-o", tmp_path / "repo", "--name", "b3", "--max-batch", 8))
+    assert "fixed batch of 3" in line and "--dynamic-batch" in line
+    assert invoke("triton", fixed, "-o", tmp_path / "repo", "--name", "b3").exit_code == 0
+    config = parse(tmp_path / "repo" / "b3" / "config.pbtxt")  # no batching: dims carry the batch
+    assert config.max_batch_size == 0 and tensors(config.input)[0] == ("image", [3, 3, 256, 256], FP32)
+    assert not config.HasField("dynamic_batching")
+
+
+def test_bad_repository_requests_are_one_line_and_write_nothing(demo_onnx, tmp_path):
+    plain = tmp_path / "plain.onnx"
+    onnx.save(onnx.ModelProto(), str(plain))  # an ONNX without ctrt metadata
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "todo.txt").write_text("mine")
+    cases = [
+        (("triton", plain, "-o", tmp_path / "r1"), "has no ctrt metadata"),
+        (("triton", demo_onnx, "-o", folder), "is not a Triton model repository (todo.txt"),
+        (("triton", demo_onnx, "-o", folder / "todo.txt"), "is a file"),
+        (("triton", demo_onnx, "-o", tmp_path / "r2", "--name", "a/b"), "--name 'a/b'"),
+        (("triton", demo_onnx, "-o", tmp_path / "r3", "--backend", "tensorrt"), "--backend 'tensorrt'"),
+        (("triton", demo_onnx, "-o", tmp_path / "r4", "--backend", "python", "--ort-tensorrt"), "--ort-tensorrt"),
+    ]
+    for args, expected in cases:
+        assert expected in one_error_line(invoke(*args))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "plain.onnx"]
+    assert [p.name for p in folder.iterdir()] == ["todo.txt"]
+    assert invoke("triton", demo_onnx, "-o", tmp_path / "r5").exit_code == 0
+    assert "r5/ctrt exists; choose another --name" in one_error_line(invoke("triton", demo_onnx, "-o", tmp_path / "r5"))
+
+
+# ---- a real server ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def repository(demo_onnx, tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("triton") / "repo"
+    # A 50 ms window lets requests from clients that are a few ms apart meet in one batch on this 2-core machine.
+    result = invoke("triton", demo_onnx, "-o", repo, "--backend", "python", "--queue-delay-us", 50000)
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+@pytest.fixture(scope="module")
+def server(repository):
+    if not TRITON_ENV:
+        pytest.skip("the server's environment comes from make test (CTRT_TRITON_ENV)")
+    with LocalTriton(repository, Path(TRITON_ENV), log=repository.parent / "server.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, demo_onnx) -> list[tuple[Path, list[dict]]]:
+    """Eight short demo videos, each with its tracks from a local ONNX Runtime run."""
+    root = tmp_path_factory.mktemp("videos")
+    made = []
+    for i in range(8):
+        video = make_demo_video(root / f"v{i}.avi", frames=4, size=(320, 240), seed=200 + i)
+        result = invoke("run", demo_onnx, "--source", video, "--save-json", root / f"v{i}.local.jsonl")
+        assert result.exit_code == 0, result.output
+        made.append((video, jsonl(root / f"v{i}.local.jsonl")))
+    return made
+
+
+def url(server: LocalTriton, scheme: str = "triton") -> str:
+    port = server.ports.grpc if scheme == "triton" else server.ports.http
+    return f"{scheme}://127.0.0.1:{port}/ctrt"
+
+
+def statistics(server: LocalTriton) -> tuple[int, int]:
+    import tritonclient.grpc as grpc
+
+    with grpc.InferenceServerClient(server.grpc_url) as client:
+        stats = client.get_inference_statistics("ctrt", as_json=True)["model_stats"][0]
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
+@needs_server
+@pytest.mark.parametrize("scheme, shm", [("triton", False), ("http", True)])
+def test_one_client_tracks_as_a_local_run(server, videos, tmp_path, scheme, shm):
+    video, expected = videos[0]
+    out = tmp_path / "t.jsonl"
+    result = invoke("run", url(server, scheme), "--source", video, "--save-json", out, *(["--shm"] if shm else []))
+    assert result.exit_code == 0, result.output
+    assert f"on triton ({'grpc' if scheme == 'triton' else 'http'} 127.0.0.1" in result.output
+    assert "built-in demo model" in result.output  # the metadata came from the server's config
+    assert_same_tracks(jsonl(out), expected)
+
+
+@needs_server
+def test_several_streams_on_triton_track_as_separate_local_runs(server, videos, tmp_path):
+    args = [a for video, _ in videos[:3] for a in ("--source", video)]
+    result = invoke("run", url(server), *args, "--save-dir", tmp_path / "multi")
+    assert result.exit_code == 0, result.output
+    for video, expected in videos[:3]:
+        assert_same_tracks(jsonl(tmp_path / "multi" / f"{video.stem}.jsonl"), expected)
+
+
+@needs_server
+@pytest.mark.parametrize("clients", [4, 8])
+def test_concurrent_clients_are_batched_and_each_tracks_exactly(server, videos, tmp_path, clients):
+    before = statistics(server)
+    procs = [subprocess.Popen([CTRT, "run", url(server), "--source", str(video), "--save-json",
+                               str(tmp_path / f"c{i}.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+             for i, (video, _) in enumerate(videos[:clients])]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * clients, outputs
+    for i, (_, expected) in enumerate(videos[:clients]):
+        assert_same_tracks(jsonl(tmp_path / f"c{i}.jsonl"), expected)
+    after = statistics(server)
+    inferences, executions = after[0] - before[0], after[1] - before[1]
+    assert inferences == 4 * clients  # every frame once: nothing lost, nothing sent twice
+    assert executions < inferences  # the dynamic batcher ran requests of different clients together
+
+
+@needs_server
+def test_bench_measures_a_served_model(server, tmp_path):
+    result = invoke("bench", url(server), "--frames", 2, "--warmup", 0, "--duration", 0.3, "--iterations", 2,
+                    "--json", tmp_path / "b.json")
+    assert result.exit_code == 0, result.output
+    assert "triton (grpc" in result.output and (tmp_path / "b.json").stat().st_size > 0
+
+
+@needs_server
+def test_server_killed_and_restarted_mid_run_loses_no_frame(repository, demo_onnx, tmp_path):
+    video = make_demo_video(tmp_path / "long.avi", frames=10, size=(320, 240), seed=300)
+    expected = tmp_path / "local.jsonl"
+    assert invoke("run", demo_onnx, "--source", video, "--save-json", expected).exit_code == 0
+    out = tmp_path / "t.jsonl"
+    with LocalTriton(repository, Path(TRITON_ENV), log=tmp_path / "server.log") as server:
+        client = subprocess.Popen([CTRT, "run", url(server), "--source", str(video), "--save-json", str(out),
+                                   "--reconnects", "8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while (not out.exists() or len(out.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.process is not None
+        server.process.kill()  # no goodbye: as a crash or a pulled cable
+        server.process.wait()
+        time.sleep(1.0)
+        server.start()
+        server.wait_ready()
+        output = client.communicate(timeout=300)[0]
+    assert client.returncode == 0, output
+    assert "unreachable" in output and "is back after" in output
+    assert_same_tracks(jsonl(out), jsonl(expected))  # every frame once, in order, as if nothing happened
+
+
+def test_wrong_server_or_model_is_one_line(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here
+    line = one_error_line(invoke("run", f"triton://127.0.0.1:{port}/ctrt", "--source", tmp_path / "x.mp4"))
+    assert f"cannot reach Triton at triton://127.0.0.1:{port}/ctrt" in line
+    assert "give a server and a model" in one_error_line(invoke("run", "triton://127.0.0.1:8001", "--source", "0"))
+    assert "--shm applies to a model served by Triton" in one_error_line(
+        invoke("run", tmp_path / "m.onnx", "--shm", "--source", "0"))
+
+
+@needs_server
+def test_model_not_loaded_lists_the_loaded_ones(server, tmp_path):
+    line = one_error_line(invoke("run", url(server).replace("/ctrt", "/other"), "--source", tmp_path / "x.mp4"))
+    assert "model 'other' is not loaded" in line and "loaded: ctrt" in line
+
+
+@needs_server
+def test_serve_refuses_a_port_in_use(server, repository):
+    result = subprocess.run([CTRT, "serve", str(repository), "--grpc-port", str(server.ports.grpc)],
+                            capture_output=True, text=True, env={**os.environ, "CTRT_TRITON_ENV": TRITON_ENV or ""})
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"error: --grpc-port {server.ports.grpc} is in use on 127.0.0.1; choose another port"), result.stderr
+
+
+@needs_server
+def test_serve_runs_until_sigterm(repository, tmp_path):
+    ports = Ports.free()
+    proc = subprocess.Popen([CTRT, "serve", str(repository), "--grpc-port", str(ports.grpc), "--http-port",
+                             str(ports.http), "--metrics-port", str(ports.metrics)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CTRT_TRITON_ENV": TRITON_ENV or ""})
+    line = proc.stdout.readline()  # printed once the server is ready
+    assert f"gRPC 127.0.0.1:{ports.grpc}" in line, line + proc.stderr.read()
+    proc.terminate()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "stopping tritonserver (SIGTERM)" in out, out + err
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.grpc))  # the server is gone and its port free
