@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -384,8 +386,11 @@ def run(
     track_thresh: Annotated[float, typer.Option(min=0.0, max=1.0, help="score threshold for output, new tracks and pre_hm")] = 0.3,
     pre_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="pre_hm threshold in [0, 1] (at least --track-thresh)")] = None,
     new_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="new-track threshold in [0, 1] (at least --track-thresh)")] = None,
-    max_age: Annotated[int, typer.Option(min=-1, help="frames an unmatched track survives (-1: none, as CenterTrack)")] = -1,
-    hungarian: Annotated[bool, typer.Option(help="optimal assignment instead of CenterTrack's greedy matching")] = False,
+    tracker_preset: Annotated[str, typer.Option(help="centertrack (CenterTrack's tracker, exactly) or robust (keeps ids through misses and occlusions); the options below override it")] = "centertrack",
+    max_age: Annotated[Optional[int], typer.Option(min=-1, help="frames an unmatched track survives (-1: none, as CenterTrack)")] = None,
+    hungarian: Annotated[Optional[bool], typer.Option("--hungarian/--greedy", help="optimal assignment, or CenterTrack's greedy matching")] = None,
+    coast: Annotated[Optional[bool], typer.Option("--coast/--no-coast", help="a track kept by --max-age moves on at its smoothed velocity, yielding to tracks seen last frame")] = None,
+    low_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="BYTE: detections from this score up to --track-thresh continue tracks left unmatched")] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="annotated video (.mp4 or .avi)")] = None,
     save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
     save_json: Annotated[Optional[Path], typer.Option(help="JSON lines, one frame per line, CenterTrack's fields")] = None,
@@ -417,7 +422,8 @@ def run(
                       inputs)
     else:
         _check_run_outputs(save_video, save_mot, save_json, inputs)
-    tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian)
+    tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian, tracker_preset,
+                                         coast, low_thresh)
     hw = parse_input_size(input_size)
     if Path(model).suffix.lower() in (".pth", ".pt"):
         check_memory(*hw)
@@ -779,6 +785,174 @@ def _write_bench(data: dict[str, Any], json_out: Optional[Path], plot_out: Optio
         console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
     if plot_out:
         plot(data, plot_out)
+        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+
+
+@command
+def make_data(
+    kind: Annotated[str, typer.Argument(help="pedestrians (MOT gt only, for --tracker-only), demo-mot (demo-scene frames + MOT gt) or demo-coco (demo-scene images + COCO json)")],
+    output: Annotated[Path, typer.Argument(help="a new folder")],
+    count: Annotated[int, typer.Option(min=1, max=1000, help="sequences (MOT) or images (COCO)")] = 3,
+    frames: Annotated[int, typer.Option(min=2, max=100000, help="frames per sequence")] = 300,
+    size: Annotated[str, typer.Option(help="WxH of demo frames")] = "640x360",
+    seed: Annotated[int, typer.Option(min=0, help="the first sequence's seed; the next ones count up")] = 0,
+) -> None:
+    """Make an evaluation set with exact ground truth (MOTChallenge or COCO format)."""
+    from .eval.datasets import make_dataset
+    from .sizes import parse_frame_size
+
+    with console.status(f"writing {kind} to {escape(str(output))}"):
+        make_dataset(kind, output, count, frames, parse_frame_size(size), seed)
+    console.print(f"wrote {escape(str(output))}", soft_wrap=True)
+    if kind == "pedestrians":
+        _next(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust")
+    elif kind == "demo-mot":
+        _next(f"ctrt eval export/demo_256x256.onnx --mot {output} --classes all")
+    else:
+        _next(f"ctrt eval export/demo_256x256.onnx --coco {output}/annotations.json --images {output}/images")
+
+
+def _delta(value: float, base: float, share: bool) -> str:
+    shown = f"{value:.3f}" if share else f"{value:.0f}"
+    if value == base:
+        return shown
+    return f"{shown} ({value - base:+.3f})" if share else f"{shown} ({value - base:+.0f})"
+
+
+@command
+def eval(
+    models: Annotated[Optional[list[str]], typer.Argument(help="models to compare (.onnx, .engine, .pth, triton://); the first is the baseline")] = None,
+    mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge sequences: SEQ/img1 (or a video) + SEQ/gt/gt.txt")] = None,
+    coco: Annotated[Optional[Path], typer.Option(help="COCO instances JSON: detection AP")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="with --coco: the images folder")] = None,
+    tracker_only: Annotated[bool, typer.Option(help="--mot: feed noisy ground truth straight to the tracker (no model): association quality alone")] = False,
+    tracker: Annotated[Optional[list[str]], typer.Option(help="tracker settings to compare: centertrack, robust, or options on a preset, e.g. max_age=30 or robust,low_thresh=0.1 (repeat)")] = None,
+    classes: Annotated[str, typer.Option(help="--mot: classes tracked: person (COCO class 1), all, or numbers like 1,3")] = "person",
+    k: Annotated[int, typer.Option("-k", "--topk", min=1, max=3840, help="detections kept per frame")] = 100,
+    track_thresh: Annotated[float, typer.Option(min=0.0, max=1.0, help="score threshold for output and new tracks")] = 0.3,
+    max_images: Annotated[Optional[int], typer.Option(min=1, help="--coco: the first N images (by id)")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="--tracker-only: seed of the detection noise")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
+    threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="every metric, per sequence and combined")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: metrics per model and per sequence")] = None,
+    save_dir: Annotated[Optional[Path], typer.Option(help="--mot: a new folder for the tracker files, <entry>/data/<SEQ>.txt in MOTChallenge format")] = None,
+) -> None:
+    """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
+    with pycocotools."""
+    from .eval.evaluate import comparison, evaluate_mot, parse_classes
+    from .eval.mot import find_sequences
+    from .runtime.runner import open_backend
+    from .sizes import parse_input_size
+
+    models = models or []
+    if (mot is None) == (coco is None):
+        raise CtrtError("give --mot DIR (tracking) or --coco ANNOTATIONS.json --images DIR (detection)")
+    if tracker_only and (models or coco):
+        raise CtrtError("--tracker-only scores tracker settings on --mot ground truth, without models")
+    if not tracker_only and not models:
+        raise CtrtError("give one or more models to evaluate, or --tracker-only")
+    check_outputs({"--json": json_out, "--plot": plot_out}, [*_sidecars(*map(_local, models)), coco])
+    if save_dir is not None and save_dir.exists():
+        raise CtrtError(f"--save-dir {save_dir} exists; give a new folder")
+    hw = parse_input_size(input_size)
+
+    def open_model(model: str) -> Any:
+        backend = open_backend(model, device, threads, hw, notify=_warning)
+        _model_note(backend.meta)
+        return backend
+
+    if coco is not None:
+        _eval_coco(models, coco, images, max_images, k, open_model, json_out, plot_out)
+        return
+    assert mot is not None
+    entries = comparison(models, tracker, track_thresh)
+    sequences = find_sequences(mot)
+    with console.status("evaluating") as status:
+        result = evaluate_mot(sequences, entries, open_model, k, parse_classes(classes), seed=seed,
+                              progress=lambda text: status.update(escape(text)))
+    _mot_tables(result, len(sequences))
+    data = {"schema": 1, "ctrt_version": __version__, "kind": "mot", "tracker_only": tracker_only,
+            "sequences": result.sequences, "entries": [{"label": e.label, "model": e.model,
+                                                        "tracker": asdict(e.tracker)} for e in entries],
+            "scores": result.scores}
+    if save_dir is not None:
+        from .outputs import atomic_folder
+
+        with atomic_folder(save_dir) as folder:
+            for index, entry in enumerate(entries):  # TrackEval's layout: TRACKERS_FOLDER/<tracker>/data/<seq>.txt
+                (folder / f"{index}" / "data").mkdir(parents=True)
+                for name, text in result.files[entry.label].items():
+                    (folder / f"{index}" / "data" / f"{name}.txt").write_text(text)
+            (folder / "entries.json").write_text(json.dumps(data["entries"], indent=1))
+        console.print(f"wrote the tracker files to {escape(str(save_dir))}/<entry>/data/<sequence>.txt, TrackEval's "
+                      "layout (entries.json says which entry is which)", soft_wrap=True)
+    _write_eval(data, json_out, plot_out)
+
+
+def _mot_tables(result: Any, sequences: int) -> None:
+    from .eval.scores import COMBINED, COUNTS, METRICS
+
+    base = result.scores[result.labels[0]][COMBINED]
+    table = Table(title=f"TrackEval, {sequences} sequence(s) combined; (deltas vs the first)")
+    table.add_column("")
+    for metric in METRICS:
+        table.add_column(metric, justify="right")
+    for label in result.labels:
+        row = result.scores[label][COMBINED]
+        table.add_row(escape(label), *[_delta(row[m], base[m], m not in COUNTS) for m in METRICS])
+    console.print(table)
+    if sequences > 1:
+        per = Table(title="per sequence: IDF1 / MOTA / HOTA")
+        per.add_column("")
+        for name in result.sequences:
+            per.add_column(escape(name), justify="right")
+        for label in result.labels:
+            scores = result.scores[label]
+            per.add_row(escape(label), *[f"{scores[n]['IDF1']:.3f} / {scores[n]['MOTA']:.3f} / {scores[n]['HOTA']:.3f}"
+                                          for n in result.sequences])
+        console.print(per)
+
+
+def _eval_coco(models: list[str], coco: Path, images: Optional[Path], max_images: Optional[int], k: int,
+               open_model: Callable[[str], Any], json_out: Optional[Path], plot_out: Optional[Path]) -> None:
+    from .eval.coco import AP_NAMES, average_precision, detect, read_coco
+
+    if images is None:
+        raise CtrtError("--coco needs --images DIR, the folder of the annotated images")
+    chosen = read_coco(coco, images, max_images)
+    scores = {}
+    for model in models:
+        with open_model(model) as backend, console.status(f"{escape(Path(model).name)}: detecting") as status:
+            results = detect(backend, chosen, k, lambda i, n: status.update(f"{escape(Path(model).name)}: image {i}/{n}"))
+            scores[model] = average_precision(chosen, results)
+    table = Table(title=f"pycocotools bbox AP on {len(chosen.images)} images; (deltas vs the first)")
+    table.add_column("")
+    for name in AP_NAMES:
+        table.add_column(name, justify="right")
+    base = scores[models[0]]
+    for model in models:
+        cells = []
+        for name in AP_NAMES:
+            value, first = scores[model][name], base[name]
+            cells.append("-" if value is None else _delta(value, first, True) if first is not None else f"{value:.3f}")
+        table.add_row(escape(Path(model).name), *cells)
+    console.print(table)
+    _write_eval({"schema": 1, "ctrt_version": __version__, "kind": "coco", "images": len(chosen.images),
+                 "annotations": str(coco), "scores": scores}, json_out, plot_out)
+
+
+def _write_eval(data: dict[str, Any], json_out: Optional[Path], plot_out: Optional[Path]) -> None:
+    from .outputs import write_text_atomic
+
+    if json_out:
+        write_text_atomic(json_out, json.dumps(data, indent=1))
+        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
+    if plot_out:
+        from .eval.plots import plot_eval
+
+        plot_eval(data, plot_out)
         console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -140,6 +141,34 @@ def atomic_outputs(*dests: Path) -> Iterator[list[Path]]:
             for folder in sorted(set(made), key=lambda p: len(p.parts), reverse=True):
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # folders this call created for a file that never came: gone again
+
+
+@contextlib.contextmanager
+def atomic_folder(dest: Path) -> Iterator[Path]:
+    """A hidden folder beside ``dest`` to fill; renamed to ``dest`` when the block finishes, every file fsynced, so
+    ``dest`` appears whole or not at all. ``dest`` must not exist. Folders made on the way are removed on failure."""
+    made = _missing_folders(dest.parent)
+    staging: Path | None = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+        yield staging
+        for path in staging.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a server in a container runs as another user
+        staging.rename(dest)
+        _fsync_folder(dest.parent)
+    except OSError as exc:
+        raise write_error(dest, exc) from None
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if not dest.exists():
+            for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """Tracker scenarios with the ids written down, CenterTrack parity on random sequences, and properties."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
+from ctrt.errors import CtrtError
 from ctrt.runtime.detections import Detections
 from ctrt.runtime.tracker import Tracker, TrackerConfig
 import centertrack_reference as ref
@@ -121,3 +123,91 @@ def test_ids_unique_and_never_reused(frames, max_age, hungarian):
         assert not (fresh & seen_new)  # a new id is never one handed out before
         seen_new |= fresh
         previous = set(ids)
+
+
+def active_ids(tracks):
+    return tracks[tracks.active > 0].ids.tolist()
+
+
+def walker(t, score=0.9, speed=10):
+    """One object moving right at ``speed`` px a frame on y=50, 20 px square, its tracking offset exact."""
+    return (10 + speed * t, 50, 20, score, 1, (-speed if t else 0, 0))
+
+
+def test_coasting_finds_a_moving_object_again_after_an_occlusion():
+    # Seen at t=0,1, hidden t=2..4, seen again at t=5 forty px further: where it would be at its speed.
+    frames = [dets(walker(t)) if t not in (2, 3, 4) else dets() for t in range(7)]
+    coasting = Tracker(TrackerConfig(max_age=5, coast=True))
+    assert [active_ids(coasting.step(f)) for f in frames] == [[1], [1], [], [], [], [1], [1]]
+    assert coasting.tracks.centers[0, 0] == 70  # and it moved on with the object
+    standing = Tracker(TrackerConfig(max_age=5))  # CenterTrack's kept track waits where it was last seen
+    assert [active_ids(standing.step(f)) for f in frames] == [[1], [1], [], [], [], [2], [2]]
+
+
+def test_coasting_a_stopped_object_keeps_it_in_place():
+    # Stop-and-go: moves, stops (offset 0) at x=30, is missed for two frames while stopped, then walks on.
+    path = [(10, 0), (20, -10), (30, -10), (30, 0), None, None, (30, 0), (40, -10), (50, -10)]
+    frames = [dets((step[0], 50, 20, 0.9, 1, (step[1], 0))) if step else dets() for step in path]
+    tracker = Tracker(TrackerConfig(max_age=3, coast=True))
+    assert [active_ids(tracker.step(f)) for f in frames] == [[1], [1], [1], [1], [], [], [1], [1], [1]]
+
+
+def test_a_coasting_track_yields_to_one_seen_last_frame():
+    # a (x=50) and b (x=80) at t=0; b unseen at t=1; at t=2 a detection at x=68 is nearer to b's place (12 px)
+    # than to a's (16 px). a, seen last frame, takes it; CenterTrack's distance alone would give it to b.
+    frames = [dets((50, 50, 20, 0.9, 1, (0, 0)), (80, 50, 20, 0.9, 1, (0, 0))), dets((52, 50, 20, 0.9, 1, (-2, 0))),
+              dets((68, 50, 20, 0.9, 1, (0, 0)))]
+    coasting, plain = Tracker(TrackerConfig(max_age=5, coast=True)), Tracker(TrackerConfig(max_age=5))
+    assert [active_ids(coasting.step(f)) for f in frames] == [[1, 2], [1], [1]]
+    assert [active_ids(plain.step(f)) for f in frames] == [[1, 2], [1], [2]]
+
+
+def test_byte_low_score_detections_continue_tracks_but_never_start_one():
+    # The object is half covered at t=2,3 (score 0.2); a lone 0.2 false positive appears at t=2 far away.
+    frames = [dets(walker(t, 0.2 if t in (2, 3) else 0.9), *([(300, 300, 20, 0.2, 1, (0, 0))] if t == 2 else []))
+              for t in range(6)]
+    byte = Tracker(TrackerConfig(low_thresh=0.1))
+    assert [active_ids(byte.step(f)) for f in frames] == [[1], [1], [1], [1], [1], [1]]
+    # CenterTrack's tracker never sees them (the decoder drops scores <= 0.3): the object comes back as id 2.
+    plain = Tracker()
+    visible = [f[f.scores > 0.3] for f in frames]
+    assert [active_ids(plain.step(f)) for f in visible] == [[1], [1], [], [], [2], [2]]
+
+
+def test_byte_high_scores_associate_first():
+    # Two detections point exactly at one track, a 0.9 and a 0.2 (optimal assignment sees a tie): the 0.9 one
+    # takes it in the first pass, and the 0.2 one, left without a track, is dropped rather than started.
+    tracker = Tracker(TrackerConfig(low_thresh=0.1, hungarian=True))
+    tracker.step(dets((50, 50, 20, 0.9, 1, (0, 0))))
+    out = tracker.step(dets((56, 50, 20, 0.9, 1, (-6, 0)), (51, 50, 20, 0.2, 1, (-1, 0))))
+    assert out[out.ids == 1].scores.tolist() == [np.float32(0.9)] and len(out) == 1
+
+
+def test_robust_preset_with_byte_keeps_crossing_ids_through_a_covered_frame():
+    # b passes behind a: half covered at t=3 (score 0.15), wholly at t=4 (no detection), out again at t=5.
+    tracker = Tracker(TrackerConfig.from_options(preset="robust", low_thresh=0.1))
+    history = []
+    for t in range(9):
+        a = (10 + 10 * t, 48, 20, 0.9, 1, (-10 if t else 0, 0))
+        b = (90 - 10 * t, 52, 20, 0.15 if t == 3 else 0.8, 1, (10 if t else 0, 0))
+        out = tracker.step(dets(a, *([b] if t != 4 else [])))
+        history.append({(int(x), int(y)): i for (x, y), i in zip(out.centers.round().tolist(), out.ids.tolist())})
+    assert [h[10 + 10 * t, 48] for t, h in enumerate(history)] == [1] * 9
+    assert [h[90 - 10 * t, 52] for t, h in enumerate(history)] == [2] * 9  # coasted through t=4 to where b was
+    plain = Tracker()  # CenterTrack's: b is lost at t=3 and comes back as a new track
+    ids = [plain.step(dets(a, *([b] if 0.15 != b[3] and t != 4 else []))).ids.tolist()
+           for t, (a, b) in enumerate(((10 + 10 * t, 48, 20, 0.9, 1, (-10 if t else 0, 0)),
+                                       (90 - 10 * t, 52, 20, 0.15 if t == 3 else 0.8, 1, (10 if t else 0, 0)))
+                                      for t in range(9))]
+    assert ids[2] == [1, 2] and ids[5] == [1, 3]
+
+
+def test_presets_and_overrides():
+    robust = TrackerConfig.from_options(preset="robust")
+    assert (robust.max_age, robust.hungarian, robust.coast, robust.low_thresh) == (30, False, True, None)
+    assert TrackerConfig.from_options() == TrackerConfig()  # CenterTrack's, exactly
+    assert TrackerConfig.from_options(preset="robust", max_age=5, coast=False).max_age == 5
+    with pytest.raises(CtrtError, match="--tracker-preset 'fast'"):
+        TrackerConfig.from_options(preset="fast")
+    with pytest.raises(CtrtError, match="--low-thresh 0.4 must be below --track-thresh 0.3"):
+        TrackerConfig.from_options(low_thresh=0.4)

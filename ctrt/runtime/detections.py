@@ -17,6 +17,7 @@ class Detections:
     ids: np.ndarray  # [N] int64 track id, 0 before tracking
     ages: np.ndarray  # [N] int32 frames since last matched (1 = matched now)
     active: np.ndarray  # [N] int32 consecutive matched frames, 0 for a track kept without a match
+    velocity: np.ndarray  # [N, 2] float32 px per frame, smoothed over the matched frames (for --coast)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -28,7 +29,7 @@ class Detections:
                tracking: np.ndarray) -> Detections:
         n = len(scores)
         return cls(boxes, scores, classes, centers, tracking, np.zeros(n, np.int64), np.ones(n, np.int32),
-                   np.ones(n, np.int32))
+                   np.ones(n, np.int32), -tracking)
 
     def __len__(self) -> int:
         return len(self.scores)

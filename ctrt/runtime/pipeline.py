@@ -43,9 +43,11 @@ class StreamState:
         self.decode_in_graph = meta.extra.get("decode") == "graph"
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
+        self.tracker = Tracker(tracker)
+        if self.tracker.config.low_thresh is not None:  # BYTE keeps low-score detections for leftover tracks
+            threshold = min(threshold, self.tracker.config.low_thresh)
         self.decoder = Decoder(meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, k, threshold)
         self.threshold = threshold
-        self.tracker = Tracker(tracker)
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
         self.pre_hm = np.zeros((1, 1, h, w), np.float32)
@@ -99,15 +101,18 @@ class StreamState:
             tensors = {"frame": self._frame, "pre_frame": previous, "pre_hm": self.pre_hm}
         return {name: tensors[name] for name in self.inputs}
 
+    def detect(self, heads: dict[str, np.ndarray]) -> Detections:
+        """This frame's detections from its heads (unbatched), before tracking."""
+        assert self._geometry is not None
+        if self.decode_in_graph:
+            return decode_topk(heads, self._geometry, self.threshold)
+        return self.decoder(heads, self._geometry)
+
     def finish(self, heads: dict[str, np.ndarray], infer_s: float) -> Detections:
         """Decode this stream's heads (unbatched), track, and make this frame the next one's previous frame."""
-        assert self._geometry is not None
         clock = time.perf_counter
         t0 = clock()
-        if self.decode_in_graph:
-            dets = decode_topk(heads, self._geometry, self.threshold)
-        else:
-            dets = self.decoder(heads, self._geometry)
+        dets = self.detect(heads)
         t1 = clock()
         tracks = self.tracker.step(dets)
         t2 = clock()

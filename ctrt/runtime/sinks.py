@@ -64,15 +64,20 @@ class TextSink(ABC):
             self._file.close()
 
 
-class MotSink(TextSink):
+def mot_rows(index: int, tracks: Detections) -> Iterable[str]:
     """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for tracks matched this frame."""
+    shown = tracks[tracks.active > 0]
+    x1, y1, x2, y2 = shown.boxes.T
+    rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
+    return (f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
+            for tid, (x, y, w, h, s) in zip(shown.ids.tolist(), rows.tolist()))
+
+
+class MotSink(TextSink):
+    """MOTChallenge tracker file (see ``mot_rows``)."""
 
     def lines(self, index: int, tracks: Detections) -> Iterable[str]:
-        shown = tracks[tracks.active > 0]
-        x1, y1, x2, y2 = shown.boxes.T
-        rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
-        return (f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
-                for tid, (x, y, w, h, s) in zip(shown.ids.tolist(), rows.tolist()))
+        return mot_rows(index, tracks)
 
 
 class JsonLinesSink(TextSink):

@@ -10,25 +10,59 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CtrtError
 from .detections import Detections
 
 INVALID = 1e18
 MATCH_LIMIT = 1e16
+ROBUST_MAX_AGE = 30
+AGE_PENALTY = 3.0  # --coast: a track's distance grows by this share for every frame it went unseen
+VELOCITY_MEMORY = 0.7  # weight of a track's velocity against the newest offset (exponential average)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackerConfig:
+    """CenterTrack's tracker by default; ``coast`` and ``low_thresh`` (with ``max_age``) are ctrt's additions."""
+
     new_thresh: float = 0.3  # unmatched detections above this start a track
     pre_thresh: float = 0.3  # tracks at or above this are drawn into pre_hm
     max_age: int = -1  # frames an unmatched track is kept; -1 keeps none (CenterTrack's default)
     hungarian: bool = False
+    # A kept track moves on by its smoothed velocity (CenterTrack's stands still), and counts for less the longer
+    # it goes unseen, so it cannot take a detection from a track seen last frame.
+    coast: bool = False
+    low_thresh: float | None = None  # BYTE: detections between this and track_thresh may continue leftover tracks
+    track_thresh: float = 0.3  # detections above this associate first and are shown
 
     @classmethod
     def from_options(cls, track_thresh: float = 0.3, pre_thresh: float | None = None,
-                     new_thresh: float | None = None, max_age: int = -1, hungarian: bool = False) -> TrackerConfig:
-        """CenterTrack's rule: each threshold is max(track_thresh, its own value), its own value unset by default."""
+                     new_thresh: float | None = None, max_age: int | None = None, hungarian: bool | None = None,
+                     preset: str = "centertrack", coast: bool | None = None,
+                     low_thresh: float | None = None) -> TrackerConfig:
+        """A preset, then the options given (None: the preset's). CenterTrack's rule for thresholds: each is
+        max(track_thresh, its own value), its own value unset by default."""
+        base = preset_config(preset)
+        low = low_thresh if low_thresh is not None else base.low_thresh
+        if low is not None and low >= track_thresh:
+            raise CtrtError(f"--low-thresh {low:g} must be below --track-thresh {track_thresh:g}")
         return cls(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
-                   max_age=max_age, hungarian=hungarian)
+                   max_age=base.max_age if max_age is None else max_age,
+                   hungarian=base.hungarian if hungarian is None else hungarian,
+                   coast=base.coast if coast is None else coast, low_thresh=low, track_thresh=track_thresh)
+
+
+# "robust": the settings that measured best on generated pedestrian sequences with CenterTrack-like detection noise
+# (benchmarks/tracker.py; README "Tracker presets").
+PRESETS = {
+    "centertrack": TrackerConfig(),
+    "robust": TrackerConfig(max_age=ROBUST_MAX_AGE, coast=True),
+}
+
+
+def preset_config(name: str) -> TrackerConfig:
+    if name not in PRESETS:
+        raise CtrtError(f"--tracker-preset {name!r}: choose {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def gated_distances(dets: Detections, tracks: Detections) -> np.ndarray:
@@ -73,28 +107,55 @@ class Tracker:
         self.tracks = Detections.empty()
         self.next_id = 1
 
+    def _associate(self, dets: Detections) -> np.ndarray:
+        """[P, 2] (detection, track) pairs. CenterTrack: one matching of every detection with every track. BYTE
+        (``low_thresh``): the detections above track_thresh (a prefix: they come in score order) first, then the
+        rest with the tracks left over."""
+        config = self.config
+        dist = gated_distances(dets, self.tracks)
+        if config.coast:  # a coasting guess counts for less than a track seen last frame at the same distance
+            dist = dist * (1.0 + AGE_PENALTY * (self.tracks.ages - 1))[None, :]
+        match = hungarian_match if config.hungarian else greedy_match
+        first = int((dets.scores > config.track_thresh).sum()) if config.low_thresh is not None else len(dets)
+        pairs = match(dist[:first])
+        if first == len(dets):
+            return pairs
+        free = np.setdiff1d(np.arange(len(self.tracks)), pairs[:, 1])
+        more = match(dist[first:][:, free])
+        return np.concatenate([pairs, np.stack([more[:, 0] + first, free[more[:, 1]]], axis=1)])
+
     def step(self, dets: Detections) -> Detections:
         """Associate ``dets`` (descending score) with the current tracks; returns and keeps the new track set."""
-        dist = gated_distances(dets, self.tracks)
-        pairs = hungarian_match(dist) if self.config.hungarian else greedy_match(dist)
+        config = self.config
+        first = int((dets.scores > config.track_thresh).sum()) if config.low_thresh is not None else len(dets)
+        pairs = self._associate(dets)
         det_idx, track_idx = pairs[:, 0], pairs[:, 1]
 
         matched = dets[det_idx]
         matched.ids = self.tracks.ids[track_idx]
         matched.ages = np.ones(len(matched), np.int32)
         matched.active = self.tracks.active[track_idx] + 1
+        # One frame's offset is noisy: the track's velocity averages it with the track's history, from its second
+        # match on (a track's first offset may be the "no previous frame" zero of its birth).
+        memory = np.where(self.tracks.active[track_idx] >= 2, VELOCITY_MEMORY, 0.0)[:, None]
+        matched.velocity = (memory * self.tracks.velocity[track_idx] + (1 - memory) * matched.velocity
+                            ).astype(np.float32)
 
-        unmatched = np.ones(len(dets), bool)
+        unmatched = np.zeros(len(dets), bool)
+        unmatched[:first] = True  # a low-score detection never starts a track
         unmatched[det_idx] = False
-        born = dets[unmatched & (dets.scores > self.config.new_thresh)]
+        born = dets[unmatched & (dets.scores > config.new_thresh)]
         born.ids = np.arange(self.next_id, self.next_id + len(born), dtype=np.int64)
         self.next_id += len(born)
 
         lost = np.ones(len(self.tracks), bool)
         lost[track_idx] = False
-        kept = self.tracks[lost & (self.tracks.ages < self.config.max_age)]
+        kept = self.tracks[lost & (self.tracks.ages < config.max_age)]
         kept.ages = kept.ages + 1
         kept.active = np.zeros(len(kept), np.int32)
+        if config.coast:
+            kept.centers = kept.centers + kept.velocity
+            kept.boxes = kept.boxes + np.tile(kept.velocity, 2)
 
         self.tracks = Detections.concat([matched, born, kept])
         return self.tracks

@@ -8,16 +8,14 @@ client learns mean/std, input size, heads and fast-path flags from the server al
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import ArtifactMeta, read_meta, sidecar_path
 from ..errors import CtrtError
-from ..outputs import check_outputs, os_reason
+from ..outputs import atomic_folder, check_outputs
 
 META_PARAMETER = "ctrt_meta"
 BACKENDS = ("auto", "onnxruntime", "python")
@@ -137,7 +135,7 @@ def _check_repository(repo: Path, name: str) -> None:
 
 
 def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Repository:
-    """Write ``repo/<name>/`` whole or not at all: it is assembled in a hidden folder beside it, then renamed."""
+    """Write ``repo/<name>/`` whole or not at all (assembled in a hidden folder beside it, then renamed)."""
     if options.backend not in BACKENDS:
         raise CtrtError(f"--backend {options.backend!r}: choose {', '.join(BACKENDS)}")
     if options.kind not in KINDS:
@@ -160,33 +158,12 @@ def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Rep
     max_batch = _max_batch(model, meta, specs, options.max_batch)
     config = model_config(options.name, platform, meta, specs, max_batch, options)
 
-    created = not repo.exists()
-    try:
-        repo.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=repo, prefix=f".{options.name}."))
-        try:
-            version = staging / "1"
-            version.mkdir()
-            shutil.copyfile(model, version / ("model.plan" if meta.kind == "engine" else "model.onnx"))
-            if platform == "python":
-                shutil.copyfile(PYTHON_MODEL, version / "model.py")
-            (staging / "config.pbtxt").write_text(config)
-            (staging / "ctrt.json").write_text(meta.to_json())
-            for path in staging.rglob("*"):
-                if path.is_file():
-                    with path.open("rb") as fh:
-                        os.fsync(fh.fileno())
-            staging.chmod(0o755)  # mkdtemp makes it private; a server in a container runs as another user
-            staging.rename(repo / options.name)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    except OSError as exc:
-        if created:
-            shutil.rmtree(repo, ignore_errors=True)
-        raise CtrtError(f"cannot write {repo / options.name}: {os_reason(exc)}; nothing was written") from None
-    except BaseException:
-        if created:
-            shutil.rmtree(repo, ignore_errors=True)
-        raise
+    with atomic_folder(repo / options.name) as staging:
+        version = staging / "1"
+        version.mkdir()
+        shutil.copyfile(model, version / ("model.plan" if meta.kind == "engine" else "model.onnx"))
+        if platform == "python":
+            shutil.copyfile(PYTHON_MODEL, version / "model.py")
+        (staging / "config.pbtxt").write_text(config)
+        (staging / "ctrt.json").write_text(meta.to_json())
     return Repository(repo / options.name, platform, max_batch, config)

@@ -1,0 +1,90 @@
+"""MOTChallenge sequences on disk: ``SEQ/img1/*.jpg`` (or one video in ``SEQ/``), ``SEQ/gt/gt.txt``,
+``SEQ/seqinfo.ini``; and tracker files in MOTChallenge's format."""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CtrtError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """gt.txt as one [N, 9] table in MOTChallenge's columns: frame (from 1), id, x, y, w, h, consider, class,
+    visibility."""
+
+    table: np.ndarray
+
+    @property
+    def last_frame(self) -> int:
+        return int(self.table[:, 0].max(initial=0))
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    folder: Path
+    length: int
+    frames: Path | None  # img1/ folder or a video: what a model runs on (tracker-only needs none)
+
+    @property
+    def gt_file(self) -> Path:
+        return self.folder / "gt" / "gt.txt"
+
+
+def read_ground_truth(path: Path) -> GroundTruth:
+    """Every line ``frame,id,x,y,w,h[,consider,class,visibility]``; a bad line is an error naming file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values = [float(v) for v in line.split(",")]
+        except ValueError:
+            raise CtrtError(f"{path}:{number}: not numbers separated by commas: {line[:60]!r}") from None
+        if len(values) < 6 or values[0] < 1 or values[4] < 0 or values[5] < 0:
+            raise CtrtError(f"{path}:{number}: expected frame (from 1),id,x,y,w,h[,consider,class,visibility], "
+                            f"got {line[:60]!r}")
+        rows.append((values + [1.0, 1.0, 1.0])[:9])
+    return GroundTruth(np.array(rows, np.float64).reshape(-1, 9))
+
+
+def _sequence(folder: Path) -> Sequence:
+    gt = folder / "gt" / "gt.txt"
+    if not gt.is_file():
+        raise CtrtError(f"{folder} has no gt/gt.txt: a MOTChallenge sequence needs its ground truth")
+    info = folder / "seqinfo.ini"
+    length, image_dir = 0, "img1"
+    if info.is_file():
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(info)
+            length = parser.getint("Sequence", "seqLength")
+            image_dir = parser.get("Sequence", "imDir", fallback="img1")
+        except (configparser.Error, ValueError) as exc:
+            raise CtrtError(f"{info}: {str(exc).splitlines()[0]}") from None
+    last = read_ground_truth(gt).last_frame  # read in any case: a malformed gt.txt is refused before any work
+    if length and last > length:
+        raise CtrtError(f"{gt}: frame {last} is beyond seqLength {length} in {info}")
+    length = length or last
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    frames = folder / image_dir if (folder / image_dir).is_dir() else videos[0] if videos else None
+    return Sequence(folder.name, folder, length, frames)
+
+
+def find_sequences(root: Path) -> list[Sequence]:
+    """``root`` is one sequence (it has gt/) or a folder of them (MOT17/train)."""
+    if not root.is_dir():
+        raise CtrtError(f"--mot {root}: not a folder")
+    if (root / "gt").is_dir():
+        return [_sequence(root)]
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise CtrtError(f"--mot {root}: no sequence folders (SEQ/gt/gt.txt) in it")
+    return [_sequence(folder) for folder in folders]
