@@ -37,6 +37,13 @@ console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Module -> (what to call it, the extra that installs it); see pyproject.toml. On a Jetson, TensorRT, OpenCV and
+# PyTorch come from JetPack / NVIDIA's wheels instead (README: "Install").
+EXTRAS = {"torch": ("PyTorch", "export"), "onnxsim": ("onnx-simplifier", "export"),
+          "onnxscript": ("onnxscript", "export"), "onnxruntime": ("ONNX Runtime", "cpu"),
+          "cv2": ("OpenCV", "video"), "tritonclient": ("tritonclient", "serve"), "trackeval": ("TrackEval", "eval"),
+          "pycocotools": ("pycocotools", "eval"), "matplotlib": ("matplotlib", "plot"),
+          "cuda": ("cuda-python", "trt"), "pycuda": ("pycuda", "pycuda")}
 
 
 def _show_version(value: bool) -> None:
@@ -73,6 +80,14 @@ def command(fn: F) -> F:
         except CtrtError as exc:
             _error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:  # an optional dependency this command needs is not installed
+            top = (exc.name or "").split(".")[0]
+            if top not in EXTRAS:
+                raise
+            package, extra = EXTRAS[top]
+            _error(f"ctrt {fn.__name__.replace('_', '-')} needs {package}, which is not installed: "
+                   f"pip install 'ctrt[{extra}]'")
+            raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
             stop = exc if isinstance(exc, Interrupted) else Interrupted()
             errors.print(f"interrupted ({stop}): {fn.__name__} stopped before finishing and left no partial file")
@@ -187,7 +202,7 @@ def export(
 
 def _model_note(meta: Any) -> None:
     """Say plainly when a model's detections mean little or nothing outside ctrt's own scenes."""
-    from .model.builtin import BUILTINS
+    from .model.config import BUILTINS
 
     if meta.random_weights:
         console.print("[yellow]note:[/] this model has random (seeded) weights; its detections mean nothing")
@@ -748,7 +763,7 @@ def bench(
         table.add_row("device memory MB", *["-" if r["device_memory_mb"] is None else f"{r['device_memory_mb']:.1f}"
                                             for r in results])
     console.print(table)
-    _write_bench(data, json_out, plot_out, plot)
+    _write_results(data, json_out, plot_out, plot)
 
 
 def _bench_streams(path: str, backend: Any, frames: list[Any], counts: list[int], rounds: int,
@@ -771,13 +786,12 @@ def _bench_streams(path: str, backend: Any, frames: list[Any], counts: list[int]
                       f"{q['latency']['median']:.0f} ({q['latency']['p99']:.0f})",
                       f"{b['wall_ms_per_frame']:.1f}, {b['stage_sum_ms_per_frame']:.1f}, {b['infer_ms_per_frame']:.1f}")
     console.print(table)
-    _write_bench(data, json_out, plot_out, plot_streams)
+    _write_results(data, json_out, plot_out, plot_streams)
 
 
-def _write_bench(data: dict[str, Any], json_out: Optional[Path], plot_out: Optional[Path],
-                 plot: Callable[[dict[str, Any], Path], None]) -> None:
-    import json
-
+def _write_results(data: dict[str, Any], json_out: Optional[Path], plot_out: Optional[Path],
+                   plot: Callable[[dict[str, Any], Path], None]) -> None:
+    """A command's --json and --plot files (bench, eval)."""
     from .outputs import write_text_atomic
 
     if json_out:
@@ -842,6 +856,7 @@ def eval(
     """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
     with pycocotools."""
     from .eval.evaluate import comparison, evaluate_mot, parse_classes
+    from .eval.plots import plot_eval
     from .eval.mot import find_sequences
     from .runtime.runner import open_backend
     from .sizes import parse_input_size
@@ -888,7 +903,7 @@ def eval(
             (folder / "entries.json").write_text(json.dumps(data["entries"], indent=1))
         console.print(f"wrote the tracker files to {escape(str(save_dir))}/<entry>/data/<sequence>.txt, TrackEval's "
                       "layout (entries.json says which entry is which)", soft_wrap=True)
-    _write_eval(data, json_out, plot_out)
+    _write_results(data, json_out, plot_out, plot_eval)
 
 
 def _mot_tables(result: Any, sequences: int) -> None:
@@ -918,6 +933,7 @@ def _mot_tables(result: Any, sequences: int) -> None:
 def _eval_coco(models: list[str], coco: Path, images: Optional[Path], max_images: Optional[int], k: int,
                open_model: Callable[[str], Any], json_out: Optional[Path], plot_out: Optional[Path]) -> None:
     from .eval.coco import AP_NAMES, average_precision, detect, read_coco
+    from .eval.plots import plot_eval
 
     if images is None:
         raise CtrtError("--coco needs --images DIR, the folder of the annotated images")
@@ -939,21 +955,8 @@ def _eval_coco(models: list[str], coco: Path, images: Optional[Path], max_images
             cells.append("-" if value is None else _delta(value, first, True) if first is not None else f"{value:.3f}")
         table.add_row(escape(Path(model).name), *cells)
     console.print(table)
-    _write_eval({"schema": 1, "ctrt_version": __version__, "kind": "coco", "images": len(chosen.images),
-                 "annotations": str(coco), "scores": scores}, json_out, plot_out)
-
-
-def _write_eval(data: dict[str, Any], json_out: Optional[Path], plot_out: Optional[Path]) -> None:
-    from .outputs import write_text_atomic
-
-    if json_out:
-        write_text_atomic(json_out, json.dumps(data, indent=1))
-        console.print(f"wrote {escape(str(json_out))}", soft_wrap=True)
-    if plot_out:
-        from .eval.plots import plot_eval
-
-        plot_eval(data, plot_out)
-        console.print(f"wrote {escape(str(plot_out))}", soft_wrap=True)
+    _write_results({"schema": 1, "ctrt_version": __version__, "kind": "coco", "images": len(chosen.images),
+                    "annotations": str(coco), "scores": scores}, json_out, plot_out, plot_eval)
 
 
 @command

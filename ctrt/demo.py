@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from .errors import CtrtError
-from .model.builtin import DEMO_ASSET
 from .export.parity import sample_image
 from .runtime.sinks import fourcc_for
 
@@ -98,6 +97,7 @@ def demo_model(checkpoint: Path | None, h: int, w: int) -> tuple[Path, ExportRes
     from .artifacts import read_meta, sha256_file
     from .export.exporter import default_output, run_export, source_model
     from .export.onnx_export import ExportOptions
+    from .model.builtin import DEMO_ASSET
 
     path = default_output(checkpoint.stem if checkpoint else "hardnet_85_demo", h, w)
     wanted = sha256_file(checkpoint if checkpoint else DEMO_ASSET)

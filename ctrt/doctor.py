@@ -94,7 +94,10 @@ def _onnxruntime() -> Check:
 
 
 def _opencv() -> list[Check]:
-    import cv2
+    try:
+        import cv2
+    except ImportError:
+        return [Check("OpenCV", False, "not installed: pip install 'ctrt[video]', or JetPack's python3-opencv")]
 
     from .runtime.sources import has_gstreamer
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import CtrtError
-from .config import preset
+from .config import BUILTINS, preset
 from .seg import HarDNetSeg
 
 DEMO_ASSET = Path(__file__).resolve().parent.parent / "assets" / "demo_heads.npz"
@@ -23,8 +23,6 @@ FIT_SIZE = (256, 256)  # the demo's model size, H x W
 FITTED_LAYERS = ("hm.0", "hm.2", "reg.2", "wh.2", "tracking.2")
 # Classes the scene never shows get this logit (sigmoid 5e-5): they stay silent.
 ABSENT_CLASS_BIAS = -10.0
-BUILTINS = {"demo": "the built-in demo model (seeded HarDNet-85, heads fitted to ctrt's generated demo scenes; "
-                    "blind to the real world)"}
 
 
 def seeded_backbone() -> HarDNetSeg:

@@ -63,3 +63,7 @@ def preset(name: str) -> ModelConfig:
         return PRESETS[name]
     except KeyError:
         raise CtrtError(f"unknown arch {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+# Models ctrt builds itself, and what every command says of them (kept here, free of torch: run and bench read it).
+BUILTINS = {"demo": "the built-in demo model (seeded HarDNet-85, heads fitted to ctrt's generated demo scenes; "
+                    "blind to the real world)"}
