@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -33,8 +35,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="CenterTrack-HarDNet: checkpoint -> ONNX -> TensorRT engine -> tracking on a live camera.",
 )
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# In a pipe or a log rich would wrap at 80 columns, mid-sentence; there, lines may be as long as they need.
+LOG_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+console = Console(highlight=False, width=LOG_WIDTH)
+errors = Console(stderr=True, highlight=False, width=LOG_WIDTH)
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Module -> (what to call it, the extra that installs it); see pyproject.toml. On a Jetson, TensorRT, OpenCV and
@@ -58,6 +62,31 @@ def _options(
                                           help="print the version and exit")] = False,
 ) -> None:
     """CenterTrack-HarDNet: checkpoint -> ONNX -> TensorRT engine -> tracking on a live camera."""
+
+
+@contextlib.contextmanager
+def _phases(what: str) -> Iterator[Callable[..., None]]:
+    """A long command's phases with the time since it began: on a terminal a spinner (lines marked ``keep`` stay),
+    in a pipe or a log (systemd, docker) one plain line per phase, never wrapped."""
+    start = time.perf_counter()
+    if console.is_terminal:
+        with console.status(what) as status:
+            def show(phase: str, keep: bool = False) -> None:
+                if keep:
+                    console.print(escape(phase), soft_wrap=True)
+                status.update(f"{escape(what)}: {escape(phase)} ({time.perf_counter() - start:.0f} s)")
+
+            yield show
+    else:
+        def line(phase: str, keep: bool = False) -> None:
+            console.print(f"{escape(what)}: {escape(phase)} ({time.perf_counter() - start:.1f} s)", soft_wrap=True)
+
+        yield line
+
+
+def _titled(title: str) -> Table:
+    """A table at least as wide as its title, so the title is never broken across lines."""
+    return Table(title=title, min_width=min(len(title), console.width))
 
 
 def _error(message: str) -> None:
@@ -178,16 +207,16 @@ def export(
         source_hw = (sh, sw)
     elif source_size is not None:
         raise CtrtError("--source-size only applies with --preprocess-in-graph")
-    with console.status("loading model"):
-        source = source_model(checkpoint, arch, allow_partial, builtin)
     options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None,
                             fp16)
     atol = atol if atol is not None else FP16_ATOL if fp16 else DEFAULT_ATOL
-    with console.status(f"exporting {source.model.config.name} at {h}x{w} (opset {opset}), simplifying, checking"):
-        result = run_export(source, output, options, check, atol)
+    with _phases("export") as phase:
+        phase("loading the model")
+        source = source_model(checkpoint, arch, allow_partial, builtin)
+        result = run_export(source, output, options, check, atol, phase)
 
     if result.parity:
-        table = Table(title=f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} x max(1, max |ref|)")
+        table = _titled(f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} x max(1, max |ref|)")
         for column in ("input", "output", "max abs", "max abs / max |ref|", ""):
             table.add_column(column, justify="right" if column.startswith("max") else "left")
         for row in result.parity:
@@ -213,8 +242,6 @@ def _model_note(meta: Any) -> None:
 def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: float, tracker: Any,
            max_frames: Optional[int]) -> Any:
     """Run the loop with a progress bar (total and ETA) on a finite source, a status line on a live one."""
-    import time
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .runtime.pipeline import TrackingPipeline
@@ -245,8 +272,6 @@ def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: floa
 
 def _stream_status(start: float) -> tuple[Any, Callable[[Any, Any], None]]:
     """A live status line for multi-stream runs, refreshed at most 4 times a second."""
-    import time
-
     from rich.live import Live
 
     live = Live(console=console, transient=True, refresh_per_second=4)
@@ -268,8 +293,6 @@ def _stream_status(start: float) -> tuple[Any, Callable[[Any, Any], None]]:
 def _track_live(backend: Any, source: Any, sinks: list[Any], policy: str, k: int, out_thresh: float, tracker: Any,
                 max_frames: Optional[int]) -> Any:
     """One live source through the threaded reader; summarised like a synchronous run."""
-    import time
-
     from .runtime.runner import RunSummary
     from .runtime.streams import Stream, run_streams
 
@@ -290,8 +313,6 @@ def _track_live(backend: Any, source: Any, sinks: list[Any], policy: str, k: int
 def _track_streams(backend: Any, specs: list[str], names: list[str], save_dir: Optional[Path], drop: Optional[str],
                    overlap: bool, reconnects: int, k: int, out_thresh: float, tracker: Any,
                    max_frames: Optional[int]) -> None:
-    import time
-
     from .runtime.sinks import JsonLinesSink, MotSink, VideoSink
     from .runtime.streams import batch_note, open_streams, run_streams, save_paths
 
@@ -308,7 +329,7 @@ def _track_streams(backend: Any, specs: list[str], names: list[str], save_dir: O
     live, on_frame = _stream_status(time.perf_counter())
     with live:
         result = run_streams(backend, streams, k, out_thresh, tracker, max_frames, overlap, on_frame)
-    table = Table(title=f"{len(streams)} streams on {escape(backend.name)}: {result.frames} frames in "
+    table = _titled(f"{len(streams)} streams on {escape(backend.name)}: {result.frames} frames in "
                         f"{result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.2f} FPS in all), "
                         f"{result.batches} model calls")
     for column in ("stream", "frames", "dropped", "skipped", "reconnects", "track ids", "FPS", "latency p50 ms"):
@@ -516,7 +537,7 @@ def demo(
 
 
 def _accuracy_table(report: Any, title: str) -> None:
-    table = Table(title=title)
+    table = _titled(title)
     for column in ("head", "max abs", "SQNR dB"):
         table.add_column(column, justify="left" if column == "head" else "right")
     for head in report.heads:
@@ -568,11 +589,9 @@ def build(
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, 0, calib_algo, calib_cache)
     options = BuildOptions(fp16=fp16, int8=int8, workspace_gib=workspace, timing_cache=timing_cache,
                            dla_core=dla_core, verbose=verbose, max_batch=max_batch)
-    with console.status("building") as status:
-        def note(text: str) -> None:
-            if text.startswith(("calibration:", "warning:", "reusing", "using")):
-                console.print(escape(text), soft_wrap=True)
-            status.update(f"TensorRT: {escape(text)}")
+    with _phases("build") as phase:
+        def note(text: str) -> None:  # TensorRT's phases pass; what calibration found stays on screen
+            phase(text, keep=text.startswith(("calibration:", "warning:", "reusing", "using")))
 
         result = build_engine(model, output, options, report=note, calibration=spec if int8 else None)
     meta, extra = result.meta, result.meta.extra
@@ -622,12 +641,11 @@ def quantize(
     check_outputs({"--output": output, "its sidecar": sidecar_path(output), "its accuracy report": report_path(output)},
                   [*_sidecars(model), calib_annotations])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, seed)
-    with console.status("preparing calibration data") as status:
-        def note(text: str) -> None:
-            if not text.startswith(("calibrating", "measuring")):
-                console.print(escape(text), soft_wrap=True)
-            status.update(escape(text))
+    with _phases("quantize") as phase:
+        def note(text: str) -> None:  # calibration progress passes; the rest of what it says stays on screen
+            phase(text, keep=not text.startswith(("calibrating", "measuring")))
 
+        note("preparing calibration data")
         meta, report, kept = run_quantize(model, output, spec, method, target, note)
     how = "ONNX Runtime CPU kernels" if target == "cpu" else "Q/DQ arithmetic, as TensorRT computes it"
     _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images ({how})")
@@ -649,7 +667,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     if as_json:
         console.print_json(json.dumps(doctor_json(checks)))
         return
-    table = Table(title="ctrt doctor")
+    table = _titled("ctrt doctor")
     for column in ("", "component", "detail"):
         table.add_column(column)
     for check in checks:
@@ -740,7 +758,7 @@ def bench(
         results = bench_models(opened, loaded, settings, interleave)
     data = report(results, settings, interleave)
 
-    table = Table(title=f"ctrt bench: median ms (p99) over {duration:g} s / >= {iterations} iterations per model, "
+    table = _titled(f"ctrt bench: median ms (p99) over {duration:g} s / >= {iterations} iterations per model, "
                         f"{loaded[0].shape[1]}x{loaded[0].shape[0]} frames")
     table.add_column("stage")
     for result in results:
@@ -774,7 +792,7 @@ def _bench_streams(path: str, backend: Any, frames: list[Any], counts: list[int]
             backend:
         data = {"schema": 1, "ctrt_version": __version__, "model": str(path), "backend": backend.name,
                 "frames_per_stream": len(frames), "rounds": rounds, **bench_streams(backend, frames, counts, rounds)}
-    table = Table(title=f"ctrt bench --streams: {escape(Path(path).name)} on {escape(backend.name)}, {len(frames)} "
+    table = _titled(f"ctrt bench --streams: {escape(Path(path).name)} on {escape(backend.name)}, {len(frames)} "
                         f"{frames[0].shape[1]}x{frames[0].shape[0]} frames per stream, best of {rounds}")
     for column in ("streams", "batched FPS", "sequential FPS", "batched / sequential", "batched p50 (p99) ms",
                    "sequential p50 (p99) ms", "batched ms/frame: wall, stages, infer"):
@@ -910,7 +928,7 @@ def _mot_tables(result: Any, sequences: int) -> None:
     from .eval.scores import COMBINED, COUNTS, METRICS
 
     base = result.scores[result.labels[0]][COMBINED]
-    table = Table(title=f"TrackEval, {sequences} sequence(s) combined; (deltas vs the first)")
+    table = _titled(f"TrackEval, {sequences} sequence(s) combined; (deltas vs the first)")
     table.add_column("")
     for metric in METRICS:
         table.add_column(metric, justify="right")
@@ -919,7 +937,7 @@ def _mot_tables(result: Any, sequences: int) -> None:
         table.add_row(escape(label), *[_delta(row[m], base[m], m not in COUNTS) for m in METRICS])
     console.print(table)
     if sequences > 1:
-        per = Table(title="per sequence: IDF1 / MOTA / HOTA")
+        per = _titled("per sequence: IDF1 / MOTA / HOTA")
         per.add_column("")
         for name in result.sequences:
             per.add_column(escape(name), justify="right")
@@ -943,7 +961,7 @@ def _eval_coco(models: list[str], coco: Path, images: Optional[Path], max_images
         with open_model(model) as backend, console.status(f"{escape(Path(model).name)}: detecting") as status:
             results = detect(backend, chosen, k, lambda i, n: status.update(f"{escape(Path(model).name)}: image {i}/{n}"))
             scores[model] = average_precision(chosen, results)
-    table = Table(title=f"pycocotools bbox AP on {len(chosen.images)} images; (deltas vs the first)")
+    table = _titled(f"pycocotools bbox AP on {len(chosen.images)} images; (deltas vs the first)")
     table.add_column("")
     for name in AP_NAMES:
         table.add_column(name, justify="right")
@@ -999,8 +1017,6 @@ def serve(
 ) -> None:
     """Run Triton Inference Server here, without a container, from the nvidia-pytriton wheel (Python-backend models;
     on GPU servers use NVIDIA's container). Ctrl-C or SIGTERM stops it."""
-    import time
-
     from .serving.local_server import LocalTriton, Ports
 
     if len({grpc_port, http_port, metrics_port}) < 3:

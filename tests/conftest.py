@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,14 @@ def invoke(*args: str):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
+
+
+PHASE = re.compile(r"[a-z-]+: .* \(\d+\.\d s\)")  # a long command's progress line, when not on a terminal
+
+
+def message_lines(output: str) -> list[str]:
+    """What a command said, without the progress lines of its phases (one error line must be all that is left)."""
+    return [line for line in output.strip().splitlines() if not PHASE.fullmatch(line)]
 
 
 def jsonl(path: Path) -> list[dict]:

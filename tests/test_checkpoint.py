@@ -8,7 +8,7 @@ import torch
 from ctrt.errors import CtrtError
 from ctrt.model.checkpoint import load_checkpoint
 from ctrt.model.config import PRESETS, ModelConfig
-from conftest import invoke, seeded_model
+from conftest import invoke, message_lines, seeded_model
 
 
 def test_centertrack_checkpoint_with_module_prefix_loads_exactly(checkpoint_85):
@@ -78,7 +78,7 @@ def test_bad_files_fail_with_one_line_through_the_cli(tmp_path, checkpoint_85, c
     for path, expected in bad_files(tmp_path, checkpoint_85).items():
         result = invoke(command, path, *(["-o", tmp_path / "out.onnx"] if command == "export" else []))
         assert result.exit_code == 2, result.output
-        lines = result.output.strip().splitlines()
+        lines = message_lines(result.output)
         assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.output
     assert "this must never run" not in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

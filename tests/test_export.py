@@ -12,7 +12,7 @@ import torch
 from ctrt.artifacts import read_meta
 from ctrt.export.onnx_export import PLAIN_OPS
 from ctrt.model.checkpoint import load_checkpoint
-from conftest import invoke
+from conftest import invoke, message_lines
 
 
 def parity_rows(output: str) -> list[tuple[str, str, float]]:
@@ -100,7 +100,7 @@ def test_failures_leave_no_files(tmp_path, checkpoint_85, args, message):
     out = tmp_path / "sub" / "model.onnx"
     result = invoke("export", checkpoint_85, "--input-size", "64x64", *args, "-o", out)
     assert result.exit_code == 2 and message in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1
+    assert len(message_lines(result.output)) == 1
     assert not out.exists() and not list(tmp_path.rglob("*.partial")) and not list(tmp_path.rglob("*.json"))
 
 

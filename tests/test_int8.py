@@ -20,7 +20,7 @@ from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.prehm import PreHeatmapRenderer
 from ctrt.runtime.preprocess import Preprocessor, normalisation_table
 from ctrt.runtime.runner import int8_kernel_warning, open_backend, x86_without_vnni
-from conftest import invoke
+from conftest import invoke, message_lines
 
 INPUTS = ["image", "pre_img", "pre_hm"]
 
@@ -200,7 +200,7 @@ def test_quantize_bad_inputs_fail_with_one_line(onnx_85, coco_dir, tmp_path):
                           ([onnx_85, "--calib-images", tmp_path / "none"], "calibration image folder not found"),
                           ([onnx_85, "--calib-images", images, "--method", "kl"], "--method 'kl'")):
         result = invoke("quantize", *args, "-o", tmp_path / "q.onnx")
-        assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+        assert result.exit_code == 2 and message in result.output and len(message_lines(result.output)) == 1
     assert not (tmp_path / "q.onnx").exists()
 
 
@@ -275,7 +275,7 @@ def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(
     sim.install(monkeypatch, "10.3.0")
     refused = invoke("build", out, "-o", tmp_path / "cpu.engine")
     assert refused.exit_code == 2 and "--target tensorrt" in refused.output
-    assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "cpu.engine").exists()
+    assert len(message_lines(refused.output)) == 1 and not (tmp_path / "cpu.engine").exists()
 
 
 def test_tensorrt_target_on_a_cpu_without_vnni_warns_once(quantized, quantized_cpu, monkeypatch, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def default_output(stem: str, h: int, w: int) -> Path:
 
 
 def run_export(source: ModelSource, output: Path, options: ExportOptions, check: bool = True,
-               atol: float = DEFAULT_ATOL) -> ExportResult:
+               atol: float = DEFAULT_ATOL, report: Callable[[str], None] = lambda _: None) -> ExportResult:
     start = time.perf_counter()
     model = source.model
     config = model.config
@@ -86,11 +87,13 @@ def run_export(source: ModelSource, output: Path, options: ExportOptions, check:
                           **({"topk": options.topk} if options.topk else {})})
     rows: list[ParityRow] = []
     with atomic_outputs(output, sidecar_path(output)) as (tmp, sidecar_tmp):
+        report(f"tracing to ONNX (opset {options.opset})" + (", simplifying" if options.simplify else ""))
         ops = export_onnx(module, module.input_names, module.output_names, meta, options, tmp)
         unexpected = set(ops) - PLAIN_OPS - (FASTPATH_OPS if options.source_hw or options.topk else set())
         if unexpected:
             raise CtrtError(f"export produced ops TensorRT may not build: {', '.join(sorted(unexpected))}")
         if check:
+            report("checking ONNX Runtime against PyTorch")
             onnx_backend = OnnxRuntimeBackend(tmp, device="cpu", meta=meta)
             batch = 1 if options.dynamic_batch else options.batch
             heads = None
