@@ -107,16 +107,14 @@ class Tracker:
         self.tracks = Detections.empty()
         self.next_id = 1
 
-    def _associate(self, dets: Detections) -> np.ndarray:
-        """[P, 2] (detection, track) pairs. CenterTrack: one matching of every detection with every track. BYTE
-        (``low_thresh``): the detections above track_thresh (a prefix: they come in score order) first, then the
-        rest with the tracks left over."""
+    def _associate(self, dets: Detections, first: int) -> np.ndarray:
+        """[P, 2] (detection, track) pairs. CenterTrack: one matching of every detection with every track. BYTE:
+        the first ``first`` detections (those above track_thresh) first, then the rest with the tracks left over."""
         config = self.config
         dist = gated_distances(dets, self.tracks)
         if config.coast:  # a coasting guess counts for less than a track seen last frame at the same distance
             dist = dist * (1.0 + AGE_PENALTY * (self.tracks.ages - 1))[None, :]
         match = hungarian_match if config.hungarian else greedy_match
-        first = int((dets.scores > config.track_thresh).sum()) if config.low_thresh is not None else len(dets)
         pairs = match(dist[:first])
         if first == len(dets):
             return pairs
@@ -127,19 +125,21 @@ class Tracker:
     def step(self, dets: Detections) -> Detections:
         """Associate ``dets`` (descending score) with the current tracks; returns and keeps the new track set."""
         config = self.config
+        # BYTE's high-score detections are a prefix (they come in score order); without it all are.
         first = int((dets.scores > config.track_thresh).sum()) if config.low_thresh is not None else len(dets)
-        pairs = self._associate(dets)
+        pairs = self._associate(dets, first)
         det_idx, track_idx = pairs[:, 0], pairs[:, 1]
 
         matched = dets[det_idx]
         matched.ids = self.tracks.ids[track_idx]
         matched.ages = np.ones(len(matched), np.int32)
         matched.active = self.tracks.active[track_idx] + 1
-        # One frame's offset is noisy: the track's velocity averages it with the track's history, from its second
-        # match on (a track's first offset may be the "no previous frame" zero of its birth).
-        memory = np.where(self.tracks.active[track_idx] >= 2, VELOCITY_MEMORY, 0.0)[:, None]
-        matched.velocity = (memory * self.tracks.velocity[track_idx] + (1 - memory) * matched.velocity
-                            ).astype(np.float32)
+        if config.coast:
+            # One frame's offset is noisy: the track's velocity averages it with the track's history, from its
+            # second match on (a track's first offset may be the "no previous frame" zero of its birth).
+            memory = np.where(self.tracks.active[track_idx] >= 2, VELOCITY_MEMORY, 0.0)[:, None]
+            matched.velocity = (memory * self.tracks.velocity[track_idx] + (1 - memory) * matched.velocity
+                                ).astype(np.float32)
 
         unmatched = np.zeros(len(dets), bool)
         unmatched[:first] = True  # a low-score detection never starts a track
