@@ -25,7 +25,7 @@ import resource
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +51,59 @@ class BenchSettings:
     no_transfers: bool = False
 
 
-def summarize(samples_ms: np.ndarray | list[float]) -> dict[str, float]:
+@dataclass(frozen=True)
+class Stats:
+    """Milliseconds over ``count`` samples; percentiles by numpy's linear method."""
+
+    count: int
+    min: float
+    mean: float
+    median: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+
+    @property
+    def cell(self) -> str:
+        return f"{self.median:.2f} ({self.p99:.2f})"
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    frames: int
+    stages: dict[str, Stats]
+    end_to_end: Stats
+    fps: float
+    end_to_end_samples_ms: list[float]
+
+
+@dataclass(frozen=True)
+class BareResult:
+    batch: int
+    latency: Stats
+    throughput_fps: float
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model: str
+    backend: str
+    precision: str
+    input_size: list[int]
+    pipeline: PipelineResult
+    bare: BareResult
+    peak_rss_mb: float
+    device_memory_mb: float | None  # TensorRT: I/O buffers + engine activations
+
+
+def summarize(samples_ms: np.ndarray | list[float]) -> Stats:
     samples = np.asarray(samples_ms, np.float64)
     if samples.size == 0:
         raise ValueError("no samples")
-    stats = {"count": float(samples.size), "min": float(samples.min()), "mean": float(samples.mean())}
-    stats.update({name: float(np.percentile(samples, q)) for name, q in PERCENTILES.items()})
-    stats["max"] = float(samples.max())
-    return stats
+    percentiles = {name: float(np.percentile(samples, q)) for name, q in PERCENTILES.items()}
+    return Stats(count=int(samples.size), min=float(samples.min()), mean=float(samples.mean()),
+                 max=float(samples.max()), **percentiles)
 
 
 def timed_loops(steps: list[Callable[[int], object]], settings: BenchSettings,
@@ -95,7 +140,7 @@ class PipelineLoop:
 
     def step(self, index: int) -> None:
         self.pipeline(self.frames[index % len(self.frames)])
-        last = getattr(self.backend, "last_ms", None)
+        last = self.backend.last_ms
         if self.first is not None and last:
             for name in DEVICE_STAGES:
                 self.device[name].append(last[name])
@@ -104,39 +149,58 @@ class PipelineLoop:
         # Warm-up samples are dropped: remember where measuring starts.
         self.first = self.pipeline.times.count
 
-    def result(self, end_to_end: list[float]) -> dict[str, Any]:
+    def result(self, end_to_end: list[float]) -> PipelineResult:
         stage_samples = self.pipeline.times.samples[self.first:]
         stages = {name: summarize(stage_samples[:, i]) for i, name in enumerate(self.pipeline.times.stages)}
         stages.update({name: summarize(values) for name, values in self.device.items() if values})
-        return {"frames": len(end_to_end), "stages": stages, "end_to_end": summarize(end_to_end),
-                "fps": len(end_to_end) / (sum(end_to_end) / 1e3), "end_to_end_samples_ms": end_to_end}
+        return PipelineResult(len(end_to_end), stages, summarize(end_to_end), len(end_to_end) / (sum(end_to_end) / 1e3),
+                              end_to_end)
+
+
+def load_frames(source: str | None, count: int) -> list[np.ndarray]:
+    """Up to ``count`` frames of ``source`` (a file, folder, camera...), held in memory so decoding is not timed;
+    without a source, a generated 1280x720 video (at most 30 distinct frames, cycled by the loops)."""
+    import tempfile
+
+    from .demo import make_demo_video
+    from .runtime.sources import FrameSource
+
+    with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
+        spec = source or str(make_demo_video(Path(tmp) / "bench.mp4", frames=min(count, 30), size=(1280, 720)))
+        frames = []
+        for frame in FrameSource(spec, reconnects=0):
+            frames.append(frame)
+            if len(frames) == count:
+                break
+    if not frames:
+        raise CtrtError(f"no frame could be read from {spec}")
+    return frames
 
 
 def bare_feed(backend: Backend, batch: int) -> dict[str, np.ndarray]:
     meta = backend.meta
     if meta.batch not in (0, batch):
         raise CtrtError(f"--batch {batch}: this model has a fixed batch of {meta.batch} (export with --dynamic-batch)")
-    source = meta.extra.get("source_size")
-    return random_feed(meta.inputs, batch, *meta.input_size, tuple(source) if source else None)
+    return random_feed(meta.inputs, batch, *meta.input_size, meta.graph.source_size if meta.graph else None)
 
 
 def bare_runner(backend: Backend, settings: BenchSettings) -> Callable[[int], object]:
     """One call of the bare model per step (on resident inputs with ``no_transfers``)."""
     feed = bare_feed(backend, settings.batch)
-    if settings.no_transfers and not hasattr(backend, "run_on_device"):
+    resident = backend.run_on_device
+    if settings.no_transfers and resident is None:
         raise CtrtError("--no-transfers applies to TensorRT engines only")
 
     def call() -> object:
         return backend(feed)
 
-    run: Callable[[], object] = backend.run_on_device if settings.no_transfers and hasattr(backend, "run_on_device") \
-        else call
+    run: Callable[[], object] = resident if settings.no_transfers and resident is not None else call
     run()  # uploads once, so --no-transfers times the engine on resident inputs
     return lambda _index: run()
 
 
 def bench_group(models: list[tuple[str, Backend]], frames: list[np.ndarray],
-                settings: BenchSettings) -> list[dict[str, Any]]:
+                settings: BenchSettings) -> list[ModelResult]:
     """The pipeline loop, then the bare loop, of ``models`` in turns (one model: on its own)."""
     loops = [PipelineLoop(backend, frames) for _, backend in models]
     timed_loops([loop.step for loop in loops], BenchSettings(settings.warmup_ms, settings.warmup_iterations, 0.0, 0))
@@ -149,19 +213,17 @@ def bench_group(models: list[tuple[str, Backend]], frames: list[np.ndarray],
     bare = timed_loops(runs, settings)
     results = []
     for (path, backend), pipeline, samples in zip(models, pipelines, bare):
-        device_bytes = getattr(backend, "device_bytes", None)
-        results.append({
-            "model": str(path), "backend": backend.name, "precision": backend.meta.precision,
-            "input_size": list(backend.meta.input_size), "pipeline": pipeline,
-            "bare": {"batch": settings.batch, "latency": summarize(samples),
-                     "throughput_fps": settings.batch * len(samples) / (sum(samples) / 1e3)},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "device_memory_mb": None if device_bytes is None else device_bytes / 2**20})
+        device_bytes = backend.device_bytes
+        bare_result = BareResult(settings.batch, summarize(samples), settings.batch * len(samples) / (sum(samples) / 1e3))
+        results.append(ModelResult(
+            str(path), backend.name, backend.meta.precision, list(backend.meta.input_size), pipeline, bare_result,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            None if device_bytes is None else device_bytes / 2**20))
     return results
 
 
 def bench_models(models: list[tuple[str, Backend]], frames: list[np.ndarray], settings: BenchSettings,
-                 interleave: bool = False) -> list[dict[str, Any]]:
+                 interleave: bool = False) -> list[ModelResult]:
     groups = [models] if interleave else [[model] for model in models]
     results = []
     for group in groups:
@@ -172,9 +234,10 @@ def bench_models(models: list[tuple[str, Backend]], frames: list[np.ndarray], se
     return results
 
 
-def report(results: list[dict[str, Any]], settings: BenchSettings, interleave: bool = False) -> dict[str, Any]:
-    return {"schema": 1, "ctrt_version": __version__, "settings": {**settings.__dict__, "interleave": interleave},
-            "models": results}
+def report(results: list[ModelResult], settings: BenchSettings, interleave: bool = False) -> dict[str, Any]:
+    """The JSON document (schema above)."""
+    return {"schema": 1, "ctrt_version": __version__, "settings": {**asdict(settings), "interleave": interleave},
+            "models": [asdict(result) for result in results]}
 
 
 def pyplot() -> Any:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .bench import summarize
+from .bench import Stats, summarize
 from .errors import CtrtError
 from .runtime.backends.base import Backend
 from .runtime.pipeline import TrackingPipeline
@@ -43,17 +44,38 @@ class MemorySource(FrameSource):
         return None
 
 
-def batched(backend: Backend, frames: list[np.ndarray], count: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SequentialRun:
+    fps: float  # frames of all streams per second
+    latency: Stats
+    wall_ms_per_frame: float
+
+
+@dataclass(frozen=True)
+class BatchedRun(SequentialRun):
+    model_calls: int
+    stage_sum_ms_per_frame: float
+    infer_ms_per_frame: float
+
+
+@dataclass(frozen=True)
+class StreamsRow:
+    count: int
+    batched: BatchedRun
+    sequential: SequentialRun
+    speedup: float  # batched / sequential throughput
+
+
+def batched(backend: Backend, frames: list[np.ndarray], count: int) -> BatchedRun:
     streams = [Stream(f"s{i}", MemorySource(frames, f"s{i}"), [], "none") for i in range(count)]
     result = run_streams(backend, streams, overlap=True)
     latency = [v for s in result.streams for v in s.latency_ms]
     stage_sum = sum(np.mean([s.stage_ms[name] for s in result.streams]) for name in result.streams[0].stage_ms)
-    return {"fps": result.frames / result.seconds, "latency": summarize(latency), "model_calls": result.batches,
-            "wall_ms_per_frame": 1e3 * result.seconds / result.frames, "stage_sum_ms_per_frame": float(stage_sum),
-            "infer_ms_per_frame": float(np.mean([s.stage_ms["infer"] for s in result.streams]))}
+    return BatchedRun(result.frames / result.seconds, summarize(latency), 1e3 * result.seconds / result.frames,
+                      result.batches, float(stage_sum), float(np.mean([s.stage_ms["infer"] for s in result.streams])))
 
 
-def sequential(backend: Backend, frames: list[np.ndarray], count: int) -> dict[str, Any]:
+def sequential(backend: Backend, frames: list[np.ndarray], count: int) -> SequentialRun:
     if backend.meta.batch not in (0, 1):
         raise CtrtError("--streams compares with single-stream loops: give a model with batch 1 or a dynamic batch")
     pipelines = [TrackingPipeline(backend) for _ in range(count)]
@@ -65,23 +87,24 @@ def sequential(backend: Backend, frames: list[np.ndarray], count: int) -> dict[s
             pipeline(frame)
             latency.append((time.perf_counter() - round_start) * 1e3)
     seconds = time.perf_counter() - start
-    return {"fps": count * len(frames) / seconds, "latency": summarize(latency),
-            "wall_ms_per_frame": 1e3 * seconds / (count * len(frames))}
+    return SequentialRun(count * len(frames) / seconds, summarize(latency), 1e3 * seconds / (count * len(frames)))
 
 
-def bench_streams(backend: Backend, frames: list[np.ndarray], counts: list[int], rounds: int = 1) -> dict[str, Any]:
+def bench_streams(backend: Backend, frames: list[np.ndarray], counts: list[int], rounds: int = 1) -> list[StreamsRow]:
     """Per N: batched and sequential results (the best of ``rounds`` turns by throughput), and their ratio."""
     batched(backend, frames[:2], 1)  # warm-up: first-call allocations are nobody's cost
-    results: dict[int, dict[str, Any]] = {}
+    best_batched: dict[int, BatchedRun] = {}
+    best_sequential: dict[int, SequentialRun] = {}
     for _ in range(rounds):
         for count in counts:
-            for mode, run in (("batched", batched), ("sequential", sequential)):
-                measured = run(backend, frames, count)
-                best = results.setdefault(count, {}).get(mode)
-                if best is None or measured["fps"] > best["fps"]:
-                    results[count][mode] = measured
-    return {"streams": [{"count": count, **modes, "speedup": modes["batched"]["fps"] / modes["sequential"]["fps"]}
-                        for count, modes in results.items()]}
+            run = batched(backend, frames, count)
+            if count not in best_batched or run.fps > best_batched[count].fps:
+                best_batched[count] = run
+            alone = sequential(backend, frames, count)
+            if count not in best_sequential or alone.fps > best_sequential[count].fps:
+                best_sequential[count] = alone
+    return [StreamsRow(count, best_batched[count], best_sequential[count],
+                       best_batched[count].fps / best_sequential[count].fps) for count in counts]
 
 
 def parse_counts(text: str) -> list[int]:

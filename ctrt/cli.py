@@ -21,6 +21,7 @@ from rich.table import Table
 from . import __version__
 from .errors import CtrtError, Interrupted
 from .outputs import check_outputs
+from .progress import Progress
 from .shutdown import stop_on_signals
 
 # OpenCV and FFmpeg log to stderr on their own (a refused connection, a missing moov atom) next to our one line;
@@ -65,21 +66,21 @@ def _options(
 
 
 @contextlib.contextmanager
-def _phases(what: str) -> Iterator[Callable[..., None]]:
+def _phases(what: str) -> Iterator[Progress]:
     """A long command's phases with the time since it began: on a terminal a spinner (lines marked ``keep`` stay),
     in a pipe or a log (systemd, docker) one plain line per phase, never wrapped."""
     start = time.perf_counter()
     if console.is_terminal:
         with console.status(what) as status:
-            def show(phase: str, keep: bool = False) -> None:
+            def show(text: str, keep: bool = False) -> None:
                 if keep:
-                    console.print(escape(phase), soft_wrap=True)
-                status.update(f"{escape(what)}: {escape(phase)} ({time.perf_counter() - start:.0f} s)")
+                    console.print(escape(text), soft_wrap=True)
+                status.update(f"{escape(what)}: {escape(text)} ({time.perf_counter() - start:.0f} s)")
 
             yield show
     else:
-        def line(phase: str, keep: bool = False) -> None:
-            console.print(f"{escape(what)}: {escape(phase)} ({time.perf_counter() - start:.1f} s)", soft_wrap=True)
+        def line(text: str, keep: bool = False) -> None:
+            console.print(f"{escape(what)}: {escape(text)} ({time.perf_counter() - start:.1f} s)", soft_wrap=True)
 
         yield line
 
@@ -186,37 +187,24 @@ def export(
 ) -> None:
     """Checkpoint -> simplified ONNX, checked against PyTorch, with a metadata sidecar."""
     from .artifacts import sidecar_path
-    from .export.exporter import default_output, run_export, source_model
-    from .export.onnx_export import ExportOptions
-    from .export.parity import DEFAULT_ATOL, FP16_ATOL
-    from .sizes import check_memory, parse_frame_size, parse_input_size
+    from .export.exporter import default_output, export_options, run_export, source_model
+    from .sizes import check_memory
 
     if (checkpoint is not None) + random_init + (builtin is not None) != 1:
         raise CtrtError("give a CHECKPOINT, or --builtin demo, or --random-init for seeded random weights")
-    h, w = parse_input_size(input_size)
-    check_memory(h, w, batch)
-    stem = (checkpoint.stem if checkpoint else f"hardnet_85_{builtin}" if builtin else f"{arch}_random") \
-        + ("_fp16" if fp16 else "")
-    output = output or default_output(stem, h, w)
+    options = export_options(input_size, opset=opset, batch=batch, dynamic_batch=dynamic_batch, simplify=simplify,
+                             preprocess_in_graph=preprocess_in_graph, source_size=source_size,
+                             topk=topk if decode_in_graph else None, half=fp16)
+    check_memory(options.input_h, options.input_w, batch)
+    output = output or default_output(checkpoint, options, arch, builtin)
     check_outputs({"--output": output, "its sidecar": sidecar_path(output)}, [checkpoint])
-    source_hw = None
-    if preprocess_in_graph:
-        if source_size is None:
-            raise CtrtError("--preprocess-in-graph needs --source-size WxH (the camera's frame size, e.g. 1280x720)")
-        sw, sh = parse_frame_size(source_size)
-        source_hw = (sh, sw)
-    elif source_size is not None:
-        raise CtrtError("--source-size only applies with --preprocess-in-graph")
-    options = ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk if decode_in_graph else None,
-                            fp16)
-    atol = atol if atol is not None else FP16_ATOL if fp16 else DEFAULT_ATOL
     with _phases("export") as phase:
         phase("loading the model")
         source = source_model(checkpoint, arch, allow_partial, builtin)
         result = run_export(source, output, options, check, atol, phase)
 
     if result.parity:
-        table = _titled(f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {atol:g} x max(1, max |ref|)")
+        table = _titled(f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {result.atol:g} x max(1, max |ref|)")
         for column in ("input", "output", "max abs", "max abs / max |ref|", ""):
             table.add_column(column, justify="right" if column.startswith("max") else "left")
         for row in result.parity:
@@ -494,6 +482,7 @@ def demo(
     """The whole chain on a fresh machine: generated video -> exported model -> tracker -> saved outputs."""
     from .demo import demo_model, make_demo_video
     from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from .runtime.decode import TOPK
     from .runtime.sources import FrameSource
     from .runtime.streams import save_paths
     from .runtime.tracker import TrackerConfig
@@ -525,13 +514,13 @@ def demo(
     tracker = TrackerConfig()  # CenterTrack's defaults
     if streams > 1:
         with backend:
-            _track_streams(backend, [str(v) for v in videos], names, output_dir / "tracks", None, True, 0, 100, 0.3,
-                           tracker, None)
+            _track_streams(backend, [str(v) for v in videos], names, output_dir / "tracks", None, True, 0, TOPK,
+                           tracker.track_thresh, tracker, None)
     else:
         source = FrameSource(str(videos[0]))
         sinks, outputs = _sinks(*save_paths(output_dir, "tracks"), False, source.fps)
         with backend:
-            summary = _track(backend, source, sinks, 100, 0.3, tracker, None)
+            summary = _track(backend, source, sinks, TOPK, tracker.track_thresh, tracker, None)
         _finish_run(summary, outputs, backend.name, str(videos[0]), 0)
     _next(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
 
@@ -576,10 +565,8 @@ def build(
 ) -> None:
     """ONNX -> TensorRT engine (FP32, FP16 or INT8) with a metadata sidecar; run on the device that will use it."""
     from .artifacts import sidecar_path
-    from .calibration.accuracy import compare
-    from .calibration.workflow import CalibrationSpec, report_path, write_report
+    from .calibration.workflow import CalibrationSpec, report_path
     from .engines.builder import BuildOptions, build_engine, default_engine_path
-    from .runtime.backends.tensorrt_backend import TensorRTBackend
 
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     output = output or default_engine_path(model, precision)
@@ -590,21 +577,14 @@ def build(
     options = BuildOptions(fp16=fp16, int8=int8, workspace_gib=workspace, timing_cache=timing_cache,
                            dla_core=dla_core, verbose=verbose, max_batch=max_batch)
     with _phases("build") as phase:
-        def note(text: str) -> None:  # TensorRT's phases pass; what calibration found stays on screen
-            phase(text, keep=text.startswith(("calibration:", "warning:", "reusing", "using")))
-
-        result = build_engine(model, output, options, report=note, calibration=spec if int8 else None)
-    meta, extra = result.meta, result.meta.extra
-    console.print(f"wrote {escape(str(output))} ({_size(output)}): {meta.precision}, TensorRT {extra['tensorrt']}, "
-                  f"{escape(extra['gpu'])} (SM {extra['compute_capability']}), {extra['fp32_layers']} layers kept FP32"
-                  + (f", calibration cache {escape(extra['calibration_cache'])}" if "calibration_cache" in extra else ""),
+        result = build_engine(model, output, options, report=phase, calibration=spec if int8 else None)
+    meta, built = result.meta, result.engine
+    console.print(f"wrote {escape(str(output))} ({_size(output)}): {meta.precision}, TensorRT {built.tensorrt}, "
+                  f"{escape(built.gpu)} (SM {built.compute_capability}), {built.fp32_layers} layers kept FP32"
+                  + (f", calibration cache {escape(built.calibration_cache)}" if built.calibration_cache else ""),
                   soft_wrap=True)
-    prepared = result.calibration.prepared if result.calibration else None
-    if prepared is not None and prepared.held_out:
-        with console.status("measuring INT8 accuracy on held-out images"), TensorRTBackend(output) as engine:
-            report = compare(prepared.fp32, engine, prepared.inputs, prepared.held_out)
-        write_report(output, report)
-        _accuracy_table(report, f"INT8 engine vs FP32 ONNX Runtime on {report.images} held-out images")
+    if result.accuracy:
+        _accuracy_table(result.accuracy, f"INT8 engine vs FP32 ONNX Runtime on {result.accuracy.images} held-out images")
     _next(f"ctrt run {output} --source 0")
 
 
@@ -633,7 +613,7 @@ def quantize(
     """FP32 ONNX -> INT8 Q/DQ ONNX, for TensorRT 10/11 (explicit quantization) or ONNX Runtime on CPU."""
     from .artifacts import sidecar_path
     from .calibration.quantize import METHODS
-    from .calibration.workflow import CalibrationSpec, quantize as run_quantize, report_path
+    from .calibration.workflow import CalibrationSpec, quantize_model, report_path
 
     if method not in METHODS:
         raise CtrtError(f"--method {method!r}: choose {', '.join(METHODS)}")
@@ -642,11 +622,8 @@ def quantize(
                   [*_sidecars(model), calib_annotations])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, seed)
     with _phases("quantize") as phase:
-        def note(text: str) -> None:  # calibration progress passes; the rest of what it says stays on screen
-            phase(text, keep=not text.startswith(("calibrating", "measuring")))
-
-        note("preparing calibration data")
-        meta, report, kept = run_quantize(model, output, spec, method, target, note)
+        phase("preparing calibration data")
+        meta, report, kept = quantize_model(model, output, spec, method, target, phase)
     how = "ONNX Runtime CPU kernels" if target == "cpu" else "Q/DQ arithmetic, as TensorRT computes it"
     _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images ({how})")
     console.print(f"wrote {escape(str(output))} ({_size(output)}), {output.name}.json and "
@@ -722,13 +699,10 @@ def bench(
     shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
-    import tempfile
-
-    from .bench import BenchSettings, bench_models, plot, report
+    from .bench import BenchSettings, bench_models, load_frames, plot, report
     from .bench_streams import parse_counts
-    from .demo import make_demo_video
     from .runtime.runner import open_backend
-    from .runtime.sources import FrameSource, source_files
+    from .runtime.sources import source_files
     from .sizes import parse_input_size
 
     check_outputs({"--json": json_out, "--plot": plot_out},
@@ -738,15 +712,7 @@ def bench(
         raise CtrtError("--streams benchmarks one model at a time")
     settings = BenchSettings(warmup, 1, duration, iterations, batch, not transfers)
     hw = parse_input_size(input_size)
-    with tempfile.TemporaryDirectory(prefix="ctrt-bench-") as tmp:
-        spec = source or str(make_demo_video(Path(tmp) / "bench.mp4", frames=min(frames, 30), size=(1280, 720)))
-        loaded = []
-        for frame in FrameSource(spec, reconnects=0):
-            loaded.append(frame)
-            if len(loaded) == frames:
-                break
-    if not loaded:
-        raise CtrtError(f"no frame could be read from {spec}")
+    loaded = load_frames(source, frames)
     opened = []
     for path in models:
         opened.append((path, open_backend(path, device, threads, hw, cuda_graph=cuda_graph, shm=shm, notify=_warning)))
@@ -762,23 +728,20 @@ def bench(
                         f"{loaded[0].shape[1]}x{loaded[0].shape[0]} frames")
     table.add_column("stage")
     for result in results:
-        table.add_column(f"{Path(result['model']).name}\n{escape(result['backend'])}", justify="right")
-    stage_names = list(dict.fromkeys(s for r in results for s in r["pipeline"]["stages"]))
-    for stage in stage_names + ["end_to_end"]:
-        cells = []
-        for result in results:
-            stats = result["pipeline"]["end_to_end"] if stage == "end_to_end" else result["pipeline"]["stages"].get(stage)
-            cells.append(f"{stats['median']:.2f} ({stats['p99']:.2f})" if stats else "-")
-        table.add_row(stage.replace("_", "-"), *cells)
-    first = results[0]["pipeline"]["end_to_end"]["median"]
-    table.add_row("pipeline FPS", *[f"{r['pipeline']['fps']:.2f}" for r in results])
-    table.add_row("vs first (end-to-end)", *[f"{first / r['pipeline']['end_to_end']['median']:.2f}x" for r in results])
-    table.add_row(f"bare model, batch {batch}", *[f"{r['bare']['latency']['median']:.2f} ({r['bare']['latency']['p99']:.2f})"
+        table.add_column(f"{Path(result.model).name}\n{escape(result.backend)}", justify="right")
+    stage_names = list(dict.fromkeys(s for r in results for s in r.pipeline.stages))
+    for stage in stage_names:
+        table.add_row(stage.replace("_", "-"), *[r.pipeline.stages[stage].cell if stage in r.pipeline.stages else "-"
                                                  for r in results])
-    table.add_row("bare throughput FPS", *[f"{r['bare']['throughput_fps']:.2f}" for r in results])
-    table.add_row("peak RSS MB", *[f"{r['peak_rss_mb']:.0f}" for r in results])
-    if any(r["device_memory_mb"] is not None for r in results):
-        table.add_row("device memory MB", *["-" if r["device_memory_mb"] is None else f"{r['device_memory_mb']:.1f}"
+    table.add_row("end-to-end", *[r.pipeline.end_to_end.cell for r in results])
+    first = results[0].pipeline.end_to_end.median
+    table.add_row("pipeline FPS", *[f"{r.pipeline.fps:.2f}" for r in results])
+    table.add_row("vs first (end-to-end)", *[f"{first / r.pipeline.end_to_end.median:.2f}x" for r in results])
+    table.add_row(f"bare model, batch {batch}", *[r.bare.latency.cell for r in results])
+    table.add_row("bare throughput FPS", *[f"{r.bare.throughput_fps:.2f}" for r in results])
+    table.add_row("peak RSS MB", *[f"{r.peak_rss_mb:.0f}" for r in results])
+    if any(r.device_memory_mb is not None for r in results):
+        table.add_row("device memory MB", *["-" if r.device_memory_mb is None else f"{r.device_memory_mb:.1f}"
                                             for r in results])
     console.print(table)
     _write_results(data, json_out, plot_out, plot)
@@ -790,19 +753,19 @@ def _bench_streams(path: str, backend: Any, frames: list[Any], counts: list[int]
 
     with console.status(f"benchmarking {', '.join(map(str, counts))} streams, batched and sequential, in turns"), \
             backend:
-        data = {"schema": 1, "ctrt_version": __version__, "model": str(path), "backend": backend.name,
-                "frames_per_stream": len(frames), "rounds": rounds, **bench_streams(backend, frames, counts, rounds)}
+        rows = bench_streams(backend, frames, counts, rounds)
+    data = {"schema": 1, "ctrt_version": __version__, "model": str(path), "backend": backend.name,
+            "frames_per_stream": len(frames), "rounds": rounds, "streams": [asdict(row) for row in rows]}
     table = _titled(f"ctrt bench --streams: {escape(Path(path).name)} on {escape(backend.name)}, {len(frames)} "
                         f"{frames[0].shape[1]}x{frames[0].shape[0]} frames per stream, best of {rounds}")
     for column in ("streams", "batched FPS", "sequential FPS", "batched / sequential", "batched p50 (p99) ms",
                    "sequential p50 (p99) ms", "batched ms/frame: wall, stages, infer"):
         table.add_column(column, justify="right")
-    for row in data["streams"]:
-        b, q = row["batched"], row["sequential"]
-        table.add_row(str(row["count"]), f"{b['fps']:.2f}", f"{q['fps']:.2f}", f"{row['speedup']:.2f}x",
-                      f"{b['latency']['median']:.0f} ({b['latency']['p99']:.0f})",
-                      f"{q['latency']['median']:.0f} ({q['latency']['p99']:.0f})",
-                      f"{b['wall_ms_per_frame']:.1f}, {b['stage_sum_ms_per_frame']:.1f}, {b['infer_ms_per_frame']:.1f}")
+    for row in rows:
+        b, q = row.batched, row.sequential
+        table.add_row(str(row.count), f"{b.fps:.2f}", f"{q.fps:.2f}", f"{row.speedup:.2f}x",
+                      f"{b.latency.median:.0f} ({b.latency.p99:.0f})", f"{q.latency.median:.0f} ({q.latency.p99:.0f})",
+                      f"{b.wall_ms_per_frame:.1f}, {b.stage_sum_ms_per_frame:.1f}, {b.infer_ms_per_frame:.1f}")
     console.print(table)
     _write_results(data, json_out, plot_out, plot_streams)
 

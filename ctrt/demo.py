@@ -99,12 +99,13 @@ def demo_model(checkpoint: Path | None, h: int, w: int) -> tuple[Path, ExportRes
     from .export.onnx_export import ExportOptions
     from .model.builtin import DEMO_ASSET
 
-    path = default_output(checkpoint.stem if checkpoint else "hardnet_85_demo", h, w)
+    options = ExportOptions(h, w, dynamic_batch=True)
+    path = default_output(checkpoint, options, builtin="demo")
     wanted = sha256_file(checkpoint if checkpoint else DEMO_ASSET)
     if path.exists() and read_meta(path).source_sha256 == wanted:
         return path, None
     source = source_model(checkpoint, builtin=None if checkpoint else "demo")
-    return path, run_export(source, path, ExportOptions(h, w, dynamic_batch=True))
+    return path, run_export(source, path, options)
 
 
 def _bounce(position: np.ndarray, room: tuple[int, int]) -> np.ndarray:

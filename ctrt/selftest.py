@@ -31,14 +31,13 @@ class Result:
 
 def track_agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
     """Share of boxes, over all frames, that have a counterpart with IoU >= 0.5 (greedy, one to one)."""
-    from .calibration.accuracy import greedy_matches
-    from .runtime.detections import iou_matrix
+    from .runtime.detections import iou_matrix, pairs_by_iou
 
     matched = total = 0
     for a, b in zip(reference, candidate):
         total += max(len(a), len(b))
         if len(a) and len(b):
-            matched += len(greedy_matches(iou_matrix(a, b)))
+            matched += len(pairs_by_iou(iou_matrix(a, b)))
     return matched / total if total else 1.0
 
 

@@ -1,6 +1,7 @@
 """`ctrt bench`: statistics, warm-up and duration rules, the JSON schema and the plot."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from conftest import invoke
 def test_statistics_on_known_samples():
     stats = summarize(np.arange(1, 11, dtype=float))
     # numpy's linear percentiles: p90 at rank 8.1 -> 9.1, p95 at 8.55 -> 9.55, p99 at 8.91 -> 9.91.
-    assert stats == {"count": 10, "min": 1, "mean": 5.5, "median": 5.5, "p90": pytest.approx(9.1),
+    assert asdict(stats) == {"count": 10, "min": 1, "mean": 5.5, "median": 5.5, "p90": pytest.approx(9.1),
                      "p95": pytest.approx(9.55), "p99": pytest.approx(9.91), "max": 10}
 
 

@@ -107,7 +107,7 @@ def test_failures_leave_no_files(tmp_path, checkpoint_85, args, message):
 def test_parity_tolerance_is_relative_only_beyond_one(tmp_path):
     """A trained wh head predicts sizes up to ~100 output px; FP32 summation order alone moves those by ~1e-5
     relative, so the check scales the tolerance by max(1, max |output|) — and stays absolute for logits."""
-    from ctrt.export.parity import compare
+    from ctrt.export.parity import check_parity
     from ctrt.model.config import ModelConfig
     from conftest import seeded_model
 
@@ -120,7 +120,7 @@ def test_parity_tolerance_is_relative_only_beyond_one(tmp_path):
 
     ref = {"hm": np.full((1, 2), 0.5, np.float32), "wh": np.full((1, 2), 100.0, np.float32)}
     got = {"hm": ref["hm"] + 2e-4, "wh": ref["wh"] + 2e-4}
-    rows = {r.output: r.ok for r in compare(Fixed(ref), Fixed(got), {"case": {}})}
+    rows = {r.output: r.ok for r in check_parity(Fixed(ref), Fixed(got), {"case": {}})}
     assert rows == {"hm": False, "wh": True}
 
     model = seeded_model(ModelConfig(85))

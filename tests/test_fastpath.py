@@ -17,7 +17,8 @@ from ctrt.demo import make_demo_video
 from ctrt.engines.builder import BuildOptions, build_engine
 from ctrt.export.fastpath import InGraph
 from ctrt.export.parity import sample_image
-from ctrt.model.config import MEAN_BGR, STD_BGR
+from ctrt.export.onnx_export import ExportOptions
+from ctrt.model.config import STD_BGR, ModelConfig
 from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.backends.tensorrt_backend import TensorRTBackend
 from ctrt.runtime.decode import Decoder, decode_topk
@@ -42,7 +43,8 @@ class LetterboxOnly(nn.Module):
 @pytest.mark.parametrize("source_hw, input_hw", [((360, 640), (256, 256)), ((300, 451), (128, 160)),
                                                  ((720, 1280), (512, 512))])
 def test_graph_letterbox_matches_cpu_preprocessing(source_hw, input_hw):
-    graph = InGraph(nn.Identity(), ["hm"], ["image"], input_hw, MEAN_BGR, STD_BGR, source_hw, None)
+    graph = InGraph(nn.Identity(), ModelConfig(85, heads={"hm": 80}, pre_img=False, pre_hm=False),
+                    ExportOptions(*input_hw, source_hw=source_hw))
     buffer = io.BytesIO()
     torch.onnx.export(LetterboxOnly(graph), (torch.zeros(1, *source_hw, 3, dtype=torch.uint8),), buffer,
                       dynamo=False, opset_version=17, input_names=["frame"])
@@ -74,8 +76,7 @@ def fast_models(tmp_path_factory):
 def test_fast_path_exports_record_themselves(fast_models):
     meta = read_meta(fast_models["both"])
     assert meta.inputs == ["frame", "pre_frame", "pre_hm"] and meta.outputs[:2] == ["scores", "classes"]
-    assert meta.extra["preprocess"] == "graph" and meta.extra["source_size"] == [240, 320]
-    assert meta.extra["decode"] == "graph" and meta.extra["topk"] == 100
+    assert meta.graph and meta.graph.source_size == (240, 320) and meta.graph.topk == 100
     session = ort.InferenceSession(str(fast_models["both"]), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].type == "tensor(uint8)" and session.get_inputs()[0].shape == [1, 240, 320, 3]
     assert [o.shape for o in session.get_outputs()] == [[1, 100]] * 4 + [[1, 100, 2]] * 3

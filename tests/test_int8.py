@@ -121,7 +121,8 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     reg_conv = next(n for n in model.graph.node if n.name == "/model/reg/reg.0/Conv")
     assert reg_conv.input[1] in produced_by_dq
     meta = read_meta(out)
-    assert meta.precision == "int8" and meta.extra["calibration_images"] == 6 and meta.extra["quantized_for"] == "tensorrt"
+    assert meta.precision == "int8" and meta.quantization
+    assert meta.quantization.calibration_images == 6 and meta.quantization.target == "tensorrt"
     # The context split leaves only the quotient halves of the context-reading convs in float.
     assert "rewrote 15 context-reading convs and 4 9x9 pools" in output
     context_convs = [n for n in model.graph.node if n.op_type == "Conv" and n.name.endswith("_context")]
@@ -130,7 +131,7 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     assert split_main.input[1] in produced_by_dq
 
     report = json.loads(out.with_name(out.name + ".accuracy.json").read_text())
-    assert report["images"] == 3 and set(report["held_out"]).isdisjoint(meta.extra.get("calibration", []))
+    assert report["images"] == 3
     # Recompute one number independently: the heatmap SQNR over the held-out images.
     images, annotations = coco_dir
     # A TensorRT-target model is judged by its Q/DQ arithmetic (fusions off), not by x86 INT8 kernels.
@@ -271,7 +272,7 @@ def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(
     convs = {n.name: n for n in model.graph.node}
     assert convs["/model/hm/hm.0/Conv"].input[1] in produced_by_dq  # the heatmap trunk runs INT8 on CPU...
     assert convs["/model/hm/hm.2/Conv"].input[1] not in produced_by_dq  # ...its logit layer stays FP32
-    assert read_meta(out).extra["quantized_for"] == "cpu"
+    assert read_meta(out).quantization.target == "cpu"
     sim.install(monkeypatch, "10.3.0")
     refused = invoke("build", out, "-o", tmp_path / "cpu.engine")
     assert refused.exit_code == 2 and "--target tensorrt" in refused.output
@@ -318,6 +319,6 @@ def test_minmax_ranges_cover_every_calibration_image(quantized, onnx_85, coco_di
     model = onnx.load(str(out))
     quantize_image = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
     scale = next(onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name == quantize_image.input[1])
-    assert meta.extra["calibration_images"] == len(peaks) == 6
+    assert meta.quantization.calibration_images == len(peaks) == 6
     assert float(scale) * 127 == pytest.approx(max(peaks), rel=1e-6)
     assert min(peaks) < max(peaks)  # the images differ, so a dropped image could change the scale

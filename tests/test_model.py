@@ -75,6 +75,19 @@ def test_stem_replaces_base0_and_previous_frame_layers_are_used():
         assert not torch.equal(model(x, None, pre_hm)[0], before)
 
 
+def test_exportable_copy_leaves_the_model_alone():
+    model = seeded_model(ModelConfig(85))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert {v.dtype for v in before.values()} == {torch.float32, torch.int64}  # BatchNorm counts batches
+    export = model.exportable(half=True)
+    assert export.fp16_safe_context and export.float_heads == {"hm"}
+    assert export.get_submodule("hm.0").weight.dtype == torch.float32
+    assert export.get_submodule("wh.0").weight.dtype == torch.float16
+    assert not model.fp16_safe_context and not model.float_heads
+    after = model.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_fp16_safe_context_equals_sum_to_one_in_fp32_and_survives_fp16():
     model = seeded_model(ModelConfig(85))
     x = torch.rand(1, 256, 128, 128) * 8 + 4  # a stride-4 sized map: every channel's sum (~1.3e5) overflows FP16

@@ -258,7 +258,7 @@ def test_dynamic_batch_engine_takes_the_batch_of_each_tick(monkeypatch, demo_onn
     engine = tmp_path / "demo_dynamic.engine"
     result = invoke("build", demo_onnx, "--max-batch", 4, "-o", engine)
     assert result.exit_code == 0, result.output
-    assert json.loads(engine.with_name(engine.name + ".json").read_text())["extra"]["max_batch"] == 4
+    assert json.loads(engine.with_name(engine.name + ".json").read_text())["engine"]["max_batch"] == 4
     specs = sources[:3]
     expected = separate_runs(demo_onnx, specs, tmp_path)
     result = invoke("run", engine, *[a for s in specs for a in ("--source", s)], "--save-dir", tmp_path / "multi",

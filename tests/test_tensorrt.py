@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import trt_simulation as sim
-from ctrt.artifacts import read_meta, sidecar_path
+from ctrt.artifacts import read_meta, sha256_file, sidecar_path
 from ctrt.engines.builder import BuildOptions, build_engine
 from ctrt.errors import CtrtError
 from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -47,9 +47,9 @@ def test_fp32_build_on_every_supported_major(monkeypatch, onnx_85, tmp_path, ver
     assert header["flags"] == (1 if version.startswith("8") else 0)  # EXPLICIT_BATCH only before TensorRT 10
     meta = read_meta(engine)
     assert meta.kind == "engine" and meta.precision == "fp32"
-    assert meta.extra["tensorrt"] == version and meta.extra["gpu"] == "Orin (simulated)"
-    assert meta.extra["compute_capability"] == "8.7" and meta.extra["onnx_sha256"] == read_meta(onnx_85).extra.get(
-        "onnx_sha256", meta.extra["onnx_sha256"])
+    assert meta.engine and meta.engine.tensorrt == version and meta.engine.gpu == "Orin (simulated)"
+    assert meta.engine.compute_capability == "8.7" and meta.engine.onnx_sha256 == sha256_file(onnx_85)
+    assert meta.graph == read_meta(onnx_85).graph and meta.engine.io["hm"] == ("float32", [1, 80, 32, 40])
     assert f"ctrt run {engine} --source 0" in result.output
 
 
@@ -193,11 +193,23 @@ def test_unset_address_is_caught(engine_85, monkeypatch):
         backend(feed)
 
 
+def test_sidecar_written_before_the_typed_records_still_reads(engine_85):
+    """Older ctrt kept the export's and the build's facts in one flat ``extra`` dict."""
+    meta = read_meta(engine_85)
+    data = json.loads(sidecar_path(engine_85).read_text())
+    graph, engine = data.pop("graph"), data.pop("engine")
+    data.pop("quantization"), data.pop("calibration")
+    data["extra"] = {"opset": graph["opset"], "simplified": graph["simplified"], "preprocess": "cpu",
+                     "decode": "host", **engine}
+    sidecar_path(engine_85).write_text(json.dumps(data))
+    assert read_meta(engine_85) == meta and meta.graph and meta.engine and meta.engine.io
+
+
 def test_engine_from_other_tensorrt_or_gpu_is_refused(engine_85, monkeypatch):
     meta = json.loads(sidecar_path(engine_85).read_text())
     for field, value, message in (("tensorrt", "8.5.2", "built with TensorRT 8.5.2, this machine has 10.3.0"),
                                   ("gpu", "Xavier", "was built for Xavier (SM 8.7), this GPU is Orin (simulated) (SM 8.7)")):
-        changed = dict(meta, extra=dict(meta["extra"], **{field: value}))
+        changed = dict(meta, engine=dict(meta["engine"], **{field: value}))
         sidecar_path(engine_85).write_text(json.dumps(changed))
         with pytest.raises(CtrtError, match="rebuild it here: ctrt build model_last_128x160.onnx"):
             TensorRTBackend(engine_85)

@@ -12,11 +12,11 @@ import numpy as np
 
 from ..runtime.backends.base import Backend
 from ..runtime.decode import Decoder
-from ..runtime.detections import iou_matrix
-from ..runtime.preprocess import DOWN_RATIO, FrameGeometry
+from ..runtime.detections import iou_matrix, pairs_by_iou
+from ..runtime.preprocess import FrameGeometry
+from ..runtime.tracker import TRACK_THRESH
 from .dataset import CalibrationInputs
 
-MATCH_IOU = 0.5
 
 
 @dataclass
@@ -57,22 +57,11 @@ def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float("inf") if noise == 0 else 10 * np.log10(signal / noise)
 
 
-def greedy_matches(iou: np.ndarray, threshold: float = MATCH_IOU) -> list[tuple[int, int]]:
-    """One-to-one pairs, best overlap first, down to ``threshold``."""
-    iou = iou.copy()
-    pairs = []
-    while iou.size and iou.max() >= threshold:
-        i, j = np.unravel_index(iou.argmax(), iou.shape)
-        pairs.append((int(i), int(j)))
-        iou[i, :], iou[:, j] = -1, -1
-    return pairs
-
-
-def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: list[Path],
-            threshold: float = 0.3) -> AccuracyReport:
+def measure_accuracy(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: list[Path],
+            threshold: float = TRACK_THRESH) -> AccuracyReport:
     """Both backends on each held-out image; FP32 detections above ``threshold`` matched by class and IoU >= 0.5."""
     h, w = fp32.meta.input_size
-    decoder = Decoder(fp32.meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, threshold=threshold)
+    decoder = Decoder.for_meta(fp32.meta, threshold=threshold)
     noise: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     total = matched = 0
     score_diffs: list[float] = []
@@ -94,7 +83,7 @@ def compare(fp32: Backend, int8: Backend, inputs: CalibrationInputs, images: lis
         if len(a) and len(b):
             iou = iou_matrix(a.boxes, b.boxes)
             iou[a.classes[:, None] != b.classes[None, :]] = 0
-            for i, j in greedy_matches(iou):
+            for i, j in pairs_by_iou(iou):
                 matched += 1
                 found.add(i)
                 score_diffs.append(float(b.scores[j] - a.scores[i]))

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..artifacts import ArtifactMeta, embed_meta, read_meta, sha256_file, sidecar_path
+from ..artifacts import ArtifactMeta, CalibrationRecord, QuantRecord, embed_meta, read_meta, sha256_file, sidecar_path
 from ..outputs import atomic_outputs, write_text_atomic
 from ..errors import CtrtError
+from ..progress import Progress
+from ..runtime.backends.base import Backend
 from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.decode import Decoder
-from ..runtime.preprocess import DOWN_RATIO, FrameGeometry
+from ..runtime.preprocess import FrameGeometry
+from ..runtime.tracker import TRACK_THRESH
 from ..runtime.cuda_memory import CudaMemory
-from .accuracy import AccuracyReport, compare
+from .accuracy import AccuracyReport, measure_accuracy
 from .cache import CacheKey
 from .dataset import RECOMMENDED, CalibrationInputs, Detector, load_coco_boxes, select_images
 
@@ -34,10 +36,10 @@ class CalibrationSpec:
     cache: Path | None = None  # an explicit TensorRT cache: reused as is, images optional
 
 
-def fp32_detector(backend: OnnxRuntimeBackend, threshold: float = 0.3) -> Detector:
+def fp32_detector(backend: OnnxRuntimeBackend, threshold: float = TRACK_THRESH) -> Detector:
     """Without annotations, pre_hm shows what the FP32 model itself detects on the image (as a first frame)."""
     h, w = backend.meta.input_size
-    decoder = Decoder(backend.meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, threshold=threshold)
+    decoder = Decoder.for_meta(backend.meta, threshold=threshold)
 
     def detect(tensors: dict[str, np.ndarray], frame: np.ndarray) -> np.ndarray:
         feed = {name: tensors.get(name, tensors["image"])[None] for name in backend.meta.inputs}
@@ -59,6 +61,10 @@ class Prepared:
     notes: list[str]
     fp32: OnnxRuntimeBackend
 
+    def accuracy(self, candidate: Backend) -> AccuracyReport:
+        """``candidate`` (INT8) against the FP32 model on the held-out images."""
+        return measure_accuracy(self.fp32, candidate, self.inputs, self.held_out)
+
 
 def prepare(spec: CalibrationSpec, onnx_path: Path, batch: int) -> Prepared:
     if spec.images is None:
@@ -78,8 +84,9 @@ def prepare(spec: CalibrationSpec, onnx_path: Path, batch: int) -> Prepared:
     return Prepared(inputs, selection.calibration, selection.held_out, checksum, notes, fp32)
 
 
-def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, target: str,
-             progress: Callable[[str], None]) -> tuple[ArtifactMeta, AccuracyReport, list[str]]:
+def quantize_model(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, target: str,
+                   progress: Progress) -> tuple[ArtifactMeta, AccuracyReport, list[str]]:
+    """FP32 ONNX -> Q/DQ INT8 ONNX at ``output``, its sidecar and its accuracy report."""
     from .quantize import TARGETS, quantize_onnx
 
     if target not in TARGETS:
@@ -92,10 +99,10 @@ def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, 
         raise CtrtError(f"{onnx_path} is an {meta.precision.upper()} model; quantize the FP32 export")
     prepared = prepare(spec, onnx_path, 1)
     for note in prepared.notes:
-        progress(note)
+        progress(note, keep=True)
     if method != "minmax":
         progress(f"note: ONNX Runtime's {method} calibration keeps every image's activations in memory until the "
-                 "end; lower --calib-count if memory runs out (minmax does not)")
+                 "end; lower --calib-count if memory runs out (minmax does not)", keep=True)
     done = {"n": 0}
 
     def batches() -> Any:
@@ -104,14 +111,12 @@ def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, 
             progress(f"calibrating {done['n']}/{len(prepared.calibration)}")
             yield feed
 
-    quantized_meta = replace(meta, precision="int8", extra={
-        **meta.extra, "quantized_from": onnx_path.name, "quantized_from_sha256": sha256_file(onnx_path),
-        "calibration_sha256": prepared.checksum, "calibration_images": len(prepared.calibration),
-        "calibration_method": method, "quantized_for": target})
+    quantized_meta = replace(meta, precision="int8", quantization=QuantRecord(
+        onnx_path.name, sha256_file(onnx_path), prepared.checksum, len(prepared.calibration), method, target))
     with atomic_outputs(output, sidecar_path(output), report_path(output)) as (tmp, sidecar_tmp, report_tmp):
         kept, rewrites = quantize_onnx(onnx_path, tmp, batches(), len(prepared.calibration), method, target)
         progress(f"rewrote {rewrites.split_convs} context-reading convs and {rewrites.separable_pools} 9x9 pools "
-                 "for INT8 (exact up to FP32 rounding)")
+                 "for INT8 (exact up to FP32 rounding)", keep=True)
         import onnx
 
         quantized = onnx.load(str(tmp))
@@ -121,7 +126,7 @@ def quantize(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, 
         # ONNX Runtime's fused INT8 kernels are what the cpu target runs. A TensorRT model is judged by its Q/DQ
         # arithmetic (fusions off: exact, like TensorRT's int32 accumulation), not by x86 kernels it never meets.
         int8 = OnnxRuntimeBackend(tmp, "cpu", meta=quantized_meta, optimize=target == "cpu")
-        report = compare(prepared.fp32, int8, prepared.inputs, prepared.held_out)
+        report = prepared.accuracy(int8)
         sidecar_tmp.write_text(quantized_meta.to_json())
         report_tmp.write_text(report.to_json())
     return quantized_meta, report, kept
@@ -144,7 +149,7 @@ class TrtCalibration:
 
 
 def trt_calibration(spec: CalibrationSpec, onnx_path: Path, trt_version: str, cuda: CudaMemory,
-                    progress: Callable[[str], None]) -> TrtCalibration:
+                    progress: Progress) -> TrtCalibration:
     """The calibrator for an implicit-INT8 build and the cache it reads and writes (keyed, or explicit)."""
     from .trt_calibrator import ALGORITHMS, make_calibrator
 
@@ -155,24 +160,23 @@ def trt_calibration(spec: CalibrationSpec, onnx_path: Path, trt_version: str, cu
     if spec.cache is not None:
         if not spec.cache.is_file():
             raise CtrtError(f"calibration cache not found: {spec.cache}")
-        progress(f"using calibration cache {spec.cache} as given (no images needed)")
+        progress(f"using calibration cache {spec.cache} as given (no images needed)", keep=True)
         prepared = prepare(spec, onnx_path, batch) if spec.images else None
         calibrator = make_calibrator(spec.algorithm, iter(()), batch, cuda, spec.cache, spec.cache, lambda n: None)
         return TrtCalibration(calibrator, spec.cache, True, prepared)
     prepared = prepare(spec, onnx_path, batch)
     for note in prepared.notes:
-        progress(note)
+        progress(note, keep=True)
     h, w = meta.input_size
     key = CacheKey(sha256_file(onnx_path), prepared.checksum, (batch, 3, h, w), trt_version, spec.algorithm)
     cache = key.path(CALIBRATION_DIR, onnx_path.stem)
     reused = cache.is_file()
     if reused:
-        progress(f"reusing {cache}: same ONNX, images, shape, TensorRT and algorithm")
+        progress(f"reusing {cache}: same ONNX, images, shape, TensorRT and algorithm", keep=True)
     else:
-        write_text_atomic(sidecar_path(cache), replace(meta, kind="calibration", extra={
-            "onnx_sha256": key.onnx_sha256, "calibration_sha256": key.calibration_sha256,
-            "input_shape": list(key.input_shape), "tensorrt": trt_version, "algorithm": spec.algorithm,
-            "images": len(prepared.calibration)}).to_json())
+        write_text_atomic(sidecar_path(cache), replace(meta, kind="calibration", calibration=CalibrationRecord(
+            key.onnx_sha256, key.calibration_sha256, key.input_shape, trt_version, spec.algorithm,
+            len(prepared.calibration))).to_json())
     total = len(prepared.calibration) // batch
     calibrator = make_calibrator(spec.algorithm, prepared.inputs.batches(prepared.calibration, batch), batch, cuda,
                                  cache, cache, lambda n: progress(f"calibrating batch {n}/{total}"))

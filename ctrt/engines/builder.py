@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from ..artifacts import ArtifactMeta, read_meta, sha256_file, sidecar_path
+from ..artifacts import ArtifactMeta, EngineRecord, read_meta, sha256_file, sidecar_path
 from ..outputs import atomic_output, atomic_outputs
 from ..errors import CtrtError
-from ..runtime.cuda_memory import CudaMemory, open_cuda
-
-if TYPE_CHECKING:
-    from ..calibration.workflow import CalibrationSpec, TrtCalibration
 from ..onnx_graph import fp32_layer_names, is_fp32_layer, is_quantized, onnx_is_half, tensor_specs
-
-if TYPE_CHECKING:
-    import tensorrt as trt
+from ..progress import Progress, silent
+from ..runtime.cuda_memory import CudaMemory, open_cuda
 from ..runtime.tensorrt_import import require_tensorrt
+
+if TYPE_CHECKING:  # calibration needs ONNX Runtime, which an FP16 build on a Jetson can do without
+    import tensorrt as trt
+
+    from ..calibration.accuracy import AccuracyReport
+    from ..calibration.workflow import CalibrationSpec, TrtCalibration
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _parse(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path
         raise CtrtError(f"TensorRT's ONNX parser rejected {onnx_path} ({len(errors)} errors): {details}")
 
 
-def _progress_monitor(report: Callable[[str], None]) -> Any:
+def _progress_monitor(report: Progress) -> Any:
     """TensorRT >= 10 reports build phases through IProgressMonitor; older versions build silently."""
     import tensorrt as trt
 
@@ -93,17 +93,19 @@ def _add_batch_profile(builder: trt.Builder, network: trt.INetworkDefinition, co
 @dataclass
 class BuildResult:
     meta: ArtifactMeta
+    engine: EngineRecord
     calibration: TrtCalibration | None
+    accuracy: AccuracyReport | None  # an INT8 build with held-out images: the engine against FP32
 
 
 def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
-                 report: Callable[[str], None] = lambda _: None, cuda: CudaMemory | None = None,
+                 report: Progress = silent, cuda: CudaMemory | None = None,
                  calibration: CalibrationSpec | None = None) -> BuildResult:
     """Build and write ``output`` and its sidecar; nothing is written if any step fails."""
     if not onnx_path.is_file():
         raise CtrtError(f"model not found: {onnx_path}")
     source_meta = read_meta(onnx_path)
-    if source_meta.extra.get("quantized_for") == "cpu":
+    if source_meta.quantization and source_meta.quantization.target == "cpu":
         raise CtrtError(f"{onnx_path} was quantized for ONNX Runtime on CPU (uint8 activations, 7-bit weights); "
                         "TensorRT needs symmetric INT8: ctrt quantize ... --target tensorrt")
     major = require_tensorrt()
@@ -180,18 +182,24 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions,
         raise CtrtError("TensorRT could not build the engine; rerun with --verbose to see why")
 
     gpu, capability = cuda.device()
-    meta = replace(source_meta, kind="engine", precision=precision, extra={
-        **source_meta.extra,
-        "tensorrt": str(trt.__version__), "gpu": gpu, "compute_capability": capability,
-        "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path), "dla_core": options.dla_core,
-        "fp32_layers": pinned, "cuda_bindings": cuda.name, **({"max_batch": options.max_batch} if dynamic else {}),
-        "io": tensor_specs(model),  # what a server needs to declare the engine's tensors (ctrt triton)
-        **({"calibration_cache": str(trt_calibration.cache)} if trt_calibration else {}),
-    })
+    engine = EngineRecord(str(trt.__version__), gpu, capability, onnx_path.name, sha256_file(onnx_path), pinned,
+                          cuda.name, tensor_specs(model), options.dla_core, options.max_batch if dynamic else None,
+                          str(trt_calibration.cache) if trt_calibration else None)
+    meta = replace(source_meta, kind="engine", precision=precision, engine=engine)
     with atomic_outputs(output, sidecar_path(output)) as (engine_tmp, sidecar_tmp):
         engine_tmp.write_bytes(memoryview(plan))
         sidecar_tmp.write_text(meta.to_json())
     if options.timing_cache:
         with atomic_output(options.timing_cache) as tmp:
             tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))
-    return BuildResult(meta, trt_calibration)
+    prepared = trt_calibration.prepared if trt_calibration else None
+    accuracy = None
+    if prepared is not None and prepared.held_out:
+        from ..calibration.workflow import write_report
+        from ..runtime.backends.tensorrt_backend import TensorRTBackend
+
+        report("measuring INT8 accuracy on held-out images")
+        with TensorRTBackend(output, cuda) as built:
+            accuracy = prepared.accuracy(built)
+        write_report(output, accuracy)
+    return BuildResult(meta, engine, trt_calibration, accuracy)

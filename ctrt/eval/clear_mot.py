@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..runtime.detections import iou_matrix
+from ..runtime.detections import MATCH_IOU, iou_matrix
 
-MATCH_IOU = 0.5
 
 
 @dataclass

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..artifacts import ArtifactMeta, sha256_file, sidecar_path
+from ..artifacts import ArtifactMeta, GraphRecord, sha256_file, sidecar_path
 from ..outputs import atomic_outputs
 from ..errors import CtrtError
+from ..progress import Progress, silent
 from ..model.builtin import DEMO_ASSET, builtin_model
 from ..model.checkpoint import load_checkpoint
 from ..model.config import preset
 from ..model.seg import HarDNetSeg
 from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.backends.torch_backend import TorchBackend, checkpoint_meta
-from ..model.config import MEAN_BGR, STD_BGR
+from ..sizes import parse_frame_size, parse_input_size
 from .fastpath import InGraph
 from .onnx_export import FASTPATH_OPS, PLAIN_OPS, ExportOptions, export_onnx
-from .parity import DEFAULT_ATOL, ParityRow, compare, standard_feeds
+from .parity import DEFAULT_ATOL, FP16_ATOL, ParityRow, check_parity, standard_feeds
 
 RANDOM_SEED = 0
 
@@ -31,6 +30,7 @@ class ExportResult:
     meta: ArtifactMeta
     ops: list[str]
     parity: list[ParityRow]
+    atol: float  # the parity check's tolerance, times max(1, max |reference|)
     seconds: float
 
 
@@ -58,33 +58,47 @@ def source_model(checkpoint: Path | None, arch: str = "hardnet_85", allow_partia
     return ModelSource(loaded.model, checkpoint.name, sha256_file(checkpoint))
 
 
-def default_output(stem: str, h: int, w: int) -> Path:
-    return Path("export") / f"{stem}_{h}x{w}.onnx"
+def export_options(input_size: str, *, opset: int = 17, batch: int = 1, dynamic_batch: bool = False,
+                   simplify: bool = True, preprocess_in_graph: bool = False, source_size: str | None = None,
+                   topk: int | None = None, half: bool = False) -> ExportOptions:
+    """Options from what a user types: ``input_size`` "HxW", ``source_size`` "WxH" (the camera's frames, only with
+    ``preprocess_in_graph``, and then required)."""
+    h, w = parse_input_size(input_size)
+    source_hw = None
+    if preprocess_in_graph:
+        if source_size is None:
+            raise CtrtError("--preprocess-in-graph needs --source-size WxH (the camera's frame size, e.g. 1280x720)")
+        sw, sh = parse_frame_size(source_size)
+        source_hw = (sh, sw)
+    elif source_size is not None:
+        raise CtrtError("--source-size only applies with --preprocess-in-graph")
+    return ExportOptions(h, w, opset, batch, dynamic_batch, simplify, source_hw, topk, half)
+
+
+def default_output(checkpoint: Path | None, options: ExportOptions, arch: str = "hardnet_85",
+                   builtin: str | None = None) -> Path:
+    """export/<checkpoint stem, or the built-in or random model's name>[_fp16]_<H>x<W>.onnx"""
+    stem = checkpoint.stem if checkpoint else f"hardnet_85_{builtin}" if builtin else f"{arch}_random"
+    return Path("export") / f"{stem}{'_fp16' if options.half else ''}_{options.input_h}x{options.input_w}.onnx"
 
 
 def run_export(source: ModelSource, output: Path, options: ExportOptions, check: bool = True,
-               atol: float = DEFAULT_ATOL, report: Callable[[str], None] = lambda _: None) -> ExportResult:
+               atol: float | None = None, report: Progress = silent) -> ExportResult:
+    """``atol`` None: 1e-4, or 5e-2 for an FP16 export (its weights are rounded to FP16)."""
     start = time.perf_counter()
+    atol = atol if atol is not None else FP16_ATOL if options.half else DEFAULT_ATOL
     model = source.model
     config = model.config
 
-    def wrap(seg: HarDNetSeg, half: bool) -> InGraph:
-        return InGraph(seg, list(config.heads), config.inputs, (options.input_h, options.input_w), MEAN_BGR, STD_BGR,
-                       options.source_hw, options.topk, half)
-
-    # The FP16 export converts a copy; the check compares it with the FP32 model it came from.
-    module = wrap(copy.deepcopy(model), True) if options.half else wrap(model, False)
-    reference = wrap(model, False) if options.half else module
+    # The export traces a copy in export mode; the check compares it with the FP32 model it came from.
+    module = InGraph(model.exportable(options.half), config, options)
+    reference = InGraph(model, config, replace(options, half=False))
     meta = checkpoint_meta(model, source.name, source.sha256, (options.input_h, options.input_w),
                            source.random_weights, source.builtin)
     meta = replace(meta, kind="onnx", batch=0 if options.dynamic_batch else options.batch,
                    precision="fp16" if options.half else "fp32",
                    inputs=module.input_names, outputs=module.output_names,
-                   extra={"opset": options.opset, "simplified": options.simplify,
-                          "preprocess": "graph" if options.source_hw else "cpu",
-                          "decode": "graph" if options.topk else "host",
-                          **({"source_size": list(options.source_hw)} if options.source_hw else {}),
-                          **({"topk": options.topk} if options.topk else {})})
+                   graph=GraphRecord(options.opset, options.simplify, options.source_hw, options.topk))
     rows: list[ParityRow] = []
     with atomic_outputs(output, sidecar_path(output)) as (tmp, sidecar_tmp):
         report(f"tracing to ONNX (opset {options.opset})" + (", simplifying" if options.simplify else ""))
@@ -98,10 +112,9 @@ def run_export(source: ModelSource, output: Path, options: ExportOptions, check:
             batch = 1 if options.dynamic_batch else options.batch
             heads = None
             if options.topk:  # the same reference model without the decode, for judging peak ties
-                plain = InGraph(model, list(config.heads), config.inputs, (options.input_h, options.input_w), MEAN_BGR,
-                                STD_BGR, options.source_hw, None)
+                plain = InGraph(model, config, replace(options, half=False, topk=None))
                 heads = TorchBackend(plain, replace(meta, outputs=list(config.heads)), device="cpu")
-            rows = compare(TorchBackend(reference, meta, device="cpu"), onnx_backend,
+            rows = check_parity(TorchBackend(reference, meta, device="cpu"), onnx_backend,
                            standard_feeds(meta.inputs, batch, options.input_h, options.input_w, options.source_hw),
                            atol, heads)
             bad = [r for r in rows if not r.ok]
@@ -111,4 +124,4 @@ def run_export(source: ModelSource, output: Path, options: ExportOptions, check:
                                 f"{worst.max_abs:.3g} ({worst.rel_to_range:.3g} of its largest value), over "
                                 f"{atol:g} x max(1, max |output|) from PyTorch; nothing was written")
         sidecar_tmp.write_text(meta.to_json())
-    return ExportResult(output, meta, ops, rows, time.perf_counter() - start)
+    return ExportResult(output, meta, ops, rows, atol, time.perf_counter() - start)

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.seg import HarDNetSeg
+from ..model.config import MEAN_BGR, STD_BGR, ModelConfig
 from ..runtime.decode import TOPK_OUTPUTS
 from ..runtime.preprocess import FrameGeometry
-from .onnx_export import HEATMAP_FLOOR
+from .onnx_export import HEATMAP_FLOOR, ExportOptions
 
 
 def letterbox_grid(source_hw: tuple[int, int], input_hw: tuple[int, int]) -> np.ndarray:
@@ -34,33 +34,28 @@ def letterbox_grid(source_hw: tuple[int, int], input_hw: tuple[int, int]) -> np.
 
 
 class InGraph(nn.Module):
-    """Wraps HarDNetSeg for export; inputs and outputs are named in ``input_names`` / ``output_names``."""
+    """Wraps a model (``HarDNetSeg.exportable()`` for export) with the graph's I/O as ``options`` asks: raw frames in
+    with ``source_hw``, K-sized outputs with ``topk``, FP32 I/O around an FP16 body with ``half``. Inputs and
+    outputs are named in ``input_names`` / ``output_names``."""
 
     grid: torch.Tensor
     scale: torch.Tensor
     shift: torch.Tensor
 
-    def __init__(self, model: nn.Module, heads: list[str], model_inputs: list[str], input_hw: tuple[int, int],
-                 mean: tuple[float, ...], std: tuple[float, ...], source_hw: tuple[int, int] | None,
-                 topk: int | None, half: bool = False) -> None:
+    def __init__(self, model: nn.Module, config: ModelConfig, options: ExportOptions) -> None:
         super().__init__()
-        self.model, self.heads, self.model_inputs, self.topk = model, heads, model_inputs, topk
-        self.fp16 = half
-        if half:  # FP16 body for TensorRT 11's strongly typed builds; I/O, heatmap head and context stay FP32
-            assert isinstance(model, HarDNetSeg)
-            model.half()
-            if "hm" in heads:
-                model.get_submodule("hm").float()
-                model.float_heads = {"hm"}
-        self.preprocess = source_hw is not None
-        if source_hw is not None:
-            self.register_buffer("grid", torch.from_numpy(letterbox_grid(source_hw, input_hw)))
-            std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.model, self.heads, self.model_inputs = model, list(config.heads), config.inputs
+        self.topk, self.fp16 = options.topk, options.half
+        self.preprocess = options.source_hw is not None
+        if options.source_hw is not None:
+            input_hw = (options.input_h, options.input_w)
+            self.register_buffer("grid", torch.from_numpy(letterbox_grid(options.source_hw, input_hw)))
+            std_t = torch.tensor(STD_BGR, dtype=torch.float32).view(1, 3, 1, 1)
             self.register_buffer("scale", 1.0 / (255.0 * std_t))
-            self.register_buffer("shift", -torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) / std_t)
+            self.register_buffer("shift", -torch.tensor(MEAN_BGR, dtype=torch.float32).view(1, 3, 1, 1) / std_t)
         renamed = {"image": "frame", "pre_img": "pre_frame"} if self.preprocess else {}
-        self.input_names = [renamed.get(name, name) for name in model_inputs]
-        self.output_names = list(TOPK_OUTPUTS) if topk else heads
+        self.input_names = [renamed.get(name, name) for name in self.model_inputs]
+        self.output_names = list(TOPK_OUTPUTS) if self.topk else self.heads
 
     def _letterbox(self, frame: torch.Tensor) -> torch.Tensor:
         x = frame.permute(0, 3, 1, 2).float()

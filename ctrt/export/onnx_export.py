@@ -64,8 +64,6 @@ def export_onnx(module: nn.Module, input_names: list[str], output_names: list[st
     feeds = example_inputs(input_names, options.batch, options.input_h, options.input_w, options.source_hw)
     dynamic = {n: {0: "batch"} for n in input_names + output_names} if options.dynamic_batch else None
     buffer = io.BytesIO()
-    seg = getattr(module, "model", module)  # the HarDNetSeg inside an InGraph wrapper
-    seg.fp16_safe_context = True
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about the int() sizes we make static on purpose
@@ -75,8 +73,6 @@ def export_onnx(module: nn.Module, input_names: list[str], output_names: list[st
                               dynamic_axes=dynamic, do_constant_folding=True)
     except Exception as exc:  # the exporter reports unsupported opsets and ops this way
         raise CtrtError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from None
-    finally:
-        seg.fp16_safe_context = False
     proto = onnx.load_from_string(buffer.getvalue())
     if options.simplify:
         proto = simplify(proto)

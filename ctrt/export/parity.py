@@ -117,7 +117,7 @@ def align_topk(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray], a
     return aligned_e, aligned_a
 
 
-def compare(reference: Backend, candidate: Backend, feeds: dict[str, dict[str, np.ndarray]],
+def check_parity(reference: Backend, candidate: Backend, feeds: dict[str, dict[str, np.ndarray]],
             atol: float = DEFAULT_ATOL, heatmap_of: Backend | None = None) -> list[ParityRow]:
     """Max abs difference per output; in-graph decode outputs are first paired up to ties, judged on the
     reference heatmap that ``heatmap_of`` (the same model without the decode) gives."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -94,6 +95,18 @@ class HarDNetSeg(nn.Module):
                 final = self.get_submodule("hm.2")
                 assert isinstance(final, nn.Conv2d) and final.bias is not None
                 final.bias.fill_(HM_PRIOR_BIAS)
+
+    def exportable(self, half: bool = False) -> HarDNetSeg:
+        """A copy set up as ctrt exports it: the FP16-safe context, and with ``half`` FP16 weights with the heatmap
+        head kept FP32. This model is left as it is (it stays the reference the export is checked against)."""
+        export = copy.deepcopy(self)
+        export.fp16_safe_context = True
+        if half:
+            export.half()
+            if "hm" in self.config.heads:
+                export.get_submodule("hm").float()
+                export.float_heads = {"hm"}
+        return export
 
     def _context(self, x: torch.Tensor) -> torch.Tensor:
         """cat[x, 9x9 mean, x / (spatial sum + 0.1)]."""

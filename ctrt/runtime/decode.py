@@ -13,8 +13,12 @@ import math
 import cv2
 import numpy as np
 
+from ..artifacts import ArtifactMeta
 from .detections import Detections
-from .preprocess import FrameGeometry
+from .preprocess import DOWN_RATIO, FrameGeometry
+from .tracker import TRACK_THRESH
+
+TOPK = 100  # CenterTrack's --K: detections kept per image
 
 # Beyond this many above-threshold pixels the whole-map max is cheaper than 9 gathers per candidate.
 SPARSE_LIMIT = 8192
@@ -53,7 +57,7 @@ def _row_max3(rows: np.ndarray) -> np.ndarray:
 class Decoder:
     """Heads of one image ([C, H, W] arrays by name) -> Detections in frame pixels, score > threshold, at most K."""
 
-    def __init__(self, num_classes: int, out_h: int, out_w: int, k: int = 100, threshold: float = 0.3,
+    def __init__(self, num_classes: int, out_h: int, out_w: int, k: int = TOPK, threshold: float = TRACK_THRESH,
                  sparse_limit: int = SPARSE_LIMIT) -> None:
         self.k, self.threshold, self.sparse_limit = k, threshold, sparse_limit
         self.floor = np.float32(_logit(threshold))
@@ -63,6 +67,12 @@ class Decoder:
         self._is_peak = np.empty(self.shape, bool)
         self._offsets = np.array([-1, 0, 1])
         self._kernel = np.ones((3, 3), np.uint8)
+
+    @classmethod
+    def for_meta(cls, meta: ArtifactMeta, k: int = TOPK, threshold: float = TRACK_THRESH) -> Decoder:
+        """The decoder of a model's outputs (stride-4 maps of its input size)."""
+        h, w = meta.input_size
+        return cls(meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, k, threshold)
 
     def peaks(self, hm: np.ndarray) -> np.ndarray:
         """Flat indices of 3x3 local maxima whose logit clears the pre-filter."""

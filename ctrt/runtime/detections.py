@@ -46,6 +46,9 @@ class Detections:
         return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
 
 
+MATCH_IOU = 0.5  # the overlap at which two boxes are the same object (MOTChallenge, COCO AP50)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of xyxy boxes; boxes equal to within half a pixel count as 1, so zero-area boxes (which untrained
     weights produce: negative widths are clamped to 0) can match themselves."""
@@ -57,3 +60,14 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
     same = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 0.5
     return np.where(same, 1.0, iou)
+
+
+def pairs_by_iou(iou: np.ndarray, threshold: float = MATCH_IOU) -> list[tuple[int, int]]:
+    """One-to-one (row, column) pairs of an IoU matrix, best overlap first, down to ``threshold``."""
+    iou = iou.copy()
+    pairs = []
+    while iou.size and iou.max() >= threshold:
+        i, j = np.unravel_index(iou.argmax(), iou.shape)
+        pairs.append((int(i), int(j)))
+        iou[i, :], iou[:, j] = -1, -1
+    return pairs

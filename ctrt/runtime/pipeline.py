@@ -15,12 +15,12 @@ import numpy as np
 from ..artifacts import ArtifactMeta
 from ..errors import CtrtError
 from .backends.base import Backend
-from .decode import Decoder, decode_topk
+from .decode import TOPK, Decoder, decode_topk
 from .detections import Detections
 from .prehm import PreHeatmapRenderer
-from .preprocess import DOWN_RATIO, FrameGeometry, Preprocessor
+from .preprocess import FrameGeometry, Preprocessor
 from .timing import RUN_KEEP, StageTimes
-from .tracker import Tracker, TrackerConfig
+from .tracker import TRACK_THRESH, Tracker, TrackerConfig
 
 STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
 # The model input that carries this frame, and the one that carries the previous frame.
@@ -34,19 +34,19 @@ class StreamState:
     The current and previous image buffers swap after each frame instead of being copied.
     """
 
-    def __init__(self, meta: ArtifactMeta, k: int = 100, threshold: float = 0.3,
+    def __init__(self, meta: ArtifactMeta, k: int = TOPK, threshold: float = TRACK_THRESH,
                  tracker: TrackerConfig | None = None, keep_times: int | None = RUN_KEEP) -> None:
         h, w = meta.input_size
         self.inputs = meta.inputs
         # Fast-path exports do the letterbox and/or the top-K inside the graph; the sidecar says which.
-        self.source_hw = tuple(meta.extra["source_size"]) if meta.extra.get("preprocess") == "graph" else None
-        self.decode_in_graph = meta.extra.get("decode") == "graph"
+        self.source_hw = meta.graph.source_size if meta.graph else None
+        self.decode_in_graph = bool(meta.graph and meta.graph.decode_in_graph)
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
         self.tracker = Tracker(tracker)
         if self.tracker.config.low_thresh is not None:  # BYTE keeps low-score detections for leftover tracks
             threshold = min(threshold, self.tracker.config.low_thresh)
-        self.decoder = Decoder(meta.config.num_classes, h // DOWN_RATIO, w // DOWN_RATIO, k, threshold)
+        self.decoder = Decoder.for_meta(meta, k, threshold)
         self.threshold = threshold
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
@@ -129,7 +129,7 @@ class StreamState:
 class TrackingPipeline:
     """One camera on one backend: ``tracks = pipeline(frame)``."""
 
-    def __init__(self, backend: Backend, k: int = 100, threshold: float = 0.3,
+    def __init__(self, backend: Backend, k: int = TOPK, threshold: float = TRACK_THRESH,
                  tracker: TrackerConfig | None = None, keep_times: int | None = RUN_KEEP) -> None:
         if backend.meta.batch not in (0, 1):
             raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; tracking one stream needs batch 1 "

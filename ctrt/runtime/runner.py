@@ -73,7 +73,7 @@ def int8_kernel_warning(backend: Backend) -> str | None:
     from .backends.onnxruntime_backend import OnnxRuntimeBackend
 
     if (not isinstance(backend, OnnxRuntimeBackend) or backend.provider != "CPUExecutionProvider"
-            or backend.meta.precision != "int8" or backend.meta.extra.get("quantized_for", "tensorrt") != "tensorrt"
+            or backend.meta.precision != "int8" or (backend.meta.quantization and backend.meta.quantization.target) != "tensorrt"
             or not x86_without_vnni()):
         return None
     return ("this INT8 model was quantized for TensorRT; on this CPU (no VNNI) ONNX Runtime's INT8 kernels saturate "

@@ -29,7 +29,8 @@ from .detections import Detections
 from .pipeline import StreamState
 from .sinks import Sink
 from .sources import FrameSource
-from .tracker import TrackerConfig
+from .decode import TOPK
+from .tracker import TRACK_THRESH, TrackerConfig
 
 
 LATENCY_SAMPLES = 4096
@@ -163,7 +164,7 @@ class _Lane:
         return {name: buffer[:count] for name, buffer in self.buffers.items()}
 
 
-def run_streams(backend: Backend, streams: list[Stream], k: int = 100, threshold: float = 0.3,
+def run_streams(backend: Backend, streams: list[Stream], k: int = TOPK, threshold: float = TRACK_THRESH,
                 tracker: TrackerConfig | None = None, max_frames: int | None = None, overlap: bool = True,
                 on_frame: Callable[[StreamSummary, Detections], None] | None = None) -> MultiRunSummary:
     """Track every stream to its end (or ``max_frames`` each). Ctrl-C/SIGTERM/SIGHUP and errors end the run the way

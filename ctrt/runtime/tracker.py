@@ -13,6 +13,8 @@ import numpy as np
 from ..errors import CtrtError
 from .detections import Detections
 
+TRACK_THRESH = 0.3  # CenterTrack's --track_thresh (also its new_thresh and pre_thresh unless given)
+
 INVALID = 1e18
 MATCH_LIMIT = 1e16
 ROBUST_MAX_AGE = 30

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import ArtifactMeta, read_meta, sidecar_path
+from ..artifacts import ArtifactMeta, TensorSpecs, read_meta, sidecar_path
 from ..errors import CtrtError
 from ..outputs import atomic_folder, check_outputs
 
@@ -46,14 +46,13 @@ class Repository:
     config: str
 
 
-def tensor_specs(model: Path, meta: ArtifactMeta) -> dict[str, tuple[str, list[int]]]:
+def tensor_specs(model: Path, meta: ArtifactMeta) -> TensorSpecs:
     """(dtype, dims) of every input and output: from the ONNX graph, or recorded in an engine's sidecar at build."""
-    if meta.kind == "engine":
-        specs = meta.extra.get("io")
-        if not specs:
+    if meta.engine:
+        if not meta.engine.io:
             raise CtrtError(f"{model} was built by an older ctrt that did not record its tensors; rebuild it with "
-                            f"ctrt build {meta.extra.get('onnx', 'MODEL.onnx')}")
-        return {name: (str(dtype), [int(d) for d in dims]) for name, (dtype, dims) in specs.items()}
+                            f"ctrt build {meta.engine.onnx}")
+        return {name: (str(dtype), [int(d) for d in dims]) for name, (dtype, dims) in meta.engine.io.items()}
     import onnx
 
     from ..onnx_graph import tensor_specs as onnx_specs
@@ -61,21 +60,21 @@ def tensor_specs(model: Path, meta: ArtifactMeta) -> dict[str, tuple[str, list[i
     return onnx_specs(onnx.load(str(model), load_external_data=False))
 
 
-def _max_batch(model: Path, meta: ArtifactMeta, specs: dict[str, tuple[str, list[int]]], wanted: int | None) -> int:
+def _max_batch(model: Path, meta: ArtifactMeta, specs: TensorSpecs, wanted: int | None) -> int:
     """Triton's max_batch_size: > 0 only when every tensor's first dimension is the model's free batch."""
     dynamic = all(dims and dims[0] == -1 for _, dims in specs.values())
     if not dynamic:
         if wanted not in (None, 0):
-            fix = (f"ctrt build {meta.extra.get('onnx', 'MODEL.onnx')} --max-batch {wanted} from an ONNX exported "
-                   "with --dynamic-batch" if meta.kind == "engine" else "ctrt export CHECKPOINT --dynamic-batch")
+            fix = (f"ctrt build {meta.engine.onnx} --max-batch {wanted} from an ONNX exported "
+                   "with --dynamic-batch" if meta.engine else "ctrt export CHECKPOINT --dynamic-batch")
             raise CtrtError(f"--max-batch {wanted}: {model} takes a fixed batch of {meta.batch}, so Triton cannot "
                             f"batch requests for it; make a dynamic-batch model: {fix}")
         return 0
-    limit = int(meta.extra.get("max_batch", 0)) if meta.kind == "engine" else 0  # the engine's profile
+    limit = (meta.engine.max_batch or 0) if meta.engine else 0  # the engine's profile
     batch = min(8, limit or 8) if wanted is None else wanted
     if limit and batch > limit:
         raise CtrtError(f"--max-batch {batch}: {model} was built for batches up to {limit}; rebuild with "
-                        f"ctrt build {meta.extra.get('onnx', 'MODEL.onnx')} --max-batch {batch}")
+                        f"ctrt build {meta.engine.onnx if meta.engine else 'MODEL.onnx'} --max-batch {batch}")
     return batch  # 0: no server-side batching; each request carries its own batch dimension
 
 
@@ -84,7 +83,7 @@ def _text(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _tensors(field: str, names: list[str], specs: dict[str, tuple[str, list[int]]], batched: bool) -> str:
+def _tensors(field: str, names: list[str], specs: TensorSpecs, batched: bool) -> str:
     entries = []
     for name in names:
         dtype, dims = specs[name]
@@ -95,7 +94,7 @@ def _tensors(field: str, names: list[str], specs: dict[str, tuple[str, list[int]
     return f"{field} [\n" + ",\n".join(entries) + "\n]\n"
 
 
-def model_config(name: str, platform: str, meta: ArtifactMeta, specs: dict[str, tuple[str, list[int]]],
+def model_config(name: str, platform: str, meta: ArtifactMeta, specs: TensorSpecs,
                  max_batch: int, options: RepositoryOptions) -> str:
     kind = options.kind if options.kind != "auto" else "cpu" if platform == "python" else "gpu"
     lines = [f"name: {_text(name)}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +18,20 @@ class Backend(Protocol):
 
     meta: ArtifactMeta
     name: str
+
+    # Optional capabilities, declared (None where a backend has none) as Polygraphy's runners declare
+    # inference_time; ``ctrt bench`` reads them.
+    @property
+    def last_ms(self) -> Mapping[str, float] | None:
+        """Device-side stage times of the last call ({"h2d", "compute", "d2h"}, from CUDA events)."""
+
+    @property
+    def device_bytes(self) -> int | None:
+        """Device memory held: I/O buffers and the engine's activations."""
+
+    @property
+    def run_on_device(self) -> Callable[[], object] | None:
+        """One execution on the inputs already on the device, no copies (trtexec's --noDataTransfers)."""
 
     def __enter__(self) -> Backend: ...
 

@@ -17,6 +17,8 @@ PROVIDERS = {
 
 
 class OnnxRuntimeBackend:
+    last_ms = device_bytes = run_on_device = None  # capabilities of TensorRT only
+
     def __init__(self, path: Path, device: str = "auto", threads: int = 0, meta: ArtifactMeta | None = None,
                  optimize: bool = True) -> None:
         import onnxruntime as ort

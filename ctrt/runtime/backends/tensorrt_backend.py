@@ -23,16 +23,14 @@ PAIRS = (("image", "pre_img"), ("frame", "pre_frame"))
 
 def check_compatible(meta: ArtifactMeta, path: Path, trt_version: str, gpu: str, capability: str) -> None:
     """Refuse an engine built elsewhere before TensorRT prints its own deserialisation error."""
-    built = meta.extra
-    rebuild = f"rebuild it here: ctrt build {built.get('onnx', 'MODEL.onnx')}" + (
-        " --fp16" if meta.precision == "fp16" else "")
-    if meta.kind != "engine":
+    built = meta.engine
+    if meta.kind != "engine" or built is None:
         raise CtrtError(f"{path} is described as a {meta.kind}, not a TensorRT engine")
-    if built.get("tensorrt") != trt_version:
-        raise CtrtError(f"{path} was built with TensorRT {built.get('tensorrt')}, this machine has {trt_version}; "
-                        + rebuild)
-    if (built.get("gpu"), built.get("compute_capability")) != (gpu, capability):
-        raise CtrtError(f"{path} was built for {built.get('gpu')} (SM {built.get('compute_capability')}), this GPU "
+    rebuild = f"rebuild it here: ctrt build {built.onnx}" + (" --fp16" if meta.precision == "fp16" else "")
+    if built.tensorrt != trt_version:
+        raise CtrtError(f"{path} was built with TensorRT {built.tensorrt}, this machine has {trt_version}; " + rebuild)
+    if (built.gpu, built.compute_capability) != (gpu, capability):
+        raise CtrtError(f"{path} was built for {built.gpu} (SM {built.compute_capability}), this GPU "
                         f"is {gpu} (SM {capability}); " + rebuild)
 
 

@@ -25,6 +25,8 @@ def checkpoint_meta(model: HarDNetSeg, source: str, digest: str, input_hw: tuple
 class TorchBackend:
     """Runs a HarDNetSeg, or the export wrapper around it, on tensors fed in ``meta.inputs`` order."""
 
+    last_ms = device_bytes = run_on_device = None  # capabilities of TensorRT only
+
     def __init__(self, model: nn.Module, meta: ArtifactMeta, device: str = "auto") -> None:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

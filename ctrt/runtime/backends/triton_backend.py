@@ -45,6 +45,8 @@ def parse_url(url: str) -> tuple[str, str, str]:
 
 
 class TritonBackend:
+    last_ms = device_bytes = run_on_device = None  # capabilities of TensorRT only
+
     def __init__(self, url: str, shm: bool = False, reconnects: int = 5,
                  notify: Callable[[str], None] = lambda _: None) -> None:
         self.url = url
