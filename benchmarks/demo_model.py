@@ -190,7 +190,7 @@ def digest(asset: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def score_on_fresh_scenes(seeds: list[int], frames: int) -> list[dict[str, float]]:
+def score_on_fresh_scenes(seeds: list[int], frames: int, preset: str = "centertrack") -> list[dict[str, float]]:
     """Export the shipped demo model and track generated videos of unseen seeds with ``ctrt run``."""
     from ctrt.demo import make_demo_video
 
@@ -201,12 +201,12 @@ def score_on_fresh_scenes(seeds: list[int], frames: int) -> list[dict[str, float
         ctrt("export", "--builtin", "demo", "--input-size", "x".join(map(str, FIT_SIZE)), "-o", model)
         for seed in seeds:
             video = make_demo_video(root / f"s{seed}.avi", frames, seed=seed)
-            ctrt("run", model, "--source", video, "--save-json", root / f"s{seed}.jsonl")
+            ctrt("run", model, "--source", video, "--save-json", root / f"s{seed}.jsonl", "--tracker-preset", preset)
             lines = [json.loads(line) for line in (root / f"s{seed}.jsonl").read_text().splitlines()]
             scene = DemoScene(seed=seed)
             truth = [(t.boxes, t.ids, t.counted) for t in (scene.frame(i)[1] for i in range(frames))]
-            tracks = [(np.array([r["bbox"] for r in f["results"] if r["active"] > 0]).reshape(-1, 4),
-                       np.array([r["tracking_id"] for r in f["results"] if r["active"] > 0])) for f in lines]
+            tracks = [(np.array([r["bbox"] for r in f["results"] if r["shown"]]).reshape(-1, 4),
+                       np.array([r["tracking_id"] for r in f["results"] if r["shown"]])) for f in lines]
             results.append({"seed": seed, **score_sequence(truth, tracks).summary()})
     return results
 
@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true", help="only: INT8 (--target cpu) agreement with FP32")
     parser.add_argument("--calib", type=int, default=64)
     parser.add_argument("--held-out", type=int, default=40)
+    parser.add_argument("--tracker-preset", default="centertrack", help="ctrt run's --tracker-preset when scoring")
     args = parser.parse_args()
     if args.int8:
         print(json.dumps(int8_agreement(args.calib, args.held_out), indent=1))
@@ -276,7 +277,7 @@ def main() -> None:
         print(f"shipped asset {'reproduced bit for bit' if same else 'DIFFERS from the refit'}")
     if not args.score_seeds:
         return
-    scores = score_on_fresh_scenes(args.score_seeds, args.frames)
+    scores = score_on_fresh_scenes(args.score_seeds, args.frames, args.tracker_preset)
     print(json.dumps(scores, indent=1))
     keys = ("mota", "precision", "recall", "id_consistency", "min_id_consistency")
     print("mean over seeds: " + ", ".join(f"{k} {np.mean([s[k] for s in scores]):.3f}" for k in keys)

@@ -250,7 +250,7 @@ def _track(backend: Any, source: Any, sinks: list[Any], k: int, out_thresh: floa
             state["shown"] = now
             stages = " ".join(f"{k} {v:.1f}" for k, v in pipeline.times.recent_mean().items())
             fps = (index + 1) / (now - state["start"])
-            shown = int((tracks.active > 0).sum())
+            shown = int(tracks.shown.sum())
             # Beside a bar the line stays short; a live source has room for the stage times.
             progress.update(task, completed=index + 1, description=f"{fps:.1f} FPS, {shown} tracks" if total
                             else f"frame {index + 1} | {fps:.1f} FPS | ms: {stages} | tracks {shown}")
@@ -415,6 +415,7 @@ def run(
     hungarian: Annotated[Optional[bool], typer.Option("--hungarian/--greedy", help="optimal assignment, or CenterTrack's greedy matching")] = None,
     coast: Annotated[Optional[bool], typer.Option("--coast/--no-coast", help="a track kept by --max-age moves on at its smoothed velocity, yielding to tracks seen last frame")] = None,
     low_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="BYTE: detections from this score up to --track-thresh continue tracks left unmatched")] = None,
+    min_hits: Annotated[Optional[int], typer.Option(min=1, max=100, help="report a track from its Nth matched frame on (1: at once, as CenterTrack)")] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="annotated video (.mp4 or .avi)")] = None,
     save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
     save_json: Annotated[Optional[Path], typer.Option(help="JSON lines, one frame per line, CenterTrack's fields")] = None,
@@ -447,7 +448,7 @@ def run(
     else:
         _check_run_outputs(save_video, save_mot, save_json, inputs)
     tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian, tracker_preset,
-                                         coast, low_thresh)
+                                         coast, low_thresh, min_hits)
     hw = parse_input_size(input_size)
     if Path(model).suffix.lower() in (".pth", ".pt"):
         check_memory(*hw)

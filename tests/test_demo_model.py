@@ -31,7 +31,7 @@ def test_export_says_what_the_model_is(tmp_path, demo_onnx):
 
 def truth_and_tracks(lines: list[dict], scene: DemoScene):
     truth = [(t.boxes, t.ids, t.counted) for t in (scene.frame(i)[1] for i in range(len(lines)))]
-    shown = [[r for r in f["results"] if r["active"] > 0] for f in lines]
+    shown = [[r for r in f["results"] if r["shown"]] for f in lines]
     tracks = [(np.array([r["bbox"] for r in rs], np.float64).reshape(-1, 4), np.array([r["tracking_id"] for r in rs]))
               for rs in shown]
     return truth, tracks

@@ -137,3 +137,34 @@ def test_bad_evaluation_data_is_one_line_naming_the_file(tmp_path, fp32_and_int8
     for args, expected in cases:
         assert expected in one_error_line(invoke("eval", *args, "--json", out)), args
     assert not out.exists()
+
+
+class BatchCounter:
+    """Passes calls through and notes each call's batch size."""
+
+    def __init__(self, inner):
+        self.inner, self.meta, self.name, self.batches = inner, inner.meta, inner.name, []
+
+    def __call__(self, feed):
+        self.batches.append(len(next(iter(feed.values()))))
+        return self.inner(feed)
+
+
+def test_sequences_run_as_batched_streams_track_as_they_would_alone(demo_onnx, tmp_path):
+    import numpy as np
+
+    from ctrt.eval.evaluate import track_sequences
+    from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from ctrt.runtime.tracker import PRESETS
+
+    make_dataset("demo-mot", tmp_path / "mot", 3, 8, (480, 270), 300)
+    sequences = find_sequences(tmp_path / "mot")
+    with OnnxRuntimeBackend(demo_onnx, "cpu") as onnx:
+        counted = BatchCounter(onnx)
+        together = track_sequences(counted, sequences, PRESETS["robust"], 100, None)
+        alone = {s.name: track_sequences(onnx, [s], PRESETS["robust"], 100, None)[s.name] for s in sequences}
+    assert max(counted.batches) > 1 and len(counted.batches) < 3 * 8  # frames of several sequences per call
+    for name, text in alone.items():
+        rows, expected = (np.loadtxt(t.splitlines(), delimiter=",", ndmin=2) for t in (together[name], text))
+        assert len(expected) > 8 and rows.shape == expected.shape
+        assert (rows[:, :2] == expected[:, :2]).all() and np.abs(rows[:, 2:] - expected[:, 2:]).max() <= 0.011

@@ -45,3 +45,22 @@ def test_no_import_runs_up_the_chain():
                 upward.append(f"{path.relative_to(root.parent)}:{line} -> ctrt.{target}")
     assert not unknown, f"place these in LAYERS: {sorted(unknown)}"
     assert not upward, "imports against the chain:\n" + "\n".join(upward)
+
+
+def test_benchmark_scripts_shadow_no_installed_module():
+    """``python benchmarks/x.py`` puts benchmarks/ first on sys.path: a script named like a module some library looks
+    for is imported in its place (a benchmarks/triton.py broke torch.optim, which probes for OpenAI's triton)."""
+    import importlib.util
+    import sys
+
+    repo = Path(ctrt.__file__).parent.parent
+    probed = {"triton"}  # torch looks for it; CUDA builds of torch install it
+
+    def installed(name: str) -> bool:
+        spec = importlib.util.find_spec(name)
+        where = spec and (spec.origin or next(iter(spec.submodule_search_locations or []), ""))
+        return bool(where) and not str(where).startswith(str(repo))  # our own folders (export/) do not count
+
+    taken = [p.name for p in (repo / "benchmarks").glob("*.py")
+             if p.stem in sys.stdlib_module_names or p.stem in probed or installed(p.stem)]
+    assert not taken, f"rename these benchmark scripts: {taken}"

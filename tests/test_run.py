@@ -45,11 +45,12 @@ def test_run_video_writes_all_three_outputs_consistently(onnx_85, video, tmp_pat
     assert [f["frame"] for f in frames] == list(range(1, FRAMES + 1))
     assert read_video_frames(out / "t.mp4") == FRAMES
     mot = np.loadtxt(out / "t.txt", delimiter=",", ndmin=2)
-    active = [(f["frame"], r["tracking_id"]) for f in frames for r in f["results"] if r["active"] > 0]
-    assert sorted(map(tuple, mot[:, :2].astype(int).tolist())) == sorted(active)
+    shown = [(f["frame"], r["tracking_id"]) for f in frames for r in f["results"] if r["shown"]]
+    assert shown == [(f["frame"], r["tracking_id"]) for f in frames for r in f["results"] if r["active"] > 0]
+    assert sorted(map(tuple, mot[:, :2].astype(int).tolist())) == sorted(shown)
     for f in frames:
         for r in f["results"]:
-            assert set(r) == {"score", "class", "ct", "tracking", "bbox", "tracking_id", "age", "active"}
+            assert set(r) == {"score", "class", "ct", "tracking", "bbox", "tracking_id", "age", "active", "shown"}
             x1, y1, x2, y2 = r["bbox"]
             assert x2 >= x1 and y2 >= y1 and r["score"] > 0.3
 

@@ -202,9 +202,24 @@ def test_robust_preset_with_byte_keeps_crossing_ids_through_a_covered_frame():
     assert ids[2] == [1, 2] and ids[5] == [1, 3]
 
 
+def shown_ids(tracks):
+    return tracks[tracks.shown].ids.tolist()
+
+
+def test_min_hits_hides_one_frame_tracks_but_not_a_track_found_again():
+    # A walker seen at t=0..2, missed at t=3, found again at t=4; a lone false positive at t=1.
+    frames = [dets(*([walker(t)] if t != 3 else []), *([(300, 300, 20, 0.9, 1, (0, 0))] if t == 1 else []))
+              for t in range(6)]
+    confirmed = Tracker(TrackerConfig(max_age=5, coast=True, min_hits=2))
+    assert [shown_ids(confirmed.step(f)) for f in frames] == [[], [1], [1], [], [1], [1]]
+    everything = Tracker(TrackerConfig(max_age=5, coast=True))  # CenterTrack reports a track from its first frame
+    assert [shown_ids(everything.step(f)) for f in frames] == [[1], [1, 2], [1], [], [1], [1]]
+
+
 def test_presets_and_overrides():
     robust = TrackerConfig.from_options(preset="robust")
-    assert (robust.max_age, robust.hungarian, robust.coast, robust.low_thresh) == (30, False, True, None)
+    assert (robust.max_age, robust.hungarian, robust.coast, robust.low_thresh, robust.min_hits) == (45, False, True,
+                                                                                                     None, 2)
     assert TrackerConfig.from_options() == TrackerConfig()  # CenterTrack's, exactly
     assert TrackerConfig.from_options(preset="robust", max_age=5, coast=False).max_age == 5
     with pytest.raises(CtrtError, match="--tracker-preset 'fast'"):

@@ -17,6 +17,7 @@ from ..runtime.detections import Detections
 from ..runtime.pipeline import TrackingPipeline
 from ..runtime.sinks import mot_rows
 from ..runtime.sources import FrameSource
+from ..runtime.streams import Stream, run_streams
 from ..runtime.tracker import PRESETS, Tracker, TrackerConfig
 from .mot import Sequence, read_ground_truth
 from .scores import score
@@ -54,15 +55,15 @@ def parse_tracker(spec: str, track_thresh: float = 0.3) -> TrackerConfig:
         try:
             if key in ("coast", "hungarian"):
                 options[key] = value.lower() not in ("0", "false", "no") if value else True
-            elif key == "max_age":
+            elif key in ("max_age", "min_hits"):
                 options[key] = int(value)
             elif key == "low_thresh":
                 options[key] = float(value)
             else:
                 raise ValueError
         except ValueError:
-            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, low_thresh=S, coast, hungarian "
-                            f"(after an optional preset: {', '.join(PRESETS)})") from None
+            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, min_hits=N, low_thresh=S, coast, "
+                            f"hungarian (after an optional preset: {', '.join(PRESETS)})") from None
     return TrackerConfig.from_options(track_thresh, preset=preset, **options)  # type: ignore[arg-type]
 
 
@@ -108,18 +109,47 @@ def track_detections(frames: list[Detections], config: TrackerConfig) -> str:
     return "".join(lines)
 
 
-def track_frames(backend: Backend, sequence: Sequence, config: TrackerConfig, k: int,
-                 classes: np.ndarray | None) -> str:
-    if sequence.frames is None:
-        raise CtrtError(f"{sequence.folder} has no img1/ folder or video to run a model on (--tracker-only needs none)")
-    pipeline = TrackingPipeline(backend, k, config.track_thresh, config)
-    lines: list[str] = []
-    for index, frame in enumerate(FrameSource(str(sequence.frames), reconnects=0)):
-        tracks = pipeline(frame)
-        if classes is not None:
-            tracks = tracks[np.isin(tracks.classes, classes)]
-        lines.extend(mot_rows(index, tracks))
-    return "".join(lines)
+class MotText:
+    """A sink that keeps a sequence's MOTChallenge rows in memory, of the chosen classes only."""
+
+    def __init__(self, classes: np.ndarray | None) -> None:
+        self.classes = classes
+        self.lines: list[str] = []
+
+    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
+        if self.classes is not None:
+            tracks = tracks[np.isin(tracks.classes, self.classes)]
+        self.lines.extend(mot_rows(index, tracks))
+
+    def close(self) -> None:
+        return None
+
+
+def track_sequences(backend: Backend, sequences: list[Sequence], config: TrackerConfig, k: int,
+                    classes: np.ndarray | None) -> dict[str, str]:
+    """Every sequence through the full tracker loop: as streams batched on the model where it takes a batch (each
+    stream tracks exactly as it would alone), else one sequence after another."""
+    for sequence in sequences:
+        if sequence.frames is None:
+            raise CtrtError(f"{sequence.folder} has no img1/ folder or video to run a model on "
+                            "(--tracker-only needs none)")
+    texts = {sequence.name: MotText(classes) for sequence in sequences}
+    if backend.meta.batch == 1 or len(sequences) == 1:
+        for sequence in sequences:
+            pipeline = TrackingPipeline(backend, k, config.track_thresh, config)
+            sink = texts[sequence.name]
+            for index, frame in enumerate(FrameSource(str(sequence.frames), reconnects=0)):
+                sink.write(index, frame, pipeline(frame))
+    else:
+        streams = [Stream(s.name, FrameSource(str(s.frames), reconnects=0), [texts[s.name]], "none")
+                   for s in sequences]
+        summary = run_streams(backend, streams, k, config.track_thresh, config)
+        if summary.interrupted:
+            raise summary.interrupted
+        failed = next((s for s in summary.streams if s.error), None)
+        if failed:
+            raise CtrtError(f"{failed.name}: {failed.error}")
+    return {name: "".join(text.lines) for name, text in texts.items()}
 
 
 def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Backend],
@@ -137,9 +167,8 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
                 files[entry.label][sequence.name] = track_detections(noisy[sequence.name], entry.tracker)
             continue
         with open_model(entry.model) as backend:
-            for sequence in sequences:
-                progress(f"{entry.label}: {sequence.name}")
-                files[entry.label][sequence.name] = track_frames(backend, sequence, entry.tracker, k, classes)
+            progress(f"{entry.label}: {len(sequences)} sequence(s)")
+            files[entry.label] = track_sequences(backend, sequences, entry.tracker, k, classes)
     progress("scoring with TrackEval")
     with tempfile.TemporaryDirectory(prefix="ctrt-eval-") as tmp:
         for index, entry in enumerate(entries):

@@ -18,6 +18,8 @@ class Detections:
     ages: np.ndarray  # [N] int32 frames since last matched (1 = matched now)
     active: np.ndarray  # [N] int32 consecutive matched frames, 0 for a track kept without a match
     velocity: np.ndarray  # [N, 2] float32 px per frame, smoothed over the matched frames (for --coast)
+    hits: np.ndarray  # [N] int32 frames matched since the track began
+    shown: np.ndarray  # [N] bool: reported this frame (matched, and confirmed by --min-hits)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -29,7 +31,7 @@ class Detections:
                tracking: np.ndarray) -> Detections:
         n = len(scores)
         return cls(boxes, scores, classes, centers, tracking, np.zeros(n, np.int64), np.ones(n, np.int32),
-                   np.ones(n, np.int32), -tracking)
+                   np.ones(n, np.int32), -tracking, np.ones(n, np.int32), np.ones(n, bool))
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -65,8 +65,8 @@ class TextSink(ABC):
 
 
 def mot_rows(index: int, tracks: Detections) -> Iterable[str]:
-    """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for tracks matched this frame."""
-    shown = tracks[tracks.active > 0]
+    """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for the tracks reported this frame."""
+    shown = tracks[tracks.shown]
     x1, y1, x2, y2 = shown.boxes.T
     rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
     return (f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
@@ -81,15 +81,17 @@ class MotSink(TextSink):
 
 
 class JsonLinesSink(TextSink):
-    """One JSON object per frame: ``{"frame": n, "results": [CenterTrack result dicts]}``."""
+    """One JSON object per frame: ``{"frame": n, "results": [CenterTrack result dicts]}``, every track the tracker
+    holds, with ``shown``: whether the video and MOT file report it this frame."""
 
     def lines(self, index: int, tracks: Detections) -> Iterable[str]:
         results = [
             {"score": s, "class": c, "ct": ct, "tracking": tr, "bbox": box, "tracking_id": tid, "age": age,
-             "active": act}
-            for s, c, ct, tr, box, tid, age, act in zip(
+             "active": act, "shown": shown}
+            for s, c, ct, tr, box, tid, age, act, shown in zip(
                 tracks.scores.tolist(), tracks.classes.tolist(), tracks.centers.tolist(), tracks.tracking.tolist(),
-                tracks.boxes.tolist(), tracks.ids.tolist(), tracks.ages.tolist(), tracks.active.tolist())
+                tracks.boxes.tolist(), tracks.ids.tolist(), tracks.ages.tolist(), tracks.active.tolist(),
+                tracks.shown.tolist())
         ]
         return [json.dumps({"frame": index + 1, "results": results}) + "\n"]
 
@@ -107,9 +109,9 @@ def id_color(track_id: int) -> tuple[int, int, int]:
 
 
 def annotate(frame: np.ndarray, tracks: Detections) -> np.ndarray:
-    """Boxes and ids of the tracks matched this frame, drawn on a copy of the frame."""
+    """Boxes and ids of the tracks reported this frame, drawn on a copy of the frame."""
     canvas = frame.copy()
-    shown = tracks[tracks.active > 0]
+    shown = tracks[tracks.shown]
     for (x1, y1, x2, y2), tid, score in zip(shown.boxes.round().astype(int).tolist(), shown.ids.tolist(),
                                             shown.scores.tolist()):
         color = id_color(tid)

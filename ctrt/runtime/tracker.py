@@ -17,30 +17,30 @@ TRACK_THRESH = 0.3  # CenterTrack's --track_thresh (also its new_thresh and pre_
 
 INVALID = 1e18
 MATCH_LIMIT = 1e16
-ROBUST_MAX_AGE = 30
 AGE_PENALTY = 3.0  # --coast: a track's distance grows by this share for every frame it went unseen
-VELOCITY_MEMORY = 0.7  # weight of a track's velocity against the newest offset (exponential average)
+VELOCITY_MEMORY = 0.9  # weight of a track's velocity against the newest offset (exponential average)
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
     """CenterTrack's tracker by default; ``coast`` and ``low_thresh`` (with ``max_age``) are ctrt's additions."""
 
-    new_thresh: float = 0.3  # unmatched detections above this start a track
-    pre_thresh: float = 0.3  # tracks at or above this are drawn into pre_hm
+    new_thresh: float = TRACK_THRESH  # unmatched detections above this start a track
+    pre_thresh: float = TRACK_THRESH  # tracks at or above this are drawn into pre_hm
     max_age: int = -1  # frames an unmatched track is kept; -1 keeps none (CenterTrack's default)
     hungarian: bool = False
     # A kept track moves on by its smoothed velocity (CenterTrack's stands still), and counts for less the longer
     # it goes unseen, so it cannot take a detection from a track seen last frame.
     coast: bool = False
     low_thresh: float | None = None  # BYTE: detections between this and track_thresh may continue leftover tracks
-    track_thresh: float = 0.3  # detections above this associate first and are shown
+    track_thresh: float = TRACK_THRESH  # detections above this associate first and are shown
+    min_hits: int = 1  # a track is reported from its min_hits-th matched frame on (SORT's confirmation)
 
     @classmethod
-    def from_options(cls, track_thresh: float = 0.3, pre_thresh: float | None = None,
+    def from_options(cls, track_thresh: float = TRACK_THRESH, pre_thresh: float | None = None,
                      new_thresh: float | None = None, max_age: int | None = None, hungarian: bool | None = None,
                      preset: str = "centertrack", coast: bool | None = None,
-                     low_thresh: float | None = None) -> TrackerConfig:
+                     low_thresh: float | None = None, min_hits: int | None = None) -> TrackerConfig:
         """A preset, then the options given (None: the preset's). CenterTrack's rule for thresholds: each is
         max(track_thresh, its own value), its own value unset by default."""
         base = preset_config(preset)
@@ -50,14 +50,15 @@ class TrackerConfig:
         return cls(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
                    max_age=base.max_age if max_age is None else max_age,
                    hungarian=base.hungarian if hungarian is None else hungarian,
-                   coast=base.coast if coast is None else coast, low_thresh=low, track_thresh=track_thresh)
+                   coast=base.coast if coast is None else coast, low_thresh=low, track_thresh=track_thresh,
+                   min_hits=base.min_hits if min_hits is None else min_hits)
 
 
 # "robust": the settings that measured best on generated pedestrian sequences with CenterTrack-like detection noise
 # (benchmarks/tracker.py; README "Tracker presets").
 PRESETS = {
     "centertrack": TrackerConfig(),
-    "robust": TrackerConfig(max_age=ROBUST_MAX_AGE, coast=True),
+    "robust": TrackerConfig(max_age=45, coast=True, min_hits=2),
 }
 
 
@@ -136,6 +137,7 @@ class Tracker:
         matched.ids = self.tracks.ids[track_idx]
         matched.ages = np.ones(len(matched), np.int32)
         matched.active = self.tracks.active[track_idx] + 1
+        matched.hits = self.tracks.hits[track_idx] + 1
         if config.coast:
             # One frame's offset is noisy: the track's velocity averages it with the track's history, from its
             # second match on (a track's first offset may be the "no previous frame" zero of its birth).
@@ -160,6 +162,7 @@ class Tracker:
             kept.boxes = kept.boxes + np.tile(kept.velocity, 2)
 
         self.tracks = Detections.concat([matched, born, kept])
+        self.tracks.shown = (self.tracks.active > 0) & (self.tracks.hits >= config.min_hits)
         return self.tracks
 
     def pre_hm_boxes(self) -> np.ndarray:

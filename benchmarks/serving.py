@@ -1,7 +1,7 @@
 """1, 4 and 8 `ctrt bench` clients at once against one Triton server (Python backend, ONNX Runtime CPU, dynamic
 batching), beside the same model run locally: aggregate throughput and latency percentiles.
 
-    .venv/bin/python benchmarks/triton.py [--size 256x256] [--clients 1,4,8] [--duration 15]
+    .venv/bin/python benchmarks/serving.py [--size 256x256] [--clients 1,4,8] [--duration 15]
 
 Needs the server's environment (`make triton-env`, or --env). Every client is a separate `ctrt bench` process on
 the demo scene (1280x720); they start together and measure for the same --duration. Per client the JSON gives the
