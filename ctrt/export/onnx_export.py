@@ -13,6 +13,7 @@ from torch import nn
 
 from ..artifacts import ArtifactMeta, embed_meta
 from ..errors import CtrtError
+from .parity import random_feed
 
 if TYPE_CHECKING:
     import onnx
@@ -40,28 +41,15 @@ class ExportOptions:
     half: bool = False  # --fp16: FP16 weights and activations, FP32 I/O, heatmap head and context reductions
 
 
-def example_inputs(names: list[str], batch: int, h: int, w: int, source_hw: tuple[int, int] | None,
-                   seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    feeds = {}
-    for name in names:
-        if name in ("frame", "pre_frame"):
-            assert source_hw is not None
-            feeds[name] = torch.randint(0, 256, (batch, *source_hw, 3), generator=gen, dtype=torch.uint8)
-        elif name == "pre_hm":
-            feeds[name] = torch.rand(batch, 1, h, w, generator=gen)
-        else:
-            feeds[name] = torch.randn(batch, 3, h, w, generator=gen)
-    return feeds
-
-
 def export_onnx(module: nn.Module, input_names: list[str], output_names: list[str], meta: ArtifactMeta,
                 options: ExportOptions, destination: Path) -> list[str]:
     """Write the ONNX to ``destination`` (the caller makes it atomic). Returns the op types in the graph."""
     import onnx
 
     module.eval()
-    feeds = example_inputs(input_names, options.batch, options.input_h, options.input_w, options.source_hw)
+    # Tracing only needs shapes and dtypes: the same seeded inputs the benchmarks feed.
+    feeds = {name: torch.from_numpy(array) for name, array in
+             random_feed(input_names, options.batch, options.input_h, options.input_w, options.source_hw).items()}
     dynamic = {n: {0: "batch"} for n in input_names + output_names} if options.dynamic_batch else None
     buffer = io.BytesIO()
     try:
