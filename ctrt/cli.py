@@ -481,7 +481,7 @@ def demo(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """The whole chain on a fresh machine: generated video -> exported model -> tracker -> saved outputs."""
-    from .demo import demo_model, make_demo_video
+    from .demo import DEMO_RUN_OPTIONS, demo_model, demo_tracker, make_demo_video
     from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from .runtime.decode import TOPK
     from .runtime.sources import FrameSource
@@ -512,7 +512,10 @@ def demo(
                       soft_wrap=True)
     backend = OnnxRuntimeBackend(onnx_path, device)
     _model_note(backend.meta)
-    tracker = TrackerConfig()  # CenterTrack's defaults
+    tracker = TrackerConfig() if checkpoint else demo_tracker()  # a checkpoint: CenterTrack's defaults
+    if checkpoint is None:
+        console.print(f"tracker: {' '.join(DEMO_RUN_OPTIONS)}, the demo model's operating point (ctrt run uses "
+                      "CenterTrack's defaults unless told)", soft_wrap=True)
     if streams > 1:
         with backend:
             _track_streams(backend, [str(v) for v in videos], names, output_dir / "tracks", None, True, 0, TOPK,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from ctrt.demo import DemoScene, make_demo_video
+from ctrt.demo import DEMO_RUN_OPTIONS, DemoScene, make_demo_video
 from ctrt.eval.clear_mot import score_sequence
 from ctrt.model.builtin import DEMO_ASSET, FITTED_LAYERS, builtin_model, seeded_backbone
 from conftest import invoke
@@ -40,7 +40,7 @@ def truth_and_tracks(lines: list[dict], scene: DemoScene):
 def test_tracks_follow_the_photographs_of_an_unseen_scene(demo_onnx, tmp_path):
     frames = 30
     video = make_demo_video(tmp_path / "scene.avi", frames, seed=SEED)
-    result = invoke("run", demo_onnx, "--source", video, "--save-json", tmp_path / "t.jsonl")
+    result = invoke("run", demo_onnx, "--source", video, "--save-json", tmp_path / "t.jsonl", *DEMO_RUN_OPTIONS)
     assert result.exit_code == 0, result.output
     assert "the built-in demo model" in result.output and "blind to the real world" in result.output
     lines = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
@@ -63,6 +63,7 @@ def test_demo_command_exports_once_and_tracks_one_or_several_videos(tmp_path, mo
     result = invoke("demo", "--frames", "4")
     assert result.exit_code == 0, result.output
     assert "wrote export/hardnet_85_demo_256x256.onnx" in result.output and "the built-in demo model" in result.output
+    assert f"tracker: {' '.join(DEMO_RUN_OPTIONS)}, the demo model's operating point" in result.output
     assert len((tmp_path / "runs/demo/tracks.jsonl").read_text().splitlines()) == 4
     result = invoke("demo", "--frames", "3", "--streams", "2")
     assert result.exit_code == 0, result.output
