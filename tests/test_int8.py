@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import trt_simulation as sim
-from ctrt.artifacts import read_meta
+from ctrt.artifacts import CalibrationRecord, read_meta
 from ctrt.calibration.accuracy import sqnr_db
-from ctrt.calibration.cache import CacheKey
+from ctrt.calibration.cache import cache_path
 from ctrt.calibration.dataset import CalibrationInputs, jitter, load_coco_boxes, select_images
 from ctrt.calibration.int8_rewrites import int8_friendly
 from ctrt.calibration.workflow import fp32_detector
@@ -84,13 +84,13 @@ def test_image_selection_is_seeded_skips_unreadable_and_checks_the_minimum(coco_
 
 
 def test_cache_key_changes_with_every_component(tmp_path):
-    base = CacheKey("onnx", "images", (1, 3, 128, 160), "10.3.0", "entropy")
-    variants = [CacheKey("onnx2", "images", (1, 3, 128, 160), "10.3.0", "entropy"),
-                CacheKey("onnx", "images2", (1, 3, 128, 160), "10.3.0", "entropy"),
-                CacheKey("onnx", "images", (1, 3, 256, 160), "10.3.0", "entropy"),
-                CacheKey("onnx", "images", (1, 3, 128, 160), "10.3.1", "entropy"),
-                CacheKey("onnx", "images", (1, 3, 128, 160), "10.3.0", "minmax")]
-    paths = {base.path(tmp_path, "m")} | {v.path(tmp_path, "m") for v in variants}
+    base = CalibrationRecord("onnx", "images", (1, 3, 128, 160), "10.3.0", "entropy", 6)
+    variants = [CalibrationRecord("onnx2", "images", (1, 3, 128, 160), "10.3.0", "entropy", 6),
+                CalibrationRecord("onnx", "images2", (1, 3, 128, 160), "10.3.0", "entropy", 6),
+                CalibrationRecord("onnx", "images", (1, 3, 256, 160), "10.3.0", "entropy", 6),
+                CalibrationRecord("onnx", "images", (1, 3, 128, 160), "10.3.1", "entropy", 6),
+                CalibrationRecord("onnx", "images", (1, 3, 128, 160), "10.3.0", "minmax", 6)]
+    paths = {cache_path(base, tmp_path, "m")} | {cache_path(v, tmp_path, "m") for v in variants}
     assert len(paths) == 6
 
 

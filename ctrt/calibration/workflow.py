@@ -19,7 +19,7 @@ from ..runtime.preprocess import FrameGeometry
 from ..runtime.tracker import TRACK_THRESH
 from ..runtime.cuda_memory import CudaMemory
 from .accuracy import AccuracyReport, measure_accuracy
-from .cache import CacheKey
+from .cache import cache_path
 from .dataset import RECOMMENDED, CalibrationInputs, Detector, load_coco_boxes, select_images
 
 CALIBRATION_DIR = Path("calibration")
@@ -168,15 +168,14 @@ def trt_calibration(spec: CalibrationSpec, onnx_path: Path, trt_version: str, cu
     for note in prepared.notes:
         progress(note, keep=True)
     h, w = meta.input_size
-    key = CacheKey(sha256_file(onnx_path), prepared.checksum, (batch, 3, h, w), trt_version, spec.algorithm)
-    cache = key.path(CALIBRATION_DIR, onnx_path.stem)
+    record = CalibrationRecord(sha256_file(onnx_path), prepared.checksum, (batch, 3, h, w), trt_version,
+                               spec.algorithm, len(prepared.calibration))
+    cache = cache_path(record, CALIBRATION_DIR, onnx_path.stem)
     reused = cache.is_file()
     if reused:
         progress(f"reusing {cache}: same ONNX, images, shape, TensorRT and algorithm", keep=True)
     else:
-        write_text_atomic(sidecar_path(cache), replace(meta, kind="calibration", calibration=CalibrationRecord(
-            key.onnx_sha256, key.calibration_sha256, key.input_shape, trt_version, spec.algorithm,
-            len(prepared.calibration))).to_json())
+        write_text_atomic(sidecar_path(cache), replace(meta, kind="calibration", calibration=record).to_json())
     total = len(prepared.calibration) // batch
     calibrator = make_calibrator(spec.algorithm, prepared.inputs.batches(prepared.calibration, batch), batch, cuda,
                                  cache, cache, lambda n: progress(f"calibrating batch {n}/{total}"))
