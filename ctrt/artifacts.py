@@ -31,10 +31,6 @@ class GraphRecord:
     topk: int | None = None  # K of the in-graph decode
 
     @property
-    def preprocess_in_graph(self) -> bool:
-        return self.source_size is not None
-
-    @property
     def decode_in_graph(self) -> bool:
         return self.topk is not None
 
@@ -108,11 +104,11 @@ def _from_extra(kind: str, extra: dict[str, Any]) -> dict[str, Any]:
             "calibration_sha256": extra.get("calibration_sha256", ""),
             "calibration_images": extra.get("calibration_images", 0),
             "method": extra.get("calibration_method", ""), "target": extra["quantized_for"]}
-    names = {f.name for f in fields(EngineRecord)}
     if kind == "engine":
+        names = {f.name for f in fields(EngineRecord)}
         records["engine"] = {k: v for k, v in extra.items() if k in names} | {"io": extra.get("io") or {}}
-    names = {f.name for f in fields(CalibrationRecord)}
     if kind == "calibration":
+        names = {f.name for f in fields(CalibrationRecord)}
         records["calibration"] = {k: v for k, v in extra.items() if k in names}
     return records
 

@@ -15,6 +15,7 @@ from ..errors import CtrtError
 from ..runtime.backends.base import Backend
 from ..runtime.detections import Detections
 from ..runtime.pipeline import TrackingPipeline
+from ..runtime.runner import run_stream
 from ..runtime.sinks import mot_rows
 from ..runtime.sources import FrameSource
 from ..runtime.streams import Stream, run_streams
@@ -137,9 +138,9 @@ def track_sequences(backend: Backend, sequences: list[Sequence], config: Tracker
     if backend.meta.batch == 1 or len(sequences) == 1:
         for sequence in sequences:
             pipeline = TrackingPipeline(backend, k, config.track_thresh, config)
-            sink = texts[sequence.name]
-            for index, frame in enumerate(FrameSource(str(sequence.frames), reconnects=0)):
-                sink.write(index, frame, pipeline(frame))
+            run = run_stream(pipeline, FrameSource(str(sequence.frames), reconnects=0), [texts[sequence.name]])
+            if run.interrupted:
+                raise run.interrupted
     else:
         streams = [Stream(s.name, FrameSource(str(s.frames), reconnects=0), [texts[s.name]], "none")
                    for s in sequences]
