@@ -416,6 +416,7 @@ def run(
     coast: Annotated[Optional[bool], typer.Option("--coast/--no-coast", help="a track kept by --max-age moves on at its smoothed velocity, yielding to tracks seen last frame")] = None,
     low_thresh: Annotated[Optional[float], typer.Option(callback=_probability, help="BYTE: detections from this score up to --track-thresh continue tracks left unmatched")] = None,
     min_hits: Annotated[Optional[int], typer.Option(min=1, max=100, help="report a track from its Nth matched frame on (1: at once, as CenterTrack)")] = None,
+    gate: Annotated[Optional[float], typer.Option(min=0.01, max=1.0, help="a detection continues a track only within this share of the box size, or 4x the offsets' measured miss if more (1: as CenterTrack)")] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="annotated video (.mp4 or .avi)")] = None,
     save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
     save_json: Annotated[Optional[Path], typer.Option(help="JSON lines, one frame per line, CenterTrack's fields")] = None,
@@ -448,7 +449,7 @@ def run(
     else:
         _check_run_outputs(save_video, save_mot, save_json, inputs)
     tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian, tracker_preset,
-                                         coast, low_thresh, min_hits)
+                                         coast, low_thresh, min_hits, gate)
     hw = parse_input_size(input_size)
     if Path(model).suffix.lower() in (".pth", ".pt"):
         check_memory(*hw)

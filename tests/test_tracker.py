@@ -162,6 +162,57 @@ def test_a_coasting_track_yields_to_one_seen_last_frame():
     assert [active_ids(plain.step(f)) for f in frames] == [[1, 2], [1], [2]]
 
 
+def test_a_narrow_gate_keeps_a_person_stepping_out_from_behind_off_the_track_in_front():
+    # a walks right (40 px box) and is tracked; at t=2 b steps out from behind it, scoring higher than a, its
+    # previous centre 16 px from a's track; a's own detection is 1 px from it. In score order b comes first: within
+    # CenterTrack's gate (40 px) it takes a's track and a gets a new id; within a quarter of it (10 px) it cannot.
+    frames = [dets((100 + 6 * t, 300, 40, 0.42, 1, (-6 if t else 0, 0))) for t in range(2)]
+    frames.append(dets((112, 300, 40, 0.42, 1, (-5, 0)), (122, 302, 40, 0.45, 1, (0, -2))))
+    narrow, wide = (Tracker(TrackerConfig(gate=gate)) for gate in (0.25, 1.0))
+    assert [ids_by_lane(narrow.step(f)) for f in frames][-1] == {300: 1, 302: 2}
+    assert [ids_by_lane(wide.step(f)) for f in frames][-1] == {300: 2, 302: 1}
+
+
+def test_an_unseen_tracks_gate_widens_with_the_frames_it_was_missed():
+    # Seen at t=0,1 at 6 px a frame, hidden for ten frames, found again 13 px from where coasting put it: beyond a
+    # quarter of its 40 px box, within the gate widened by 5% a frame (15 px). One seen last frame would not reach.
+    frames = [dets((100 + 6 * t, 300, 40, 0.9, 1, (-6 if t else 0, 0))) for t in range(2)] + [dets()] * 10
+    tracker = Tracker(TrackerConfig(max_age=20, coast=True, gate=0.25))
+    for f in frames:
+        tracker.step(f)
+    coasted = tracker.tracks.centers[0, 0]
+    assert coasted == 100 + 6 * 11  # moved on through the ten frames
+    assert active_ids(tracker.step(dets((coasted + 6 + 13, 300, 40, 0.9, 1, (-6, 0))))) == [1]
+    followed = Tracker(TrackerConfig(gate=0.25))
+    for f in frames[:2]:
+        followed.step(f)
+    assert active_ids(followed.step(dets((112 + 13, 300, 40, 0.9, 1, (-6, 0))))) == [2]
+
+
+def test_the_gate_opens_for_a_model_whose_offsets_miss_by_more():
+    # A model whose tracking offsets miss by 9 px (either way) on a 40 px box: after 30 such frames the gate has
+    # opened to 4 x that spread, so a 14 px miss (beyond the quarter box --gate asks for) still continues the track.
+    tracker = Tracker(TrackerConfig(gate=0.25))
+    for t in range(30):
+        tracker.step(dets((100 + 6 * t, 300, 40, 0.9, 1, (-6 + (9 if t % 2 else -9) if t else 0, 0))))
+    assert tracker.gate == pytest.approx(4 * 9 / 40, abs=0.01)
+    assert active_ids(tracker.step(dets((100 + 6 * 30, 300, 40, 0.9, 1, (-6 + 14, 0))))) == [1]
+
+
+def test_coasting_tells_crossing_objects_apart_by_their_velocity():
+    # a walks right, b left, 6 px a frame on one line; they cross at t=3, where a's tracking offset errs by 4.5 px:
+    # its previous centre (100.5) is then nearer b's track (104) than its own (96). The tracks' velocities say a
+    # should now be at 102 and b at 98, which is where a's detection is.
+    frames = []
+    for t in range(5):
+        a = (84 + 6 * t, 300, 40, 0.9, 1, (-1.5 if t == 3 else -6 if t else 0, 0))
+        b = (116 - 6 * t, 301, 40, 0.8, 1, (6 if t else 0, 0))
+        frames.append(dets(a, b))
+    coasting, plain = Tracker(TrackerConfig(max_age=5, coast=True)), Tracker(TrackerConfig(max_age=5))
+    assert [ids_by_lane(coasting.step(f)) for f in frames] == [{300: 1, 301: 2}] * 5
+    assert [ids_by_lane(plain.step(f)) for f in frames][3] == {300: 2, 301: 1}
+
+
 def test_byte_low_score_detections_continue_tracks_but_never_start_one():
     # The object is half covered at t=2,3 (score 0.2); a lone 0.2 false positive appears at t=2 far away.
     frames = [dets(walker(t, 0.2 if t in (2, 3) else 0.9), *([(300, 300, 20, 0.2, 1, (0, 0))] if t == 2 else []))
@@ -218,11 +269,13 @@ def test_min_hits_hides_one_frame_tracks_but_not_a_track_found_again():
 
 def test_presets_and_overrides():
     robust = TrackerConfig.from_options(preset="robust")
-    assert (robust.max_age, robust.hungarian, robust.coast, robust.low_thresh, robust.min_hits) == (45, False, True,
-                                                                                                     None, 2)
+    assert (robust.max_age, robust.hungarian, robust.coast, robust.low_thresh, robust.min_hits, robust.gate) == (
+        45, False, True, None, 2, 0.25)
     assert TrackerConfig.from_options() == TrackerConfig()  # CenterTrack's, exactly
     assert TrackerConfig.from_options(preset="robust", max_age=5, coast=False).max_age == 5
     with pytest.raises(CtrtError, match="--tracker-preset 'fast'"):
         TrackerConfig.from_options(preset="fast")
     with pytest.raises(CtrtError, match="--low-thresh 0.4 must be below --track-thresh 0.3"):
         TrackerConfig.from_options(low_thresh=0.4)
+    with pytest.raises(CtrtError, match=r"--gate 1.5: give a share of the box size in \(0, 1\]"):
+        TrackerConfig.from_options(gate=1.5)

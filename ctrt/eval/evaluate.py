@@ -58,12 +58,12 @@ def parse_tracker(spec: str, track_thresh: float = 0.3) -> TrackerConfig:
                 options[key] = value.lower() not in ("0", "false", "no") if value else True
             elif key in ("max_age", "min_hits"):
                 options[key] = int(value)
-            elif key == "low_thresh":
+            elif key in ("low_thresh", "gate"):
                 options[key] = float(value)
             else:
                 raise ValueError
         except ValueError:
-            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, min_hits=N, low_thresh=S, coast, "
+            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, min_hits=N, low_thresh=S, gate=G, coast, "
                             f"hungarian (after an optional preset: {', '.join(PRESETS)})") from None
     return TrackerConfig.from_options(track_thresh, preset=preset, **options)  # type: ignore[arg-type]
 
