@@ -92,8 +92,8 @@ class DemoScene:
         return canvas, Truth(boxes, ids, self.classes.copy(), counts / areas)
 
 
-# The demo model's operating point: its fitted heatmap scores the smallest photograph lower than a trained model
-# scores a clear object, so it tracks at 0.2 with the robust preset (reporting tracks from their first frame). On demo
+# The demo model's operating point: its fitted heatmap scores a partly covered photograph (most often the cat) lower
+# than a trained model scores a clear object, so it tracks at 0.2 with the robust preset (reporting tracks from their first frame). On demo
 # scenes of seeds 106-111, which were not used to choose it: MOTA 0.83 -> 0.89, frames carrying each photograph's main
 # id 0.72 -> 0.89, precision 0.99 -> 0.98, against CenterTrack's tracker at 0.3 (README, "The demo model, measured").
 # Its fitted tracking head is less sure than the noise model the preset's narrow gate was chosen on, and its scenes
