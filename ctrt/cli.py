@@ -832,6 +832,7 @@ def eval(
     track_thresh: Annotated[float, typer.Option(min=0.0, max=1.0, help="score threshold for output and new tracks")] = 0.3,
     max_images: Annotated[Optional[int], typer.Option(min=1, help="--coco: the first N images (by id)")] = None,
     seed: Annotated[int, typer.Option(min=0, help="--tracker-only: seed of the detection noise")] = 0,
+    offset_noise: Annotated[Optional[float], typer.Option(min=0.0, max=100.0, help="--tracker-only: std of the tracking offsets' error in px (default 1.5, a precise model): how a setting holds up with a less precise one")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
     input_size: Annotated[str, typer.Option(help="HxW for .pth checkpoints")] = "512x512",
@@ -844,6 +845,7 @@ def eval(
     from .eval.evaluate import comparison, evaluate_mot, parse_classes
     from .eval.plots import plot_eval
     from .eval.mot import find_sequences
+    from .eval.synthetic import DetectionNoise
     from .runtime.runner import open_backend
     from .sizes import parse_input_size
 
@@ -854,6 +856,8 @@ def eval(
         raise CtrtError("--tracker-only scores tracker settings on --mot ground truth, without models")
     if not tracker_only and not models:
         raise CtrtError("give one or more models to evaluate, or --tracker-only")
+    if offset_noise is not None and not tracker_only:
+        raise CtrtError("--offset-noise sets the noise of --tracker-only's detections; models make their own")
     check_outputs({"--json": json_out, "--plot": plot_out}, [*_sidecars(*map(_local, models)), coco])
     if save_dir is not None and save_dir.exists():
         raise CtrtError(f"--save-dir {save_dir} exists; give a new folder")
@@ -870,11 +874,13 @@ def eval(
     assert mot is not None
     entries = comparison(models, tracker, track_thresh)
     sequences = find_sequences(mot)
+    noise = DetectionNoise() if offset_noise is None else DetectionNoise(offset_noise_px=offset_noise)
     with console.status("evaluating") as status:
-        result = evaluate_mot(sequences, entries, open_model, k, parse_classes(classes), seed=seed,
+        result = evaluate_mot(sequences, entries, open_model, k, parse_classes(classes), noise=noise, seed=seed,
                               progress=lambda text: status.update(escape(text)))
     _mot_tables(result, len(sequences))
     data = {"schema": 1, "ctrt_version": __version__, "kind": "mot", "tracker_only": tracker_only,
+            **({"detection_noise": asdict(noise), "noise_seed": seed} if tracker_only else {}),
             "sequences": result.sequences, "entries": [{"label": e.label, "model": e.model,
                                                         "tracker": asdict(e.tracker)} for e in entries],
             "scores": result.scores}

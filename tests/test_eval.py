@@ -75,6 +75,14 @@ def test_tracker_alone_robust_preset_keeps_identities_centertrack_loses(tmp_path
     again = invoke("eval", "--tracker-only", "--mot", tmp_path / "ped", "--tracker", "robust", "--json",
                    tmp_path / "again.json")
     assert json.loads((tmp_path / "again.json").read_text())["scores"]["robust"] == scores["robust"], again.output
+    # A less precise model (offsets off by 6 px, not 1.5): the gate opens with the measured misses, so the preset
+    # stays ahead of CenterTrack's gate (a fixed quarter-box gate falls to 0.84 here).
+    noisy = invoke("eval", "--tracker-only", "--mot", tmp_path / "ped", "--tracker", "robust", "--tracker",
+                   "robust,gate=1", "--offset-noise", 6, "--json", tmp_path / "noisy.json")
+    data = json.loads((tmp_path / "noisy.json").read_text())
+    assert data["detection_noise"]["offset_noise_px"] == 6.0, noisy.output
+    narrow, wide = data["scores"]["robust"]["combined"], data["scores"]["robust,gate=1"]["combined"]
+    assert narrow["IDF1"] >= max(wide["IDF1"], 0.9)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +142,7 @@ def test_bad_evaluation_data_is_one_line_naming_the_file(tmp_path, fp32_and_int8
         (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "robust,gate=2"), "--gate 2: give a share"),
         ((fp32, "--tracker-only", "--mot", bad), "without models"),
         (("--mot", bad), "give one or more models"),
+        ((fp32, "--mot", bad, "--offset-noise", 3), "models make their own"),
     ]
     for args, expected in cases:
         assert expected in one_error_line(invoke("eval", *args, "--json", out)), args
