@@ -95,7 +95,8 @@ class DemoScene:
 # The demo model's operating point: its fitted heatmap scores a partly covered photograph (most often the cat) lower
 # than a trained model scores a clear object, so it tracks at 0.2 with the robust preset (reporting tracks from their
 # first frame). On demo scenes of seeds 106-111, which were not used to choose it: MOTA 0.83 -> 0.89, frames
-# carrying each photograph's main id 0.72 -> 0.89, precision 0.99 -> 0.98, against CenterTrack's tracker at 0.3 (README, "The demo model, measured").
+# carrying each photograph's main id 0.72 -> 0.89, precision 0.99 -> 0.98, against CenterTrack's tracker at 0.3
+# (README, "The demo model, measured").
 # Its fitted tracking head is less sure than the noise model the preset's narrow gate was chosen on, and its scenes
 # are short: CenterTrack's gate keeps more ids on it (frames with each photograph's main id on seeds 100-105: 0.898
 # at --gate 1, 0.885 at 0.5, 0.881 at the preset's 0.25).

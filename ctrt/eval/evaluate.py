@@ -63,8 +63,8 @@ def parse_tracker(spec: str, track_thresh: float = 0.3) -> TrackerConfig:
             else:
                 raise ValueError
         except ValueError:
-            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, min_hits=N, low_thresh=S, gate=G, coast, "
-                            f"hungarian (after an optional preset: {', '.join(PRESETS)})") from None
+            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, min_hits=N, low_thresh=S, gate=G, "
+                            f"coast, hungarian (after an optional preset: {', '.join(PRESETS)})") from None
     return TrackerConfig.from_options(track_thresh, preset=preset, **options)  # type: ignore[arg-type]
 
 

@@ -160,7 +160,8 @@ class Tracker:
         dist = gated_distances(dets, self.tracks, self.gate)
         if config.coast:  # where the track was going counts too; a coasting guess counts for less than a track
             # seen last frame at the same distance
-            dist = (dist + velocity_distances(dets, self.tracks)) * (1.0 + AGE_PENALTY * (self.tracks.ages - 1))[None, :]
+            unseen = (1.0 + AGE_PENALTY * (self.tracks.ages - 1))[None, :]
+            dist = (dist + velocity_distances(dets, self.tracks)) * unseen
         match = hungarian_match if config.hungarian else greedy_match
         pairs = match(dist[:first])
         if first == len(dets):
