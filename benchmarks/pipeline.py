@@ -28,7 +28,7 @@ from ctrt.runtime.decode import Decoder
 from ctrt.runtime.detections import Detections
 from ctrt.runtime.prehm import PreHeatmapRenderer
 from ctrt.runtime.preprocess import Preprocessor
-from ctrt.runtime.tracker import Tracker
+from ctrt.runtime.tracker import PRESETS, Tracker
 
 
 def timed(fn: Callable[[], object], iterations: int) -> dict[str, float]:
@@ -75,23 +75,25 @@ def main() -> None:
     boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
     dets = Detections.create(boxes, np.linspace(0.9, 0.4, args.tracks, dtype=np.float32),
                              np.ones(args.tracks, np.int32), centres, rng.normal(0, 2, (args.tracks, 2)).astype(np.float32))
-    tracker = Tracker()
+    tracker, robust = Tracker(), Tracker(PRESETS["robust"])
     tracker.step(dets)
+    robust.step(dets)
     renderer = PreHeatmapRenderer(h, w)
     pre_hm = np.zeros((h, w), np.float32)
     decoder = Decoder(80, h // 4, w // 4)
     sparse_heads = dict(heads, hm=heads["hm"] - 6)  # what a trained model's mostly-empty heatmap looks like
 
-    def track() -> None:
-        tracker.tracks = dets
-        tracker.step(dets)
+    def track(with_tracker: Tracker) -> None:
+        with_tracker.tracks = dets
+        with_tracker.step(dets)
 
     stages = {
         "preprocess": timed(lambda: pre(frame, image[0]), args.iterations),
         "pre_hm": timed(lambda: renderer.render(boxes, geometry.to_input, pre_hm), args.iterations),
         "decode_dense": timed(lambda: decoder(heads, geometry), args.iterations),
         "decode_sparse": timed(lambda: decoder(sparse_heads, geometry), args.iterations),
-        "track": timed(track, args.iterations),
+        "track": timed(lambda: track(tracker), args.iterations),
+        "track_robust": timed(lambda: track(robust), args.iterations),  # --tracker-preset robust
     }
     reference = timed(centertrack_preprocess, args.iterations)
     totals = {heatmap: round(sum(stages[s]["median_ms"] for s in ("preprocess", "pre_hm", decode, "track")), 2)

@@ -141,14 +141,14 @@ class Tracker:
             return 1.0
         return min(max(self.config.gate, GATE_SIGMAS * float(np.sqrt(self.residual))), 1.0)
 
-    def _measure_residual(self, dets: Detections, tracks: Detections) -> None:
+    def _measure_residual(self, dets: Detections, det_idx: np.ndarray, track_idx: np.ndarray) -> None:
         """Fold in how far each matched detection's previous centre fell from its track (seen last frame)."""
-        fresh = tracks.ages == 1
-        if not fresh.any():
+        fresh = self.tracks.ages[track_idx] == 1
+        d, t = det_idx[fresh], track_idx[fresh]
+        if not len(d):
             return
-        dets, tracks = dets[fresh], tracks[fresh]
-        miss = ((dets.centers + dets.tracking - tracks.centers) ** 2).sum(axis=1)
-        size = np.maximum(np.minimum(dets.areas, tracks.areas), 1e-6)
+        miss = ((dets.centers[d] + dets.tracking[d] - self.tracks.centers[t]) ** 2).sum(axis=1)
+        size = np.maximum(np.minimum(dets.areas[d], self.tracks.areas[t]), 1e-6)
         self.measured += 1
         weight = max(1.0 / self.measured, 1.0 - RESIDUAL_MEMORY)
         self.residual += weight * (float((miss / size).mean()) - self.residual)
@@ -178,7 +178,7 @@ class Tracker:
         pairs = self._associate(dets, first)
         det_idx, track_idx = pairs[:, 0], pairs[:, 1]
         if config.gate < 1.0:
-            self._measure_residual(dets[det_idx], self.tracks[track_idx])
+            self._measure_residual(dets, det_idx, track_idx)
 
         matched = dets[det_idx]
         matched.ids = self.tracks.ids[track_idx]
