@@ -44,13 +44,21 @@ class MotScore:
         return {obj: (self.track_ids[obj].most_common(1)[0][1] if self.track_ids.get(obj) else 0) / frames
                 for obj, frames in self.frames_counted.items()}
 
+    def one_id(self) -> dict[int, float]:
+        """Per object: the share of its counted frames with at most one id, its main one (found under it, or missed):
+        the frames it is not shown under another id."""
+        return {obj: 1 - (sum(self.track_ids[obj].values()) - self.track_ids[obj].most_common(1)[0][1]
+                          if self.track_ids.get(obj) else 0) / frames
+                for obj, frames in self.frames_counted.items()}
+
     def summary(self) -> dict[str, float]:
         consistency = self.id_consistency()
         dominant = sum(c.most_common(1)[0][1] for c in self.track_ids.values() if c)
         return {"mota": self.mota, "precision": self.precision, "recall": self.recall,
                 "id_switches": self.id_switches, "false_positives": self.false_positives, "misses": self.misses,
                 "objects": self.objects, "id_consistency": dominant / max(self.objects, 1),
-                "min_id_consistency": min(consistency.values(), default=1.0)}
+                "min_id_consistency": min(consistency.values(), default=1.0),
+                "min_one_id": min(self.one_id().values(), default=1.0)}
 
 
 def score_sequence(truth: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
