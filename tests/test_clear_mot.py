@@ -30,6 +30,7 @@ def test_a_switch_a_miss_and_a_false_positive_each_count_once():
     assert (score.id_switches, score.misses, score.false_positives, score.objects) == (1, 1, 1, 8)
     assert score.mota == 1 - 3 / 8 and score.precision == 7 / 8
     assert score.id_consistency()[1] == 2 / 4  # track 9 in two of its four frames
+    assert score.one_id()[1] == 3 / 4  # shown under another id (7) in one frame; the missed frame has no other id
 
 
 def test_objects_not_counted_are_dont_care():

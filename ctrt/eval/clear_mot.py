@@ -41,19 +41,20 @@ class MotScore:
 
     def id_consistency(self) -> dict[int, float]:
         """Per object: the share of its counted frames in which it carried its most frequent track id."""
-        return {obj: (self.track_ids[obj].most_common(1)[0][1] if self.track_ids.get(obj) else 0) / frames
-                for obj, frames in self.frames_counted.items()}
+        return {obj: self._main_id_frames(obj) / frames for obj, frames in self.frames_counted.items()}
 
     def one_id(self) -> dict[int, float]:
         """Per object: the share of its counted frames with at most one id, its main one (found under it, or missed):
         the frames it is not shown under another id."""
-        return {obj: 1 - (sum(self.track_ids[obj].values()) - self.track_ids[obj].most_common(1)[0][1]
-                          if self.track_ids.get(obj) else 0) / frames
+        return {obj: 1 - (sum(self.track_ids.get(obj, Counter()).values()) - self._main_id_frames(obj)) / frames
                 for obj, frames in self.frames_counted.items()}
+
+    def _main_id_frames(self, obj: int) -> int:
+        return max(self.track_ids.get(obj, Counter()).values(), default=0)
 
     def summary(self) -> dict[str, float]:
         consistency = self.id_consistency()
-        dominant = sum(c.most_common(1)[0][1] for c in self.track_ids.values() if c)
+        dominant = sum(self._main_id_frames(obj) for obj in self.track_ids)
         return {"mota": self.mota, "precision": self.precision, "recall": self.recall,
                 "id_switches": self.id_switches, "false_positives": self.false_positives, "misses": self.misses,
                 "objects": self.objects, "id_consistency": dominant / max(self.objects, 1),
