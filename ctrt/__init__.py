@@ -1,1 +1,49 @@
+"""ctrt: CenterTrack-HarDNet from a PyTorch checkpoint to a TensorRT engine to tracking on live cameras.
+
+    >>> import ctrt
+    >>> model = ctrt.load("export/demo_256x256.onnx")
+    >>> for r in model.track("video.mp4", tracker="robust"):
+    ...     print(r.stream, r.index, r.ids, r.boxes)
+
+The names below load on first use: ``import ctrt`` imports no PyTorch, OpenCV or ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "load": "api", "Model": "api", "Run": "api",
+    "Session": "runtime.pipeline", "Results": "runtime.results",
+    "RunReport": "runtime.streams", "StreamReport": "runtime.streams",
+    "TrackerConfig": "runtime.tracker", "tracker_preset": "runtime.tracker", "PRESETS": "runtime.tracker",
+    "Detections": "runtime.detections",
+    "CtrtError": "errors", "Interrupted": "errors",
+}
+__all__ = ["__version__", "load", "Model", "Run", "Session", "Results", "RunReport", "StreamReport", "TrackerConfig",
+           "tracker_preset", "PRESETS", "Detections", "CtrtError", "Interrupted"]
+
+if TYPE_CHECKING:
+    from .api import Model, Run, load
+    from .errors import CtrtError, Interrupted
+    from .runtime.detections import Detections
+    from .runtime.pipeline import Session
+    from .runtime.results import Results
+    from .runtime.streams import RunReport, StreamReport
+    from .runtime.tracker import PRESETS, TrackerConfig, tracker_preset
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ctrt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

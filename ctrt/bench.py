@@ -35,7 +35,7 @@ from . import __version__
 from .errors import CtrtError
 from .export.parity import random_feed
 from .runtime.backends.base import Backend
-from .runtime.pipeline import TrackingPipeline
+from .runtime.pipeline import Session
 
 PERCENTILES = {"median": 50, "p90": 90, "p95": 95, "p99": 99}
 DEVICE_STAGES = ("h2d", "compute", "d2h")
@@ -134,12 +134,12 @@ class PipelineLoop:
 
     def __init__(self, backend: Backend, frames: list[np.ndarray]) -> None:
         self.backend, self.frames = backend, frames
-        self.pipeline = TrackingPipeline(backend, keep_times=None)  # every sample, for percentiles
+        self.session = Session(backend, keep_times=None)  # every sample, for percentiles
         self.device: dict[str, list[float]] = {name: [] for name in DEVICE_STAGES}
         self.first: int | None = None
 
     def step(self, index: int) -> None:
-        self.pipeline(self.frames[index % len(self.frames)])
+        self.session.update(self.frames[index % len(self.frames)])
         last = self.backend.last_ms
         if self.first is not None and last:
             for name in DEVICE_STAGES:
@@ -147,11 +147,11 @@ class PipelineLoop:
 
     def begin(self) -> None:
         # Warm-up samples are dropped: remember where measuring starts.
-        self.first = self.pipeline.times.count
+        self.first = self.session.times.count
 
     def result(self, end_to_end: list[float]) -> PipelineResult:
-        stage_samples = self.pipeline.times.samples[self.first:]
-        stages = {name: summarize(stage_samples[:, i]) for i, name in enumerate(self.pipeline.times.stages)}
+        stage_samples = self.session.times.samples[self.first:]
+        stages = {name: summarize(stage_samples[:, i]) for i, name in enumerate(self.session.times.stages)}
         stages.update({name: summarize(values) for name, values in self.device.items() if values})
         return PipelineResult(len(end_to_end), stages, summarize(end_to_end), len(end_to_end) / (sum(end_to_end) / 1e3),
                               end_to_end)

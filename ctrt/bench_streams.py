@@ -2,9 +2,9 @@
 
 For each N, both ways track the same frames (held in memory, so video decoding is not what is timed), in turns
 (batched, then sequential, for every N), so machine load that drifts hits both alike:
-- batched: ``run_streams`` with N streams (one batched call per lane and tick, two lanes overlapping host work with
+- batched: the scheduler with N streams (one batched call per lane and tick, two lanes overlapping host work with
   inference); latency is capture (the frame handed to the stream) to tracks;
-- sequential: N ``TrackingPipeline`` s, one frame of each stream in turn; a frame's latency runs from the start of
+- sequential: N ``Session`` s, one frame of each stream in turn; a frame's latency runs from the start of
   its round (when all N frames are available) to its tracks, as N cameras served one by one would see it.
 Aggregate throughput is frames of all streams per second.
 """
@@ -22,9 +22,9 @@ import numpy as np
 from .bench import Stats, summarize
 from .errors import CtrtError
 from .runtime.backends.base import Backend
-from .runtime.pipeline import TrackingPipeline
+from .runtime.pipeline import Session
 from .runtime.sources import FrameSource
-from .runtime.streams import Stream, run_streams
+from .runtime.streams import RunReport, Stream, schedule
 
 
 class MemorySource(FrameSource):
@@ -68,7 +68,9 @@ class StreamsRow:
 
 def batched(backend: Backend, frames: list[np.ndarray], count: int) -> BatchedRun:
     streams = [Stream(f"s{i}", MemorySource(frames, f"s{i}"), [], "none") for i in range(count)]
-    result = run_streams(backend, streams, overlap=True)
+    result = RunReport([])
+    for _ in schedule(backend, streams, result, overlap=True):
+        pass
     latency = [v for s in result.streams for v in s.latency_ms]
     stage_sum = sum(np.mean([s.stage_ms[name] for s in result.streams]) for name in result.streams[0].stage_ms)
     return BatchedRun(result.frames / result.seconds, summarize(latency), 1e3 * result.seconds / result.frames,
@@ -78,13 +80,13 @@ def batched(backend: Backend, frames: list[np.ndarray], count: int) -> BatchedRu
 def sequential(backend: Backend, frames: list[np.ndarray], count: int) -> SequentialRun:
     if backend.meta.batch not in (0, 1):
         raise CtrtError("--streams compares with single-stream loops: give a model with batch 1 or a dynamic batch")
-    pipelines = [TrackingPipeline(backend) for _ in range(count)]
+    sessions = [Session(backend) for _ in range(count)]
     latency = []
     start = time.perf_counter()
     for frame in frames:
         round_start = time.perf_counter()
-        for pipeline in pipelines:
-            pipeline(frame)
+        for session in sessions:
+            session.update(frame)
             latency.append((time.perf_counter() - round_start) * 1e3)
     seconds = time.perf_counter() - start
     return SequentialRun(count * len(frames) / seconds, summarize(latency), 1e3 * seconds / (count * len(frames)))

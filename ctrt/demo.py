@@ -93,9 +93,8 @@ class DemoScene:
 
 
 # The demo model's operating point: CenterTrack's 0.3 threshold with the robust preset (reporting tracks from their
-# first frame), which keeps a photograph's id while another one covers it, and CenterTrack's gate (--gate 1: on the
-# previous fit it kept more ids than the preset's 0.25; the fitted tracking head is less sure than the noise model
-# that gate was chosen on). Chosen on seeds 300-305; measured on 100-111 and 400-411 (README, "The demo model,
+# first frame), which keeps a photograph's id while another one covers it, and CenterTrack's gate (gate 1: the
+# fitted tracking head is less precise than the noise model the preset's 0.25 was chosen on). Chosen on seeds 300-305; measured on 100-111 and 400-411 (README, "The demo model,
 # measured").
 DEMO_PRESET, DEMO_TRACK_THRESH, DEMO_MIN_HITS, DEMO_GATE = "robust", 0.3, 1, 1.0
 DEMO_RUN_OPTIONS = ["--tracker-preset", DEMO_PRESET, "--track-thresh", str(DEMO_TRACK_THRESH),

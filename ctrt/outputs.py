@@ -61,21 +61,24 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | No
     seen: dict[str, str] = {}
     for label, path in given.items():
         key = _key(path)
+        # A Python parameter name (save_video) as the label: the error says so, for the CLI to spell as its flag.
+        option = label.split()[0] if label.split()[0].isidentifier() else None
         if path.is_dir():
-            raise CtrtError(f"{label} {path} is a folder; give a file name inside it")
+            raise CtrtError(f"{label} {path} is a folder; give a file name inside it", option)
         if path.exists() and not path.is_file():
-            raise CtrtError(f"{label} {path} is not a regular file; refusing to replace it")
+            raise CtrtError(f"{label} {path} is not a regular file; refusing to replace it", option)
         if key in input_keys:
-            raise CtrtError(f"{label} {path} is also an input ({input_keys[key]}); refusing to overwrite it")
+            raise CtrtError(f"{label} {path} is also an input ({input_keys[key]}); refusing to overwrite it", option)
         if key in seen:
-            raise CtrtError(f"{seen[key]} and {label} both name {path}; give each output its own file")
+            raise CtrtError(f"{seen[key]} and {label} both name {path}; give each output its own file",
+                            seen[key].split()[0] if seen[key].split()[0].isidentifier() else None)
         seen[key] = label
         folder = _nearest_existing(path)
         if not folder.is_dir():
-            raise CtrtError(f"{label} {path}: {folder} is a file, not a folder")
+            raise CtrtError(f"{label} {path}: {folder} is a file, not a folder", option)
         reason = _probe_writable(folder)
         if reason:
-            raise CtrtError(f"{label} {path}: cannot create files in {folder} ({reason})")
+            raise CtrtError(f"{label} {path}: cannot create files in {folder} ({reason})", option)
 
 
 def os_reason(exc: OSError) -> str:

@@ -19,19 +19,19 @@ def parse_input_size(text: str) -> tuple[int, int]:
     try:
         dims = [int(p) for p in parts]
     except ValueError:
-        raise CtrtError(f"--input-size {text!r}: expected HxW such as 512x512") from None
+        raise CtrtError(f"input_size {text!r}: expected HxW such as 512x512", option="input_size") from None
     if len(dims) == 1:
         dims *= 2
     if len(dims) != 2 or min(dims) <= 0:
-        raise CtrtError(f"--input-size {text!r}: expected HxW such as 512x512")
+        raise CtrtError(f"input_size {text!r}: expected HxW such as 512x512", option="input_size")
     h, w = dims
     if h % 32 or w % 32:
         def near(v: int) -> list[int]:
             return sorted({max(32, v // 32 * 32), (v + 31) // 32 * 32})
 
         options = [f"{a}x{b}" for a in near(h) for b in near(w)]
-        raise CtrtError(f"--input-size {h}x{w}: height and width must be multiples of 32; nearest valid: "
-                        + ", ".join(options))
+        raise CtrtError(f"input_size {h}x{w}: height and width must be multiples of 32; nearest valid: "
+                        + ", ".join(options), option="input_size")
     return h, w
 
 
@@ -62,6 +62,6 @@ def check_memory(h: int, w: int, batch: int = 1, available: int | None = None) -
     need = BASE_BYTES + BYTES_PER_PIXEL * h * w * max(batch, 1)
     free = available if available is not None else available_memory()
     if free is not None and need > free:
-        raise CtrtError(f"--input-size {h}x{w} (batch {max(batch, 1)}) needs about {need / 2**30:.1f} GiB of memory; "
+        raise CtrtError(f"input_size {h}x{w} (batch {max(batch, 1)}) needs about {need / 2**30:.1f} GiB of memory; "
                         f"this machine has {free / 2**30:.1f} GiB available. Choose a smaller size "
-                        "(CenterTrack uses 512x512 or 544x960)")
+                        "(CenterTrack uses 512x512 or 544x960)", option="input_size")

@@ -145,7 +145,7 @@ CASES = [
     # 7. values out of range, refused before any work
     ("threshold above 1", (*RUN, "--track-thresh", "5"), "Invalid value for '--track-thresh'"),
     ("threshold below 0", (*RUN, "--track-thresh", "-1"), "Invalid value for '--track-thresh'"),
-    ("pre_hm threshold above 1", (*RUN, "--pre-thresh", "2"), "--pre-thresh': 2 is not a score in [0, 1]"),
+    ("pre_hm threshold above 1", (*RUN, "--pre-thresh", "2"), "--pre-thresh 2 is not a score in [0, 1]"),
     ("negative threads", (*RUN, "--threads", "-3"), "Invalid value for '--threads'"),
     ("max age below -1", (*RUN, "--max-age", "-5"), "Invalid value for '--max-age'"),
     ("top-K of 0", (*RUN, "--topk", "0"), "'--topk': Input should be greater than or equal to 1"),

@@ -154,6 +154,10 @@ class BatchCounter:
 
     def __init__(self, inner):
         self.inner, self.meta, self.name, self.batches = inner, inner.meta, inner.name, []
+        self.last_ms = self.device_bytes = self.run_on_device = None
+
+    def __exit__(self, *exc):
+        return None
 
     def __call__(self, feed):
         self.batches.append(len(next(iter(feed.values()))))
@@ -163,6 +167,7 @@ class BatchCounter:
 def test_sequences_run_as_batched_streams_track_as_they_would_alone(demo_onnx, tmp_path):
     import numpy as np
 
+    from ctrt.api import Model
     from ctrt.eval.evaluate import track_sequences
     from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from ctrt.runtime.tracker import PRESETS
@@ -171,8 +176,9 @@ def test_sequences_run_as_batched_streams_track_as_they_would_alone(demo_onnx, t
     sequences = find_sequences(tmp_path / "mot")
     with OnnxRuntimeBackend(demo_onnx, "cpu") as onnx:
         counted = BatchCounter(onnx)
-        together = track_sequences(counted, sequences, PRESETS["robust"], 100, None)
-        alone = {s.name: track_sequences(onnx, [s], PRESETS["robust"], 100, None)[s.name] for s in sequences}
+        together = track_sequences(Model(counted, str(demo_onnx)), sequences, PRESETS["robust"], 100, None)
+        alone = {s.name: track_sequences(Model(onnx, str(demo_onnx)), [s], PRESETS["robust"], 100, None)[s.name]
+                 for s in sequences}
     assert max(counted.batches) > 1 and len(counted.batches) < 3 * 8  # frames of several sequences per call
     for name, text in alone.items():
         rows, expected = (np.loadtxt(t.splitlines(), delimiter=",", ndmin=2) for t in (together[name], text))

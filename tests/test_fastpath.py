@@ -84,6 +84,20 @@ def test_fast_path_exports_record_themselves(fast_models):
     assert {"GridSample", "TopK", "GatherElements", "MaxPool"} <= ops
 
 
+def test_fast_path_has_no_intermediate_uint8_tensor(fast_models):
+    # TensorRT 8.6+ refuses a node producing UINT8 unless it is a graph output; 8.5 takes UINT8 only into a Cast.
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(fast_models["both"])))
+    graph = model.graph
+    uint8 = {v.name for v in [*graph.value_info, *graph.input] if v.type.tensor_type.elem_type == onnx.TensorProto.UINT8}
+    assert {v.name for v in graph.input if v.name in uint8} == {"frame", "pre_frame"}
+    outputs = {v.name for v in graph.output}
+    consumers = [n for n in graph.node if set(n.input) & uint8]
+    assert [n.op_type for n in consumers] == ["Cast", "Cast"]
+    assert all(onnx.helper.get_attribute_value(a) == onnx.TensorProto.FLOAT for n in consumers for a in n.attribute
+               if a.name == "to")
+    assert not [out for n in graph.node for out in n.output if out in uint8 and out not in outputs]
+
+
 def test_graph_decode_matches_host_decode(fast_models):
     rng = np.random.default_rng(4)
     feed = {"image": rng.standard_normal((1, 3, 128, 160), np.float32),
@@ -113,7 +127,8 @@ def test_run_with_both_fast_paths_gives_the_same_tracks(fast_models, tmp_path):
         result = invoke("run", fast_models[name], "--source", video, "--save-json", out)
         assert result.exit_code == 0, result.output
         runs[name] = tracks(out)
-    for plain, fast in zip(runs["plain"], runs["both"]):
+    assert len(runs["plain"]) == len(runs["both"]) == 5
+    for plain, fast in zip(runs["plain"], runs["both"], strict=True):
         assert [r["tracking_id"] for r in plain] == [r["tracking_id"] for r in fast]
         if plain:
             # Letterbox differences of < 1 grey level move boxes by hundredths of a pixel at most.

@@ -13,6 +13,7 @@ LAYERS = [
     {"export"},
     {"calibration"},
     {"engines"},
+    {"api"},
     {"eval", "bench", "bench_streams", "demo", "doctor", "selftest", "inspection", "serving"},
     {"cli"},
 ]

@@ -45,7 +45,7 @@ def test_outputs_are_compared_by_the_file_they_name(tmp_path):
 
 def test_memory_estimate_refuses_sizes_that_cannot_fit():
     check_memory(512, 512, available=4 << 30)
-    with pytest.raises(CtrtError, match=r"--input-size 4096x4096 \(batch 8\) needs about 188.4 GiB"):
+    with pytest.raises(CtrtError, match=r"input_size 4096x4096 \(batch 8\) needs about 188.4 GiB"):
         check_memory(4096, 4096, batch=8, available=16 << 30)
 
 

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 
 from ctrt.demo import make_demo_video
-from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-from ctrt.runtime.pipeline import TrackingPipeline
-from ctrt.runtime.runner import run_stream
-from ctrt.runtime.sinks import JsonLinesSink, MotSink, VideoSink
+import ctrt
+from ctrt.runtime.pipeline import Session
 from ctrt.runtime.sources import FrameSource
 from conftest import invoke
 
@@ -146,27 +144,30 @@ def run_camera(onnx_path, tmp_path, connections, interrupt_at=None):
     if frame is None:
         frame = np.full((240, 320, 3), 90, np.uint8)
     source = FrameSource("0", reconnects=2, backoff_s=0, capture_factory=lambda *a: FlakyCamera(state, frame))
-    pipeline = TrackingPipeline(OnnxRuntimeBackend(onnx_path, "cpu"))
-    sinks = [JsonLinesSink(tmp_path / "cam.jsonl"), VideoSink(tmp_path / "cam.mp4", source.fps),
-             MotSink(tmp_path / "cam.txt")]
-
-    def on_frame(index, tracks):
-        if index + 1 == interrupt_at:
-            raise KeyboardInterrupt
-
-    return run_stream(pipeline, source, sinks, on_frame=on_frame), state
+    # Every frame: the camera's frames come faster than the model takes them, and none may be dropped here.
+    run = ctrt.load(onnx_path, device="cpu").track({"cam": source}, drop="none", save_json=tmp_path / "cam.jsonl",
+                                                   save_video=tmp_path / "cam.mp4", save_mot=tmp_path / "cam.txt")
+    try:
+        with run:
+            for r in run:
+                if r.index + 1 == interrupt_at:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    return run.report.streams[0], run.report, state
 
 
 def test_live_source_reconnects_after_a_drop(onnx_85, tmp_path):
-    summary, state = run_camera(onnx_85, tmp_path, connections=2)
+    stream, report, state = run_camera(onnx_85, tmp_path, connections=2)
     # 3 frames, drop, reopen (2nd connection), 3 frames, drop, two failed reopens -> lost.
-    assert state["opens"] == 4 and summary.frames == 6 and summary.lost and not summary.interrupted
+    assert state["opens"] == 4 and stream.frames == 6 and stream.lost and not report.interrupted
+    assert report.exit_status == 1
     assert len(read_json_lines(tmp_path / "cam.jsonl")) == 6 == read_video_frames(tmp_path / "cam.mp4")
 
 
 def test_interrupt_flushes_and_closes_outputs(onnx_85, tmp_path):
-    summary, _ = run_camera(onnx_85, tmp_path, connections=5, interrupt_at=4)
-    assert summary.interrupted and summary.frames == 4
+    stream, report, _ = run_camera(onnx_85, tmp_path, connections=5, interrupt_at=4)
+    assert report.interrupted and stream.frames == 4 and report.exit_status == 130
     assert len(read_json_lines(tmp_path / "cam.jsonl")) == 4 == read_video_frames(tmp_path / "cam.mp4")
 
 
@@ -244,14 +245,14 @@ def test_a_long_run_keeps_pipeline_memory_constant():
 
     config = ModelConfig()
     meta = ArtifactMeta("onnx", config.to_dict(), (32, 32), 1, "fp32", "stub", "", config.inputs, list(config.heads))
-    pipeline = TrackingPipeline(ConstantBackend(meta))
+    session = Session(ConstantBackend(meta))
     frame = np.zeros((32, 32, 3), np.uint8)
     for _ in range(10_000):  # well past the stage-time ring's size
-        tracks = pipeline(frame)
+        tracks = session.update(frame)
     before = resident_bytes()
     for _ in range(90_000):
-        tracks = pipeline(frame)
+        tracks = session.update(frame)
     grown = resident_bytes() - before
-    assert len(tracks) == 1 and tracks.ids[0] == 1 and pipeline.times.count == 100_000
+    assert len(tracks) == 1 and tracks.ids[0] == 1 and session.times.count == 100_000
     # Every frame's stage times kept would be 90k x 5 x 8 bytes = 3.6 MB.
     assert grown < 1 << 20, f"{grown} bytes more after 90k more frames"

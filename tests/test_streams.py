@@ -20,7 +20,7 @@ from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.capture import FrameReader
 from ctrt.runtime.sinks import JsonLinesSink
 from ctrt.runtime.sources import FrameSource
-from ctrt.runtime.streams import Stream, lanes_for, run_streams, stream_names
+from ctrt.runtime.streams import RunReport, Stream, lanes_for, schedule, stream_names
 from conftest import assert_same_tracks, invoke, jsonl
 
 CTRT = str(Path(sys.executable).with_name("ctrt"))
@@ -41,6 +41,14 @@ def sources(tmp_path_factory):
     whole = make_demo_video(root / "whole.avi", frames=8, size=(640, 360), seed=14).read_bytes()
     (root / "cut.avi").write_bytes(whole[: len(whole) // 2])  # ends early: half its frames are gone
     return [a, b, folder, root / "cut.avi"]
+
+
+def run_streams(backend, streams, overlap=True) -> RunReport:
+    """The scheduler to its end, its Results left to the sinks."""
+    report = RunReport([])
+    for _ in schedule(backend, streams, report, overlap=overlap):
+        pass
+    return report
 
 
 def separate_runs(model: Path, specs: list[Path], out: Path) -> dict[str, list[dict]]:
@@ -138,7 +146,7 @@ def test_batch_too_small_is_one_warning_and_still_serves_every_stream(onnx_85, s
                     "--save-dir", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "fixed batch of 1, so the 2 streams take 2 calls per tick" in result.output
-    assert "--dynamic-batch" in result.output and "--batch 2" in result.output
+    assert "with a dynamic batch" in result.output and "a batch of 2" in result.output
     assert all(len(jsonl(tmp_path / "out" / f"{n}.jsonl")) == 2 for n in ("a", "b"))
 
 
@@ -154,7 +162,7 @@ def test_a_source_that_cannot_open_is_skipped_with_its_name(demo_onnx, sources, 
 
 def test_single_file_outputs_need_save_dir_with_several_sources(demo_onnx, sources, tmp_path):
     result = invoke("run", demo_onnx, "--source", sources[0], "--source", sources[1], "--save-json", tmp_path / "o.jsonl")
-    assert result.exit_code == 2 and "give --save-dir DIR" in result.output
+    assert result.exit_code == 2 and result.output.startswith("error: --save-dir: with several sources")
     listing = tmp_path / "cams.txt"
     listing.write_text(f"# two cameras\n{sources[0]}\n\n{sources[1]}\n")
     result = invoke("run", demo_onnx, "--sources", listing, "--max-frames", 1, "--save-dir", tmp_path / "out")

@@ -15,7 +15,8 @@ from ctrt.errors import CtrtError
 from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.backends.tensorrt_backend import TensorRTBackend
 from ctrt.runtime.cuda_memory import open_cuda
-from ctrt.runtime.pipeline import TrackingPipeline
+from ctrt.demo import DemoScene
+from ctrt.runtime.pipeline import Session
 from conftest import invoke
 
 
@@ -230,7 +231,13 @@ def test_run_engine_gives_the_same_tracks_as_onnx(engine_85, onnx_85, tmp_path):
     assert len(onnx_lines) == 5 and onnx_lines == engine_lines
 
 
-def test_pipeline_uses_cuda_python_by_default(engine_85):
+def test_session_on_an_engine_uses_cuda_python_and_tracks_as_onnxruntime(engine_85, onnx_85):
     assert open_cuda().name == "cuda-python"
-    pipeline = TrackingPipeline(TensorRTBackend(engine_85))
-    assert pipeline(np.zeros((240, 320, 3), np.uint8)) is not None
+    backend = TensorRTBackend(engine_85)
+    assert backend.cuda.name == "cuda-python"
+    engine, reference = Session(backend), Session(OnnxRuntimeBackend(onnx_85, "cpu"))
+    scene = DemoScene((320, 240), seed=3)
+    for t in range(3):
+        frame = scene.frame(t)[0]
+        got, expected = engine.update(frame), reference.update(frame)
+        assert got.index == expected.index == t and got.to_json() == expected.to_json()

@@ -273,9 +273,9 @@ def test_presets_and_overrides():
         45, False, True, None, 2, 0.25)
     assert TrackerConfig.from_options() == TrackerConfig()  # CenterTrack's, exactly
     assert TrackerConfig.from_options(preset="robust", max_age=5, coast=False).max_age == 5
-    with pytest.raises(CtrtError, match="--tracker-preset 'fast'"):
+    with pytest.raises(CtrtError, match="tracker 'fast': choose centertrack, robust"):
         TrackerConfig.from_options(preset="fast")
-    with pytest.raises(CtrtError, match="--low-thresh 0.4 must be below --track-thresh 0.3"):
+    with pytest.raises(CtrtError, match="low_thresh 0.4 must be below the track threshold 0.3"):
         TrackerConfig.from_options(low_thresh=0.4)
-    with pytest.raises(CtrtError, match=r"--gate 1.5: give a share of the box size in \(0, 1\]"):
+    with pytest.raises(CtrtError, match=r"gate 1.5: give a share of the box size in \(0, 1\]"):
         TrackerConfig.from_options(gate=1.5)

@@ -175,9 +175,11 @@ def test_one_client_tracks_as_a_local_run(server, videos, tmp_path, scheme, shm)
 
 
 @needs_server
-def test_several_streams_on_triton_track_as_separate_local_runs(server, videos, tmp_path):
+@pytest.mark.parametrize("scheme, shm", [("triton", False), ("http", True)])
+def test_several_streams_on_triton_track_as_separate_local_runs(server, videos, tmp_path, scheme, shm):
+    """Overlapped lanes call the model from a worker thread: both clients must work from there."""
     args = [a for video, _ in videos[:3] for a in ("--source", video)]
-    result = invoke("run", url(server), *args, "--save-dir", tmp_path / "multi")
+    result = invoke("run", url(server, scheme), *args, "--save-dir", tmp_path / "multi", *(["--shm"] if shm else []))
     assert result.exit_code == 0, result.output
     for video, expected in videos[:3]:
         assert_same_tracks(jsonl(tmp_path / "multi" / f"{video.stem}.jsonl"), expected)

@@ -34,6 +34,10 @@ def test_run_bench_inspect_doctor_triton_and_eval_need_no_torch(demo_onnx, tmp_p
         result = ctrt_without_torch(*args)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stdout, result.stderr)
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 3
+    api = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; import ctrt; "
+                          f"run = ctrt.load({str(demo_onnx)!r}).track({str(video)!r}); print(len(list(run)))"],
+                         capture_output=True, text=True)
+    assert api.returncode == 0 and api.stdout.strip() == "3", api.stderr[-2000:]
     # The proof that torch was really out of reach: export needs it, and says so in one line.
     result = ctrt_without_torch("export", "--builtin", "demo", "-o", tmp_path / "m.onnx")
     assert result.returncode == 2 and "needs PyTorch" in result.stderr and "Traceback" not in result.stderr

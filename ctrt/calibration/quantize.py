@@ -5,8 +5,8 @@ heatmap head and the Sum-to-1 context stay float, the same layers the TensorRT c
 
 ``cpu`` (ONNX Runtime's x86 kernels): uint8 activations with a zero point, so a ReLU folds into the quantized range
 (8 bits for its [0, max] instead of 7) and every conv fuses into a QLinearConv; weights use 7 bits because AVX2 without
-VNNI multiplies uint8 by int8 with VPMADDUBSW, whose 16-bit pair sums saturate at 8 bits (measured here: heatmap
-SQNR 14 dB with 8-bit weights, 34 dB with 7). The heatmap head's 3x3 trunk is quantized too — only its logit layer
+VNNI multiplies uint8 by int8 with VPMADDUBSW, whose 16-bit pair sums saturate at 8 bits (measured on a 2-core AMD
+EPYC: heatmap SQNR 14 dB with 8-bit weights, 34 dB with 7). The heatmap head's 3x3 trunk is quantized too — only its logit layer
 stays FP32 — because in FP32 it is an eighth of the model's CPU time; INT8 there costs 0.5 dB of heatmap SQNR.
 
 Both first apply ``int8_rewrites`` so that only the context's quotient channels, not whole convs, stay float.

@@ -132,6 +132,11 @@ def quantize_model(onnx_path: Path, output: Path, spec: CalibrationSpec, method:
     return quantized_meta, report, kept
 
 
+def default_quantized_path(model: Path) -> Path:
+    """Where ``ctrt quantize`` writes unless told: export/<stem>_int8.onnx."""
+    return Path("export") / f"{model.stem}_int8.onnx"
+
+
 def report_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".accuracy.json")
 

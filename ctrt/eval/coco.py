@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
-from ..runtime.backends.base import Backend
-from ..runtime.pipeline import StreamState
+from ..api import Model
 
 # COCO's category ids of the 80 classes CenterTrack numbers 1..80 (COCO left gaps for 11 unused categories).
 COCO_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
@@ -56,19 +55,15 @@ def read_coco(annotations: Path, folder: Path, max_images: int | None = None) ->
     return CocoImages(annotations, [(image_id, folder / name) for image_id, name in chosen])
 
 
-def detect(backend: Backend, images: CocoImages, k: int = 100,
+def detect(model: Model, images: CocoImages, k: int = 100,
            progress: Callable[[int, int], None] = lambda i, n: None) -> list[dict]:
-    """COCO results (image_id, category_id, bbox xywh, score) for every image, each tracked from scratch."""
-    state = StreamState(backend.meta, k, SCORE_FLOOR)
+    """COCO results (image_id, category_id, bbox xywh, score) for every image, each detected on its own."""
     results = []
     for index, (image_id, path) in enumerate(images.images):
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             raise CtrtError(f"{path}: not an image OpenCV can read")
-        state.reset()
-        state.prepare(frame)
-        outputs = backend(state.feed())
-        dets = state.detect({name: value[0] for name, value in outputs.items()})
+        dets = model.detect(frame, topk=k, threshold=SCORE_FLOOR)
         boxes = dets.boxes.astype(np.float64)
         for (x1, y1, x2, y2), score, cls in zip(boxes.tolist(), dets.scores.tolist(), dets.classes.tolist()):
             results.append({"image_id": image_id, "category_id": COCO_IDS[cls - 1],

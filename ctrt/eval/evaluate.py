@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CtrtError
-from ..runtime.backends.base import Backend
+from ..api import Model
 from ..runtime.detections import Detections
-from ..runtime.pipeline import TrackingPipeline
-from ..runtime.runner import run_stream
-from ..runtime.sinks import mot_rows
+from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
-from ..runtime.streams import Stream, run_streams
-from ..runtime.tracker import PRESETS, Tracker, TrackerConfig
+from ..runtime.tracker import Tracker, TrackerConfig, parse_tracker
 from .mot import Sequence, read_ground_truth
 from .scores import score
 from .synthetic import DetectionNoise
@@ -43,29 +40,6 @@ class MotEvaluation:
     sequences: list[str]
     scores: dict[str, dict[str, dict[str, float]]]  # label -> sequence or "combined" -> metric
     files: dict[str, dict[str, str]]  # label -> sequence -> tracker file text (MOTChallenge format)
-
-
-def parse_tracker(spec: str, track_thresh: float = 0.3) -> TrackerConfig:
-    """``centertrack``, ``robust``, or options on a preset: ``max_age=30,coast``, ``robust,low_thresh=0.2``."""
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    preset = parts.pop(0) if parts and parts[0] in PRESETS else "centertrack"
-    options: dict[str, object] = {}
-    for part in parts:
-        key, _, value = part.partition("=")
-        key = key.replace("-", "_")
-        try:
-            if key in ("coast", "hungarian"):
-                options[key] = value.lower() not in ("0", "false", "no") if value else True
-            elif key in ("max_age", "min_hits"):
-                options[key] = int(value)
-            elif key in ("low_thresh", "gate"):
-                options[key] = float(value)
-            else:
-                raise ValueError
-        except ValueError:
-            raise CtrtError(f"--tracker {spec!r}: {part!r} is not one of max_age=N, min_hits=N, low_thresh=S, gate=G, "
-                            f"coast, hungarian (after an optional preset: {', '.join(PRESETS)})") from None
-    return TrackerConfig.from_options(track_thresh, preset=preset, **options)  # type: ignore[arg-type]
 
 
 def comparison(models: list[str], trackers: list[str] | None, track_thresh: float = 0.3) -> list[Entry]:
@@ -103,57 +77,40 @@ def noisy_detections(sequence: Sequence, noise: DetectionNoise, seed: int) -> li
 
 def track_detections(frames: list[Detections], config: TrackerConfig) -> str:
     tracker = Tracker(config)
-    floor = config.track_thresh if config.low_thresh is None else min(config.low_thresh, config.track_thresh)
     lines: list[str] = []
     for index, dets in enumerate(frames):  # the decoder's threshold, as a network's detections would have
-        lines.extend(mot_rows(index, tracker.step(dets[dets.scores > floor])))
+        lines.append(mot_rows(index, tracker.step(dets[dets.scores > config.decode_floor])))
     return "".join(lines)
 
 
-class MotText:
-    """A sink that keeps a sequence's MOTChallenge rows in memory, of the chosen classes only."""
-
-    def __init__(self, classes: np.ndarray | None) -> None:
-        self.classes = classes
-        self.lines: list[str] = []
-
-    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
-        if self.classes is not None:
-            tracks = tracks[np.isin(tracks.classes, self.classes)]
-        self.lines.extend(mot_rows(index, tracks))
-
-    def close(self) -> None:
-        return None
-
-
-def track_sequences(backend: Backend, sequences: list[Sequence], config: TrackerConfig, k: int,
+def track_sequences(model: Model, sequences: list[Sequence], config: TrackerConfig, k: int,
                     classes: np.ndarray | None) -> dict[str, str]:
-    """Every sequence through the full tracker loop: as streams batched on the model where it takes a batch (each
-    stream tracks exactly as it would alone), else one sequence after another."""
+    """Every sequence through the full tracker loop, as streams batched on the model (each stream tracks exactly
+    as it would alone); the MOTChallenge rows of the chosen classes, per sequence."""
     for sequence in sequences:
         if sequence.frames is None:
             raise CtrtError(f"{sequence.folder} has no img1/ folder or video to run a model on "
                             "(--tracker-only needs none)")
-    texts = {sequence.name: MotText(classes) for sequence in sequences}
-    if backend.meta.batch == 1 or len(sequences) == 1:
-        for sequence in sequences:
-            pipeline = TrackingPipeline(backend, k, config.track_thresh, config)
-            run = run_stream(pipeline, FrameSource(str(sequence.frames), reconnects=0), [texts[sequence.name]])
-            if run.interrupted:
-                raise run.interrupted
-    else:
-        streams = [Stream(s.name, FrameSource(str(s.frames), reconnects=0), [texts[s.name]], "none")
-                   for s in sequences]
-        summary = run_streams(backend, streams, k, config.track_thresh, config)
-        if summary.interrupted:
-            raise summary.interrupted
-        failed = next((s for s in summary.streams if s.error), None)
-        if failed:
-            raise CtrtError(f"{failed.name}: {failed.error}")
-    return {name: "".join(text.lines) for name, text in texts.items()}
+    texts: dict[str, list[str]] = {sequence.name: [] for sequence in sequences}
+    with model.track({s.name: FrameSource(str(s.frames), reconnects=0) for s in sequences}, tracker=config,
+                     topk=k) as run:
+        for r in run:
+            texts[r.stream].append(r.to_mot() if classes is None else r[np.isin(r.classes, classes)].to_mot())
+    failed = next((s for s in run.report.streams if s.error), None)
+    if failed:
+        raise CtrtError(f"{failed.name}: {failed.error}")
+    return {name: "".join(lines) for name, lines in texts.items()}
 
 
-def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Backend],
+def write_tracker_files(folder: Path, entries: list[Entry], files: dict[str, dict[str, str]]) -> None:
+    """TrackEval's layout: TRACKERS_FOLDER/<entry number>/data/<sequence>.txt."""
+    for index, entry in enumerate(entries):
+        (folder / str(index) / "data").mkdir(parents=True)
+        for name, text in files[entry.label].items():
+            (folder / str(index) / "data" / f"{name}.txt").write_text(text)
+
+
+def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Model],
                  k: int = 100, classes: np.ndarray | None = None, noise: DetectionNoise | None = None,
                  seed: int = 0, progress: Callable[[str], None] = lambda _: None) -> MotEvaluation:
     files: dict[str, dict[str, str]] = {entry.label: {} for entry in entries}
@@ -167,15 +124,11 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
                 progress(f"{entry.label}: {sequence.name}")
                 files[entry.label][sequence.name] = track_detections(noisy[sequence.name], entry.tracker)
             continue
-        with open_model(entry.model) as backend:
+        with open_model(entry.model) as model:
             progress(f"{entry.label}: {len(sequences)} sequence(s)")
-            files[entry.label] = track_sequences(backend, sequences, entry.tracker, k, classes)
+            files[entry.label] = track_sequences(model, sequences, entry.tracker, k, classes)
     progress("scoring with TrackEval")
     with tempfile.TemporaryDirectory(prefix="ctrt-eval-") as tmp:
-        for index, entry in enumerate(entries):
-            folder = Path(tmp) / str(index) / "data"
-            folder.mkdir(parents=True)
-            for name, text in files[entry.label].items():
-                (folder / f"{name}.txt").write_text(text)
+        write_tracker_files(Path(tmp), entries, files)
         scores = score(sequences, Path(tmp), [entry.label for entry in entries])
     return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files)

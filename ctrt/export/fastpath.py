@@ -5,7 +5,8 @@
 followed by /255, -mean, /std. ``--decode-in-graph`` ends the graph with the 3x3 peak test on the logits, one TopK
 over classes and positions, sigmoid on the K winners and GatherElements of the heads, so only K-sized tensors leave
 the device. Only ops TensorRT 8.5+ parses: Cast, Transpose, GridSample, Mul, Add, MaxPool, Equal, Where, TopK,
-Sigmoid, Floor, Div, Sub, GatherElements, Relu.
+Sigmoid, Floor, Div, Sub, GatherElements, Relu; the uint8 frames go straight into a Cast to float, so no intermediate
+tensor is UINT8.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class InGraph(nn.Module):
         self.output_names = list(TOPK_OUTPUTS) if self.topk else self.heads
 
     def _letterbox(self, frame: torch.Tensor) -> torch.Tensor:
-        x = frame.permute(0, 3, 1, 2).float()
+        # Cast first: from TensorRT 8.6 on, the ONNX parser refuses any node that produces a UINT8 tensor that is not
+        # a graph output, and 8.5 takes UINT8 only into a Cast to FP32/FP16.
+        x = frame.float().permute(0, 3, 1, 2)
         grid = self.grid.expand(x.shape[0], -1, -1, -1)
         warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return warped * self.scale + self.shift

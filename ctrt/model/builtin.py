@@ -34,7 +34,7 @@ def seeded_backbone() -> HarDNetSeg:
 
 def builtin_model(name: str) -> HarDNetSeg:
     if name not in BUILTINS:
-        raise CtrtError(f"--builtin {name!r}: choose {', '.join(BUILTINS)}")
+        raise CtrtError(f"builtin {name!r}: choose {', '.join(BUILTINS)}", option="builtin")
     model = seeded_backbone()
     with np.load(DEMO_ASSET) as asset:
         classes = asset["classes"] - 1  # CenterTrack's 1-based classes -> hm channels

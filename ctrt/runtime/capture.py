@@ -21,6 +21,15 @@ POLICIES = ("latest", "none")
 QUEUE_FRAMES = 2  # frames read ahead under policy "none"
 
 
+def drop_policy(drop: str | None, live: bool) -> str:
+    """The policy of a stream: the one asked for, else ``latest`` for a live source and ``none`` for a file."""
+    if drop is None:
+        return "latest" if live else "none"
+    if drop not in POLICIES:
+        raise CtrtError(f"drop {drop!r}: choose latest or none", option="drop")
+    return drop
+
+
 @dataclass
 class Captured:
     frame: np.ndarray
@@ -29,14 +38,13 @@ class Captured:
 
 class FrameReader:
     def __init__(self, source: FrameSource, policy: str, arrived: threading.Event) -> None:
-        if policy not in POLICIES:
-            raise CtrtError(f"--drop {policy!r}: choose latest or none")
         self.source, self.policy, self.arrived = source, policy, arrived
         self.capacity = 1 if policy == "latest" else QUEUE_FRAMES
         self._items: deque[Captured] = deque()
         self._cond = threading.Condition()
         self._stop = False
         self.done = False  # the source has no more frames (its end, lost, or stopped)
+        self.exhausted = False  # the source came to its own end (not stopped)
         self.error: CtrtError | None = None
         self.read = 0
         self.dropped = 0
@@ -60,6 +68,8 @@ class FrameReader:
                     self._items.append(Captured(frame, time.perf_counter()))
                     self.read += 1
                 self.arrived.set()
+            else:
+                self.exhausted = True
         except CtrtError as exc:
             self.error = exc
         finally:

@@ -9,6 +9,11 @@ import numpy as np
 
 @dataclass
 class Detections:
+    """Detections or tracks of one frame, one array per field, row i of each being object i::
+
+        >>> people = results.tracks[results.classes == 1]
+    """
+
     boxes: np.ndarray  # [N, 4] float32 xyxy, original-image pixels
     scores: np.ndarray  # [N] float32, sigmoid of the heatmap logit
     classes: np.ndarray  # [N] int32, 1-based as CenterTrack reports them
@@ -45,7 +50,8 @@ class Detections:
 
     @property
     def areas(self) -> np.ndarray:
-        return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
+        areas: np.ndarray = (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
+        return areas
 
 
 MATCH_IOU = 0.5  # the overlap at which two boxes are the same object (MOTChallenge, COCO AP50)

@@ -1,9 +1,9 @@
 """The per-frame tracker loop above any backend: pre-process, pre_hm, inference, decode, track.
 
-``StreamState`` is one camera's share of it (its tracker, previous frame and pre_hm, its stage times); the
-single-stream ``TrackingPipeline`` feeds one state's own buffers to the backend, and the multi-stream loop
-(``streams.py``) gathers several states into the slots of one batch. Both run the same per-stream code, so a
-stream's tracks do not depend on how it was batched.
+``StreamState`` is one camera's share of it (its tracker, previous frame and pre_hm, its stage times); a
+``Session`` feeds one state's own buffers to the backend, frame by frame from the caller's own capture, and the
+scheduler (``streams.py``) gathers several states into the slots of one batch. Both run the same per-stream code, so
+a stream's tracks do not depend on how it was batched.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from .detections import Detections
 from .prehm import PreHeatmapRenderer
 from .preprocess import FrameGeometry, Preprocessor
 from .timing import RUN_KEEP, StageTimes
-from .tracker import TRACK_THRESH, Tracker, TrackerConfig
+from .results import Results
+from .tracker import Tracker, TrackerConfig
 
 STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
-# The model input that carries this frame, and the one that carries the previous frame.
-CURRENT = {"image": "pre_img", "frame": "pre_frame"}
 
 
 class StreamState:
@@ -34,8 +33,8 @@ class StreamState:
     The current and previous image buffers swap after each frame instead of being copied.
     """
 
-    def __init__(self, meta: ArtifactMeta, k: int = TOPK, threshold: float = TRACK_THRESH,
-                 tracker: TrackerConfig | None = None, keep_times: int | None = RUN_KEEP) -> None:
+    def __init__(self, meta: ArtifactMeta, k: int = TOPK, tracker: TrackerConfig | None = None,
+                 keep_times: int | None = RUN_KEEP) -> None:
         h, w = meta.input_size
         self.inputs = meta.inputs
         # Fast-path exports do the letterbox and/or the top-K inside the graph; the sidecar says which.
@@ -44,10 +43,8 @@ class StreamState:
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
         self.tracker = Tracker(tracker)
-        if self.tracker.config.low_thresh is not None:  # BYTE keeps low-score detections for leftover tracks
-            threshold = min(threshold, self.tracker.config.low_thresh)
-        self.decoder = Decoder.for_meta(meta, k, threshold)
-        self.threshold = threshold
+        self.threshold = self.tracker.config.decode_floor
+        self.decoder = Decoder.for_meta(meta, k, self.threshold)
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
         self.pre_hm = np.zeros((1, 1, h, w), np.float32)
@@ -72,7 +69,8 @@ class StreamState:
         else:
             if frame.shape[:2] != self.source_hw:
                 raise CtrtError(f"this model pre-processes {self.source_hw[1]}x{self.source_hw[0]} frames in its graph; "
-                                f"the source gives {frame.shape[1]}x{frame.shape[0]} (re-export with --source-size)")
+                                f"the source gives {frame.shape[1]}x{frame.shape[0]} (export it again for that "
+                                "source size)")
             self._geometry = self.preprocess.geometry_for(frame)
             self._frame = frame[None]
         t1 = clock()
@@ -125,32 +123,46 @@ class StreamState:
         self.times.add(self._durations * 1e3)
         return tracks
 
+    def results(self, name: str, frame: np.ndarray, tracks: Detections) -> Results:
+        """This frame's ``Results``, with its stage times."""
+        return Results(name, self.frames - 1, frame, tracks, dict(zip(STAGES, (self._durations * 1e3).tolist())))
 
-class TrackingPipeline:
-    """One camera on one backend: ``tracks = pipeline(frame)``."""
 
-    def __init__(self, backend: Backend, k: int = TOPK, threshold: float = TRACK_THRESH,
-                 tracker: TrackerConfig | None = None, keep_times: int | None = RUN_KEEP) -> None:
+class Session:
+    """One stream on one backend, fed by the caller: ``results = session.update(frame)``::
+
+        >>> session = ctrt.load("model.onnx").session(tracker="robust")
+        >>> for frame in frames:
+        ...     r = session.update(frame)
+    """
+
+    def __init__(self, backend: Backend, k: int = TOPK, tracker: TrackerConfig | None = None,
+                 keep_times: int | None = RUN_KEEP, name: str = "session") -> None:
         if backend.meta.batch not in (0, 1):
-            raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; tracking one stream needs batch 1 "
-                            "(re-export with --batch 1 or --dynamic-batch)")
-        self.backend = backend
-        self.stream = StreamState(backend.meta, k, threshold, tracker, keep_times)
+            raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; one stream needs batch 1 "
+                            "(export it with batch 1 or a dynamic batch)")
+        self.backend, self.name = backend, name
+        self.stream = StreamState(backend.meta, k, tracker, keep_times)
 
     @property
     def tracker(self) -> Tracker:
+        """The stream's tracker (its ``tracks`` are the live ones, kept ones included)."""
         return self.stream.tracker
 
     @property
     def times(self) -> StageTimes:
+        """Every frame's stage times so far (the last ``keep_times`` of them)."""
         return self.stream.times
 
     def reset(self) -> None:
+        """Forget every track and the previous frame: the next frame starts the stream anew (a scene cut)."""
         self.stream.reset()
 
-    def __call__(self, frame: np.ndarray) -> Detections:
+    def update(self, frame: np.ndarray) -> Results:
+        """Track one BGR frame (any size; a fast-path model: its source size) and return its ``Results``."""
         self.stream.prepare(frame)
         t0 = time.perf_counter()
         outputs = self.backend(self.stream.feed())
         infer_s = time.perf_counter() - t0
-        return self.stream.finish({name: value[0] for name, value in outputs.items()}, infer_s)
+        tracks = self.stream.finish({name: value[0] for name, value in outputs.items()}, infer_s)
+        return self.stream.results(self.name, frame, tracks)

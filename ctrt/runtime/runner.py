@@ -1,20 +1,14 @@
-"""Opening a model file as a backend and running the tracker over a source into sinks."""
+"""Opening a model as a backend, chosen by its type, and what to tell its user about it."""
 
 from __future__ import annotations
 
 import platform
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CtrtError, Interrupted
-from ..shutdown import signals_held
+from ..artifacts import ArtifactMeta
+from ..errors import CtrtError
 from .backends.base import Backend
-from .detections import Detections
-from .pipeline import TrackingPipeline
-from .sinks import Sink, WindowSink
-from .sources import FrameSource
 
 CHECKPOINT_SUFFIXES = {".pth", ".pt"}
 ENGINE_SUFFIXES = {".engine", ".plan", ".trt"}
@@ -29,19 +23,19 @@ def open_backend(model: str | Path, device: str = "auto", threads: int = 0, inpu
 
     if isinstance(model, str) and is_triton_url(model):
         if cuda_graph or device != "auto" or threads:
-            raise CtrtError("--device, --threads and --cuda-graph apply to local models; Triton's model config "
-                            "decides how the server runs it")
+            raise CtrtError("device, threads and cuda_graph apply to local models; Triton's model config "
+                            "decides how the server runs it", option="device")
         from .backends.triton_backend import TritonBackend
 
         return TritonBackend(model, shm, reconnects, notify)
     if shm:
-        raise CtrtError("--shm applies to a model served by Triton (triton://HOST:PORT/MODEL)")
+        raise CtrtError("shm applies to a model served by Triton (triton://HOST:PORT/MODEL)", option="shm")
     path = Path(model)
     if not path.exists():
         raise CtrtError(f"model not found: {path}")
     suffix = path.suffix.lower()
     if cuda_graph and suffix not in ENGINE_SUFFIXES:
-        raise CtrtError("--cuda-graph applies to TensorRT engines only")
+        raise CtrtError("cuda_graph applies to TensorRT engines only", option="cuda_graph")
     if suffix == ".onnx":
         from .backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -54,7 +48,7 @@ def open_backend(model: str | Path, device: str = "auto", threads: int = 0, inpu
         from .backends.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(path, cuda_graph=cuda_graph)
-    raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt run takes .onnx, .engine or .pth")
+    raise CtrtError(f"{path}: unsupported model type {suffix or '(none)'}; ctrt takes .onnx, .engine (.plan, .trt) or .pth (.pt)")
 
 
 def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -80,52 +74,19 @@ def int8_kernel_warning(backend: Backend) -> str | None:
             "its 8-bit weights and lose accuracy. For ONNX Runtime on CPU use ctrt quantize ... --target cpu")
 
 
-@dataclass
-class RunSummary:
-    frames: int = 0
-    tracks: int = 0
-    seconds: float = 0.0
-    skipped: int = 0
-    reconnects: int = 0
-    lost: bool = False
-    interrupted: Interrupted | None = None  # the signal that stopped the run
-    stage_ms: dict[str, float] = field(default_factory=dict)
+def meta_notes(meta: ArtifactMeta) -> list[str]:
+    """What an artifact's user should know before trusting its detections: weights that mean little or nothing
+    outside ctrt's own scenes."""
+    from ..model.config import BUILTINS
 
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+    if meta.random_weights:
+        return ["this model has random (seeded) weights; its detections mean nothing"]
+    if meta.builtin:
+        return [BUILTINS.get(meta.builtin, meta.builtin)]
+    return []
 
 
-def run_stream(pipeline: TrackingPipeline, source: FrameSource, sinks: list[Sink], max_frames: int | None = None,
-               on_frame: Callable[[int, Detections], None] | None = None) -> RunSummary:
-    """Track every frame of ``source`` into ``sinks``. The end of the source, ``max_frames``, ESC in the window,
-    Ctrl-C, SIGTERM/SIGHUP (see ``shutdown``) and errors all end it the same way: every sink closed complete.
-    A source that gives no frame at all is an error, not an empty success."""
-    summary = RunSummary()
-    windows = [s for s in sinks if isinstance(s, WindowSink)]
-    start = time.perf_counter()
-    try:
-        for index, frame in enumerate(source):
-            tracks = pipeline(frame)
-            with signals_held():  # a stop signal waits until every sink has this frame
-                for sink in sinks:
-                    sink.write(index, frame, tracks)
-                summary.frames = index + 1
-            if on_frame is not None:
-                on_frame(index, tracks)
-            if summary.frames == max_frames or any(w.stop_requested for w in windows):
-                break
-    except KeyboardInterrupt as exc:
-        summary.interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
-    finally:
-        for sink in sinks:
-            sink.close()
-        source.close()
-    summary.seconds = time.perf_counter() - start
-    summary.tracks = pipeline.tracker.next_id - 1
-    summary.skipped, summary.lost, summary.reconnects = source.skipped, source.lost, source.reconnected
-    if summary.frames == 0 and not summary.interrupted:
-        raise CtrtError(source.nothing_read())
-    if pipeline.times.count:
-        summary.stage_ms = pipeline.times.mean()
-    return summary
+def model_notes(backend: Backend) -> list[str]:
+    """``meta_notes``, and INT8 kernels that lose accuracy on this CPU."""
+    warning = int8_kernel_warning(backend)
+    return meta_notes(backend.meta) + ([warning] if warning else [])

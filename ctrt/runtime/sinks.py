@@ -7,23 +7,22 @@ only: a write that fails (a full disk) is cut back to the last complete frame be
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from collections.abc import Iterable
 from typing import IO, Protocol
 
 import cv2
-import numpy as np
 
 from ..errors import CtrtError
 from ..outputs import os_reason
-from .detections import Detections
+from .results import Results
 
 
 class Sink(Protocol):
-    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None: ...
+    """A consumer of a stream's ``Results``, closed complete however the run ends."""
+
+    def write(self, results: Results) -> None: ...
 
     def close(self) -> None: ...
 
@@ -38,11 +37,11 @@ class TextSink(ABC):
         self.frames = 0
 
     @abstractmethod
-    def lines(self, index: int, tracks: Detections) -> Iterable[str]:
+    def text(self, results: Results) -> str:
         """The text this frame adds."""
 
-    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
-        data = memoryview("".join(self.lines(index, tracks)).encode())
+    def write(self, results: Results) -> None:
+        data = memoryview(self.text(results).encode())
         try:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,36 +63,19 @@ class TextSink(ABC):
             self._file.close()
 
 
-def mot_rows(index: int, tracks: Detections) -> Iterable[str]:
-    """MOTChallenge rows ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based frames) for the tracks reported this frame."""
-    shown = tracks[tracks.shown]
-    x1, y1, x2, y2 = shown.boxes.T
-    rows = np.stack([x1, y1, x2 - x1, y2 - y1, shown.scores], axis=1)
-    return (f"{index + 1},{tid},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{s:.4f},-1,-1,-1\n"
-            for tid, (x, y, w, h, s) in zip(shown.ids.tolist(), rows.tolist()))
-
-
 class MotSink(TextSink):
-    """MOTChallenge tracker file (see ``mot_rows``)."""
+    """MOTChallenge tracker file: ``Results.to_mot()`` per frame."""
 
-    def lines(self, index: int, tracks: Detections) -> Iterable[str]:
-        return mot_rows(index, tracks)
+    def text(self, results: Results) -> str:
+        return results.to_mot()
 
 
 class JsonLinesSink(TextSink):
-    """One JSON object per frame: ``{"frame": n, "results": [CenterTrack result dicts]}``, every track the tracker
-    holds, with ``shown``: whether the video and MOT file report it this frame."""
+    """One JSON object per frame, ``Results.to_json()``: ``{"frame": n, "results": [CenterTrack result dicts]}``,
+    every track the tracker holds, with ``shown``: whether the video and MOT file report it this frame."""
 
-    def lines(self, index: int, tracks: Detections) -> Iterable[str]:
-        results = [
-            {"score": s, "class": c, "ct": ct, "tracking": tr, "bbox": box, "tracking_id": tid, "age": age,
-             "active": act, "shown": shown}
-            for s, c, ct, tr, box, tid, age, act, shown in zip(
-                tracks.scores.tolist(), tracks.classes.tolist(), tracks.centers.tolist(), tracks.tracking.tolist(),
-                tracks.boxes.tolist(), tracks.ids.tolist(), tracks.ages.tolist(), tracks.active.tolist(),
-                tracks.shown.tolist())
-        ]
-        return [json.dumps({"frame": index + 1, "results": results}) + "\n"]
+    def text(self, results: Results) -> str:
+        return results.to_json() + "\n"
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi")
@@ -104,31 +86,15 @@ def fourcc_for(path: Path) -> int:
     return cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
 
 
-def id_color(track_id: int) -> tuple[int, int, int]:
-    return (track_id * 47 % 200 + 55, track_id * 97 % 200 + 55, track_id * 151 % 200 + 55)
-
-
-def annotate(frame: np.ndarray, tracks: Detections) -> np.ndarray:
-    """Boxes and ids of the tracks reported this frame, drawn on a copy of the frame."""
-    canvas = frame.copy()
-    shown = tracks[tracks.shown]
-    for (x1, y1, x2, y2), tid, score in zip(shown.boxes.round().astype(int).tolist(), shown.ids.tolist(),
-                                            shown.scores.tolist()):
-        color = id_color(tid)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), color, 2)
-        cv2.putText(canvas, f"{tid} {score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
-                    cv2.LINE_AA)
-    return canvas
-
-
 class VideoSink:
-    """Annotated video; the codec follows the suffix (.mp4 mp4v, .avi MJPG)."""
+    """Annotated video (``Results.plot()``); the codec follows the suffix (.mp4 mp4v, .avi MJPG)."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
         self._writer: cv2.VideoWriter | None = None
 
-    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
+    def write(self, results: Results) -> None:
+        frame = results.frame
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = cv2.VideoWriter(str(self.path), fourcc_for(self.path), self.fps,
@@ -136,7 +102,7 @@ class VideoSink:
             if not self._writer.isOpened():
                 raise CtrtError(f"cannot write video {self.path}: OpenCV could not start its "
                                 f"{'MJPG' if self.path.suffix.lower() == '.avi' else 'mp4v'} encoder there")
-        self._writer.write(annotate(frame, tracks))
+        self._writer.write(results.plot())
 
     def close(self) -> None:
         if self._writer is not None:
@@ -152,11 +118,11 @@ class WindowSink:
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise CtrtError("--show needs an OpenCV with GUI support (pip install opencv-python, not -headless) "
-                            "and a display") from None
+            raise CtrtError("show needs an OpenCV with GUI support (pip install opencv-python, not -headless) "
+                            "and a display", option="show") from None
 
-    def write(self, index: int, frame: np.ndarray, tracks: Detections) -> None:
-        cv2.imshow(self.title, annotate(frame, tracks))
+    def write(self, results: Results) -> None:
+        cv2.imshow(self.title, results.plot())
         if cv2.waitKey(1) & 0xFF in (27, ord("q")):
             self.stop_requested = True
 

@@ -9,12 +9,13 @@ result: the per-stream code is ``StreamState``, the same as a single-stream run.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +25,17 @@ import numpy as np
 from ..errors import CtrtError, Interrupted
 from ..shutdown import signals_held
 from .backends.base import Backend
-from .capture import FrameReader
-from .detections import Detections
+from .capture import FrameReader, drop_policy
 from .pipeline import StreamState
 from .sinks import Sink
 from .sources import FrameSource
 from .decode import TOPK
-from .tracker import TRACK_THRESH, TrackerConfig
+from .results import Results
+from .tracker import TrackerConfig
 
 
 LATENCY_SAMPLES = 4096
+log = logging.getLogger("ctrt")
 
 
 @dataclass
@@ -45,35 +47,66 @@ class Stream:
 
 
 @dataclass
-class StreamSummary:
+class StreamReport:
+    """One stream of a run: what it gave and how it went (``Run.report.streams``)::
+
+        >>> for s in run.report.streams:
+        ...     print(s.name, s.frames, s.dropped, f"{s.fps:.1f} FPS", s.latency_percentiles().get("p99"))
+    """
+
     name: str
     frames: int = 0
-    dropped: int = 0
-    skipped: int = 0
+    dropped: int = 0  # stale frames of a live source dropped to stay live
+    skipped: int = 0  # unreadable frames or images
     reconnects: int = 0
-    tracks: int = 0
+    tracks: int = 0  # track ids given out
     seconds: float = 0.0
-    lost: bool = False
+    lost: bool = False  # a live source that dropped and did not come back
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame
     # ms from capture (live) or from being taken (files) to tracks, latest frames only (a run may last months)
-    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), repr=False)
 
     @property
     def fps(self) -> float:
+        """Frames per second of the stream's own wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def latency_percentiles(self) -> dict[str, float]:
+        """p50, p90 and p99 of the latest frames' latency in ms (empty before the first frame)."""
+        if not self.latency_ms:
+            return {}
+        values = np.percentile(np.fromiter(self.latency_ms, float), (50, 90, 99))
+        return dict(zip(("p50", "p90", "p99"), values.tolist()))
 
 
 @dataclass
-class MultiRunSummary:
-    streams: list[StreamSummary]
-    seconds: float
-    batches: int
-    interrupted: Interrupted | None = None
+class RunReport:
+    """A whole run: every stream's report, and the exit status the CLI ends with::
+
+        >>> run.report.frames, run.report.exit_status
+        (300, 0)
+    """
+
+    streams: list[StreamReport]
+    seconds: float = 0.0
+    batches: int = 0  # model calls
+    interrupted: Interrupted | None = None  # the signal that stopped the run
 
     @property
     def frames(self) -> int:
+        """Frames tracked over all streams."""
         return sum(s.frames for s in self.streams)
+
+    @property
+    def exit_status(self) -> int:
+        """128 + signal when stopped by Ctrl-C/SIGTERM/SIGHUP, 1 when a stream was lost or failed, 2 when no
+        stream gave a frame, 0 when every stream ran to its end (outputs are complete in every case)."""
+        if self.interrupted is not None:
+            return self.interrupted.exit_code
+        if not self.frames:
+            return 2
+        return 1 if any(s.lost or s.error for s in self.streams) else 0
 
 
 def lanes_for(count: int, model_batch: int, overlap: bool) -> int:
@@ -88,7 +121,7 @@ class _Live:
     def __init__(self, stream: Stream, state: StreamState, arrived: threading.Event) -> None:
         self.stream, self.state = stream, state
         self.reader = FrameReader(stream.source, stream.policy, arrived)
-        self.summary = StreamSummary(stream.name)
+        self.report = StreamReport(stream.name)
         self.frame: np.ndarray | None = None  # the frame in flight, for the sinks
         self.closed = False
         self.start = time.perf_counter()
@@ -102,7 +135,7 @@ class _Live:
             sink.close()
         self.reader.join()
         self.stream.source.close()
-        s = self.summary
+        s = self.report
         s.seconds = time.perf_counter() - self.start
         s.dropped, s.skipped = self.reader.dropped, self.stream.source.skipped
         s.reconnects, s.lost = self.stream.source.reconnected, self.stream.source.lost
@@ -110,6 +143,13 @@ class _Live:
         s.stage_ms = self.state.times.mean() if self.state.times.count else {}
         if self.reader.error is not None:
             s.error = str(self.reader.error)
+        elif s.frames == 0 and self.reader.exhausted:
+            s.error = self.stream.source.nothing_read()
+
+    @property
+    def stop_requested(self) -> bool:
+        """A sink asked the run to stop (ESC in the window)."""
+        return any(getattr(sink, "stop_requested", False) for sink in self.stream.sinks)
 
 
 class _Lane:
@@ -120,7 +160,7 @@ class _Lane:
         meta = backend.meta
         self.dynamic = meta.batch == 0
         self.size = meta.batch if meta.batch > 0 else len(members)
-        self.direct = self.size == 1  # one slot: feed the stream's own buffers, as a single-stream run does
+        self.direct = self.size == 1  # one slot: feed the stream's own buffers, as a Session does
         layout = members[0].state.input_layout()
         self.buffers = {name: np.zeros((self.size, *shape), dtype) for name, (shape, dtype) in layout.items()}
         self.batch: list[tuple[_Live, float]] = []  # (stream, capture time) in slot order
@@ -164,17 +204,19 @@ class _Lane:
         return {name: buffer[:count] for name, buffer in self.buffers.items()}
 
 
-def run_streams(backend: Backend, streams: list[Stream], k: int = TOPK, threshold: float = TRACK_THRESH,
-                tracker: TrackerConfig | None = None, max_frames: int | None = None, overlap: bool = True,
-                on_frame: Callable[[StreamSummary, Detections], None] | None = None) -> MultiRunSummary:
-    """Track every stream to its end (or ``max_frames`` each). Ctrl-C/SIGTERM/SIGHUP and errors end the run the way
-    a single-stream run ends: every stream's sinks closed complete."""
+def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int = TOPK,
+             tracker: TrackerConfig | None = None, max_frames: int | None = None,
+             overlap: bool = True) -> Iterator[Results]:
+    """Track every stream to its end (or ``max_frames`` each), yielding each frame's ``Results`` once every sink of
+    its stream has it. The end of the sources, ESC in a window, leaving the loop early (the generator closed), an
+    error, Ctrl-C and SIGTERM/SIGHUP all end it the same way: every stream's sinks closed complete, ``report``
+    filled in; a signal is recorded there and raised again. No stream giving a frame at all is an error."""
     meta = backend.meta
     arrived = threading.Event()  # set by any reader with a new frame
-    lives = [_Live(stream, StreamState(meta, k, threshold, tracker), arrived) for stream in streams]
+    lives = [_Live(stream, StreamState(meta, k, tracker), arrived) for stream in streams]
     count = lanes_for(len(lives), meta.batch, overlap)
     lanes = [_Lane(lives[i::count], backend) for i in range(count) if lives[i::count]]
-    summary = MultiRunSummary([live.summary for live in lives], 0.0, 0)
+    report.streams = [live.report for live in lives]
     start = time.perf_counter()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctrt-infer")
     try:
@@ -184,13 +226,19 @@ def run_streams(backend: Backend, streams: list[Stream], k: int = TOPK, threshol
             busy = False
             for lane in lanes:
                 if lane.future is not None:
-                    _finish(lane, max_frames, on_frame)
+                    yield from _finish(lane, max_frames)
                     busy = True
+                if any(live.stop_requested for live in lives):
+                    return
                 _close_finished(lane)
                 lane.gather()
                 if lane.batch:
-                    lane.future = executor.submit(_timed, backend, lane.feed(), lane if len(lanes) > 1 else None)
-                    summary.batches += 1
+                    if len(lanes) == 1:  # nothing to overlap with: the model runs here, as a Session runs it
+                        lane.future = Future()
+                        lane.future.set_result(_timed(backend, lane.feed(), None))
+                    else:
+                        lane.future = executor.submit(_timed, backend, lane.feed(), lane)
+                    report.batches += 1
                     busy = True
             if not busy:
                 if all(live.closed for live in lives):
@@ -198,13 +246,17 @@ def run_streams(backend: Backend, streams: list[Stream], k: int = TOPK, threshol
                 arrived.wait(0.05)  # nothing ready: wait for a reader instead of spinning
                 arrived.clear()
     except KeyboardInterrupt as exc:
-        summary.interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
+        report.interrupted = exc if isinstance(exc, Interrupted) else Interrupted()
+        raise report.interrupted from None
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         for live in lives:
             live.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
+        report.seconds = time.perf_counter() - start
+    if not report.frames:
+        raise CtrtError("; ".join(s.error or "no frame" for s in report.streams) if len(lives) == 1 else
+                        "no stream gave a frame: " + "; ".join(f"{s.name}: {s.error or 'no frame'}"
+                                                               for s in report.streams))
 
 
 def _timed(backend: Backend, feed: dict[str, np.ndarray],
@@ -217,32 +269,30 @@ def _timed(backend: Backend, feed: dict[str, np.ndarray],
     return (lane.keep(outputs) if lane is not None else outputs), seconds
 
 
-def _finish(lane: _Lane, max_frames: int | None,
-            on_frame: Callable[[StreamSummary, Detections], None] | None) -> None:
+def _finish(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
     assert lane.future is not None
     outputs, seconds = lane.future.result()
     lane.future = None
     infer_s = seconds / max(len(lane.batch), 1)  # the batch's inference time, shared by its frames
-    for slot, (live, captured_at) in enumerate(lane.batch):
-        tracks: Detections = live.state.finish({name: value[slot] for name, value in outputs.items()}, infer_s)
+    batch, lane.batch = lane.batch, []
+    for slot, (live, captured_at) in enumerate(batch):
+        tracks = live.state.finish({name: value[slot] for name, value in outputs.items()}, infer_s)
         assert live.frame is not None
+        results = live.state.results(live.stream.name, live.frame, tracks)
         with signals_held():  # a stop signal waits until every sink of this stream has this frame
             for sink in live.stream.sinks:
-                sink.write(live.summary.frames, live.frame, tracks)
-            live.summary.frames += 1
-        live.summary.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
-        if on_frame is not None:
-            on_frame(live.summary, tracks)
-        if live.summary.frames == max_frames:
+                sink.write(results)
+            live.report.frames += 1
+        live.report.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
+        if live.report.frames == max_frames:
             live.close()
-    lane.batch = []
+        yield results
 
 
 def _close_finished(lane: _Lane) -> None:
     for live in lane.members:
         if not live.closed and live.reader.finished:
             live.close()
-
 
 
 def stream_names(specs: list[str]) -> list[str]:
@@ -271,37 +321,41 @@ def read_sources_file(path: Path) -> list[str]:
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise CtrtError(f"--sources {path}: {exc.strerror or exc}") from None
+        raise CtrtError(f"sources {path}: {exc.strerror or exc}", option="sources") from None
     specs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     if not specs:
-        raise CtrtError(f"--sources {path} lists no source (one camera index, file, folder or URL a line)")
+        raise CtrtError(f"sources {path} lists no source (one camera index, file, folder or URL a line)",
+                        option="sources")
     return specs
 
 
 def save_paths(save_dir: Path, name: str) -> tuple[Path, Path, Path]:
-    """Per stream under ``--save-dir``: annotated video, MOTChallenge txt, JSON lines."""
+    """Per stream under ``save_dir``: annotated video, MOTChallenge txt, JSON lines."""
     return save_dir / f"{name}.mp4", save_dir / f"{name}.txt", save_dir / f"{name}.jsonl"
 
 
-def open_streams(specs: list[str], names: list[str], policy: str | None, reconnects: int,
-                 sinks_for: Callable[[str, float], list[Sink]], warn: Callable[[str], None]) -> list[Stream]:
-    """Open every source; one that cannot open is skipped with a warning naming it, unless none opens at all."""
+def open_streams(sources: dict[str, str | FrameSource], drop: str | None, reconnects: int,
+                 sinks_for: Callable[[str, float], list[Sink]]) -> list[Stream]:
+    """Open every source (by stream name); one that cannot open is skipped with a warning naming it, unless it is
+    the only one or none opens at all."""
     streams, failures = [], []
-    for spec, name in zip(specs, names, strict=True):
+    for name, spec in sources.items():
         def notify(text: str, name: str = name) -> None:
-            warn(f"{name}: {text}")
+            log.warning(f"{name}: {text}")
 
         try:
-            source = FrameSource(spec, reconnects=reconnects, notify=notify)
+            source = spec if isinstance(spec, FrameSource) else FrameSource(spec, reconnects=reconnects,
+                                                                            notify=notify)
         except CtrtError as exc:
+            if len(sources) == 1:
+                raise
             failures.append(f"{name}: {exc}")
             continue
-        chosen = policy or ("latest" if source.live else "none")
-        streams.append(Stream(name, source, sinks_for(name, source.fps), chosen))
+        streams.append(Stream(name, source, sinks_for(name, source.fps), drop_policy(drop, source.live)))
     if not streams:
         raise CtrtError("no source could be opened: " + "; ".join(failures))
     for failure in failures:
-        warn(f"skipping stream {failure}")
+        log.warning(f"skipping stream {failure}")
     return streams
 
 
@@ -310,5 +364,5 @@ def batch_note(model_batch: int, streams: int) -> str | None:
     if model_batch == 0 or streams <= model_batch:
         return None
     return (f"this model has a fixed batch of {model_batch}, so the {streams} streams take "
-            f"{math.ceil(streams / model_batch)} calls per tick; for one call export with --dynamic-batch (ONNX "
-            f"Runtime) or --batch {streams} (then ctrt build it for TensorRT)")
+            f"{math.ceil(streams / model_batch)} calls per tick; for one call export it with a dynamic batch (ONNX "
+            f"Runtime) or a batch of {streams} (then build it for TensorRT)")

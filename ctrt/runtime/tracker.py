@@ -26,7 +26,10 @@ RESIDUAL_MEMORY = 0.98  # per frame: weight of the residual estimate so far agai
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """CenterTrack's tracker by default; ``coast`` and ``low_thresh`` (with ``max_age``) are ctrt's additions."""
+    """CenterTrack's tracker by default; ``coast`` and ``low_thresh`` (with ``max_age``) are ctrt's additions::
+
+        >>> ctrt.TrackerConfig(max_age=30, coast=True)  # or a preset: ctrt.tracker_preset("robust", gate=1.0)
+    """
 
     new_thresh: float = TRACK_THRESH  # unmatched detections above this start a track
     pre_thresh: float = TRACK_THRESH  # tracks at or above this are drawn into pre_hm
@@ -44,6 +47,11 @@ class TrackerConfig:
     # miss by more (GATE_SIGMAS x their measured spread).
     gate: float = 1.0
 
+    @property
+    def decode_floor(self) -> float:
+        """The lowest score the decoder keeps: the threshold, or BYTE's lower one for leftover tracks."""
+        return self.track_thresh if self.low_thresh is None else min(self.low_thresh, self.track_thresh)
+
     @classmethod
     def from_options(cls, track_thresh: float = TRACK_THRESH, pre_thresh: float | None = None,
                      new_thresh: float | None = None, max_age: int | None = None, hungarian: bool | None = None,
@@ -53,11 +61,21 @@ class TrackerConfig:
         """A preset, then the options given (None: the preset's). CenterTrack's rule for thresholds: each is
         max(track_thresh, its own value), its own value unset by default."""
         base = preset_config(preset)
+        for name, value in (("track_thresh", track_thresh), ("pre_thresh", pre_thresh), ("new_thresh", new_thresh),
+                            ("low_thresh", low_thresh)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise CtrtError(f"{name} {value:g} is not a score in [0, 1]", option=name)
         low = low_thresh if low_thresh is not None else base.low_thresh
         if low is not None and low >= track_thresh:
-            raise CtrtError(f"--low-thresh {low:g} must be below --track-thresh {track_thresh:g}")
+            raise CtrtError(f"low_thresh {low:g} must be below the track threshold {track_thresh:g}",
+                            option="low_thresh")
         if gate is not None and not 0.0 < gate <= 1.0:
-            raise CtrtError(f"--gate {gate:g}: give a share of the box size in (0, 1]")
+            raise CtrtError(f"gate {gate:g}: give a share of the box size in (0, 1]", option="gate")
+        if min_hits is not None and min_hits < 1:
+            raise CtrtError(f"min_hits {min_hits}: a track is reported from its first matched frame at the earliest "
+                            "(1)", option="min_hits")
+        if max_age is not None and max_age < -1:
+            raise CtrtError(f"max_age {max_age}: -1 (keep no unmatched track) or more", option="max_age")
         return cls(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
                    max_age=base.max_age if max_age is None else max_age,
                    hungarian=base.hungarian if hungarian is None else hungarian,
@@ -71,12 +89,57 @@ PRESETS = {
     "centertrack": TrackerConfig(),
     "robust": TrackerConfig(max_age=45, coast=True, min_hits=2, gate=0.25),
 }
+# What a tracker spec may set after its preset, and how each value is read.
+SPEC_OPTIONS = {"max_age": int, "min_hits": int, "low_thresh": float, "gate": float, "track_thresh": float,
+                "pre_thresh": float, "new_thresh": float, "coast": bool, "hungarian": bool}
 
 
 def preset_config(name: str) -> TrackerConfig:
     if name not in PRESETS:
-        raise CtrtError(f"--tracker-preset {name!r}: choose {', '.join(PRESETS)}")
+        raise CtrtError(f"tracker {name!r}: choose {', '.join(PRESETS)}", option="tracker")
     return PRESETS[name]
+
+
+def tracker_preset(name: str = "centertrack", **options: float | int | bool) -> TrackerConfig:
+    """A preset by name with options on it, by the names of ``TrackerConfig.from_options``::
+
+        >>> tracker_preset("robust", gate=1.0).max_age
+        45
+    """
+    return TrackerConfig.from_options(preset=name, **options)  # type: ignore[arg-type]
+
+
+def parse_tracker(spec: str, track_thresh: float = TRACK_THRESH) -> TrackerConfig:
+    """``centertrack``, ``robust``, or options on a preset: ``max_age=30,coast``, ``robust,low_thresh=0.2``."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    preset = parts.pop(0) if parts and parts[0] in PRESETS else "centertrack"
+    options: dict[str, float | int | bool] = {"track_thresh": track_thresh}
+    for part in parts:
+        key, _, value = part.partition("=")
+        key = key.replace("-", "_")
+        kind = SPEC_OPTIONS.get(key)
+        try:
+            if kind is None or (kind is not bool and not value):
+                raise ValueError
+            options[key] = (value.lower() not in ("0", "false", "no") if value else True) if kind is bool \
+                else kind(value)
+        except ValueError:
+            raise CtrtError(f"tracker {spec!r}: {part!r} is not one of "
+                            + ", ".join(f"{k}=N" if t is int else k if t is bool else f"{k}=X"
+                                        for k, t in SPEC_OPTIONS.items())
+                            + f" (after an optional preset: {', '.join(PRESETS)})", option="tracker") from None
+    return tracker_preset(preset, **options)
+
+
+def resolve_tracker(tracker: str | TrackerConfig, threshold: float | None = None) -> TrackerConfig:
+    """What ``tracker=`` and ``threshold=`` of the Python API mean together: a spec string with the threshold as
+    its track threshold, or a ready ``TrackerConfig`` (which holds its own)."""
+    if isinstance(tracker, TrackerConfig):
+        if threshold is not None and threshold != tracker.track_thresh:
+            raise CtrtError(f"threshold {threshold:g}: this TrackerConfig has track_thresh {tracker.track_thresh:g}; "
+                            "set it there (tracker_preset(..., track_thresh=...))", option="threshold")
+        return tracker
+    return parse_tracker(tracker, TRACK_THRESH if threshold is None else threshold)
 
 
 def gated_distances(dets: Detections, tracks: Detections, gate: float = 1.0) -> np.ndarray:
@@ -90,14 +153,16 @@ def gated_distances(dets: Detections, tracks: Detections, gate: float = 1.0) -> 
         | (dist > reach[None, :] * dets.areas[:, None])
         | (dets.classes[:, None] != tracks.classes[None, :])
     )
-    return dist + invalid * INVALID
+    cost: np.ndarray = dist + invalid * INVALID
+    return cost
 
 
 def velocity_distances(dets: Detections, tracks: Detections) -> np.ndarray:
     """[N, M] squared distance from each detection's centre to where each track's velocity puts it this frame:
     two people crossing at one spot are told apart by which way each was going."""
     ahead = tracks.centers + tracks.velocity
-    return ((ahead[None, :, :] - dets.centers[:, None, :]) ** 2).sum(axis=2)
+    squared: np.ndarray = ((ahead[None, :, :] - dets.centers[:, None, :]) ** 2).sum(axis=2)
+    return squared
 
 
 def greedy_match(dist: np.ndarray) -> np.ndarray:
@@ -215,4 +280,5 @@ class Tracker:
     def pre_hm_boxes(self) -> np.ndarray:
         """Boxes CenterTrack draws into the next frame's pre_hm: score >= pre_thresh and active."""
         keep = (self.tracks.scores >= self.config.pre_thresh) & (self.tracks.active != 0)
-        return self.tracks.boxes[keep]
+        boxes: np.ndarray = self.tracks.boxes[keep]
+        return boxes

@@ -32,7 +32,7 @@ class OnnxRuntimeBackend:
         elif device in PROVIDERS:
             wanted = PROVIDERS[device]
         else:
-            raise CtrtError(f"--device {device!r}: choose auto, cpu, cuda or tensorrt")
+            raise CtrtError(f"device {device!r}: choose auto, cpu, cuda or tensorrt", option="device")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # provider fallbacks are reported below, in one line
@@ -45,8 +45,8 @@ class OnnxRuntimeBackend:
         active = self.session.get_providers()
         # get_available_providers() lists GPU providers on machines without a GPU; only the session knows.
         if device not in ("auto", "cpu") and active[0] != wanted[0]:
-            raise CtrtError(f"--device {device}: {wanted[0]} is not usable here (ONNX Runtime runs on {active[0]}); "
-                            "use --device cpu or install onnxruntime-gpu with CUDA")
+            raise CtrtError(f"device {device}: {wanted[0]} is not usable here (ONNX Runtime runs on {active[0]}); "
+                            "use the device cpu or install onnxruntime-gpu with CUDA", option="device")
         self.provider = active[0]
         self.name = f"onnxruntime ({self.provider.replace('ExecutionProvider', '')})"
         self.output_names = [o.name for o in self.session.get_outputs()]

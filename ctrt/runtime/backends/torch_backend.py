@@ -31,7 +31,8 @@ class TorchBackend:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
-            raise CtrtError(f"--device {device}: PyTorch here supports cpu" + (" and cuda" if torch.cuda.is_available() else ""))
+            raise CtrtError(f"device {device}: PyTorch here supports cpu" + (" and cuda" if torch.cuda.is_available() else ""),
+                            option="device")
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.meta = meta

@@ -9,6 +9,7 @@ and the same request is sent again, so no frame is lost or sent twice.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,7 +61,8 @@ class TritonBackend:
         except ImportError:
             raise CtrtError(f"{url}: talking to Triton needs tritonclient: pip install 'ctrt[serve]'") from None
         self._module, self._utils = client_module, utils
-        self.client = client_module.InferenceServerClient(self.address)
+        self._client = client_module.InferenceServerClient(self.address)
+        self._thread_clients = threading.local()
         self.reconnects, self.notify = reconnects, notify
         self.outages = 0
         self.outage_s = 0.0
@@ -76,6 +78,18 @@ class TritonBackend:
         self._regions: dict[str, tuple[Any, int]] = {}  # tensor -> (handle, byte size)
         if shm:
             self._register_shm()
+
+    @property
+    def client(self) -> Any:
+        """The client for the calling thread. gRPC's is thread-safe; the HTTP client runs on gevent, whose
+        connections belong to the thread that made them, so a thread that calls the model (the scheduler's worker)
+        gets its own, dropped with the thread."""
+        if self.protocol == "grpc" or threading.current_thread() is threading.main_thread():
+            return self._client
+        client = getattr(self._thread_clients, "client", None)
+        if client is None:
+            client = self._thread_clients.client = self._module.InferenceServerClient(self.address)
+        return client
 
     # -- connecting ------------------------------------------------------------------------------------------------
     def _check_server(self) -> None:
@@ -245,4 +259,4 @@ class TritonBackend:
     def __exit__(self, *exc: object) -> None:
         if self._regions:
             self._close_shm()
-        self.client.close()
+        self._client.close()

@@ -1,0 +1,220 @@
+"""The Python API: ``ctrt.load``, ``Model.track``, ``Session.update``, ``Results``; the CLI gives the same bytes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import ctrt
+from ctrt.demo import make_demo_video
+from ctrt.runtime.sources import FrameSource
+from conftest import invoke
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """Three sources of different lengths and sizes."""
+    root = tmp_path_factory.mktemp("api")
+    return [make_demo_video(root / f"{name}.avi", frames=frames, size=size, seed=30 + i)
+            for i, (name, frames, size) in enumerate([("door", 7, (640, 360)), ("yard", 5, (480, 270)),
+                                                      ("hall", 6, (320, 240))])]
+
+
+@pytest.fixture(scope="module")
+def model(demo_onnx):
+    with ctrt.load(demo_onnx, device="cpu") as opened:
+        yield opened
+
+
+def frame_count(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_import_ctrt_loads_no_heavy_dependency():
+    code = "import sys, ctrt; print(sorted(m for m in ('torch', 'cv2', 'onnxruntime', 'onnx') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert "load" in dir(ctrt) and ctrt.Results.__module__ == "ctrt.runtime.results"
+
+
+def test_track_over_three_sources_equals_three_sessions_and_ctrt_run(model, demo_onnx, videos, tmp_path):
+    records: dict[str, list[str]] = {}
+    rows: dict[str, list[str]] = {}
+    with model.track(videos, save_dir=tmp_path / "site") as run:
+        for r in run:
+            assert r.index == len(records.setdefault(r.stream, []))  # each stream in its own order
+            records[r.stream].append(r.to_json() + "\n")
+            rows.setdefault(r.stream, []).append(r.to_mot())
+    assert run.streams == ["door", "yard", "hall"] and run.report.exit_status == 0
+    assert [s.frames for s in run.report.streams] == [7, 5, 6]
+    for name, video in zip(run.streams, videos):
+        session = model.session()
+        alone = [session.update(frame) for frame in FrameSource(str(video))]
+        assert "".join(records[name]) == "".join(r.to_json() + "\n" for r in alone)
+        assert "".join(rows[name]) == "".join(r.to_mot() for r in alone)
+        # What the sinks wrote is what the Results say, and what `ctrt run` writes for the source alone.
+        assert (tmp_path / "site" / f"{name}.jsonl").read_text() == "".join(records[name])
+        assert (tmp_path / "site" / f"{name}.txt").read_text() == "".join(rows[name])
+        result = invoke("run", demo_onnx, "--source", video, "--save-json", tmp_path / f"{name}.jsonl",
+                        "--save-mot", tmp_path / f"{name}.txt", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / f"{name}.jsonl").read_bytes() == "".join(records[name]).encode()
+        assert (tmp_path / f"{name}.txt").read_bytes() == "".join(rows[name]).encode()
+        assert frame_count(tmp_path / "site" / f"{name}.mp4") == len(alone)
+    assert sum(len(r) for r in alone) > 0  # the demo model finds the photographs
+
+
+def test_results_fields_masks_and_plot(model, videos):
+    session = model.session(tracker="robust,min_hits=1")
+    frame = next(iter(FrameSource(str(videos[0]))))
+    r = session.update(frame)
+    assert len(r) > 0 and r.frame is frame and r.boxes.shape == (len(r), 4)
+    assert set(r.speed_ms) == {"preprocess", "pre_hm", "infer", "decode", "track"}
+    people = r[r.classes == 1]
+    assert len(people) == int((r.classes == 1).sum()) and people.stream == r.stream and people.index == 0
+    record = json.loads(r.to_json())
+    assert record["frame"] == 1 and [t["tracking_id"] for t in record["results"]] == r.ids.tolist()
+    drawn = r.plot()
+    assert drawn.shape == frame.shape and (drawn != frame).any() and drawn is not frame
+    session.reset()
+    assert session.update(frame).to_json() == r.to_json()  # after reset the next frame is a first frame again
+
+
+def test_detect_is_a_first_frame_without_tracking(model, videos):
+    frame = next(iter(FrameSource(str(videos[1]))))
+    detected = model.detect(frame)
+    first = model.session().update(frame)
+    assert len(detected) == len(first) > 0 and (detected.ids == 0).all()
+    assert np.array_equal(detected.boxes, first.boxes) and np.array_equal(detected.scores, first.scores)
+
+
+def test_to_supervision_round_trips_ids_boxes_and_scores(model, videos):
+    import supervision as sv
+
+    session = model.session()
+    for frame in FrameSource(str(videos[2])):
+        r = session.update(frame)
+    detections = r.to_supervision()
+    shown = r[r.shown]
+    assert isinstance(detections, sv.Detections) and len(detections) == len(shown) > 0
+    assert detections.tracker_id.tolist() == shown.ids.tolist()
+    assert np.array_equal(detections.xyxy, shown.boxes) and np.array_equal(detections.confidence, shown.scores)
+    assert detections.data["class_name"].tolist()[0] in ("person", "cat", "cup", "airplane")
+
+
+def test_tracker_presets_and_specs_are_one_thing():
+    assert ctrt.tracker_preset("robust", gate=1.0) == ctrt.TrackerConfig.from_options(preset="robust", gate=1.0)
+    from ctrt.runtime.tracker import parse_tracker, resolve_tracker
+
+    assert parse_tracker("robust,gate=1") == ctrt.tracker_preset("robust", gate=1.0)
+    assert resolve_tracker("centertrack", 0.2).new_thresh == 0.2
+    with pytest.raises(ctrt.CtrtError) as error:
+        resolve_tracker(ctrt.tracker_preset("robust"), 0.5)
+    assert error.value.option == "threshold"
+
+
+def test_errors_name_the_parameter_and_the_cli_its_flag(model, demo_onnx, videos, tmp_path):
+    with pytest.raises(ctrt.CtrtError) as error:
+        model.track(videos[0], drop="sometimes")
+    assert error.value.option == "drop" and str(error.value).startswith("drop 'sometimes'")
+    with pytest.raises(ctrt.CtrtError) as error:
+        model.track(videos[0], tracker="robust,gate=2")
+    assert error.value.option == "gate"
+    with pytest.raises(ctrt.CtrtError) as error:
+        model.track(videos, save_video=tmp_path / "v.mp4")
+    assert error.value.option == "save_dir"
+    result = invoke("run", demo_onnx, "--source", videos[0], "--drop", "sometimes")
+    assert result.exit_code == 2 and result.output.strip() == "error: --drop 'sometimes': choose latest or none"
+    result = invoke("run", demo_onnx, "--source", videos[0], "--low-thresh", "0.5")
+    assert result.exit_code == 2 and result.output.strip().startswith("error: --low-thresh 0.5 must be below")
+
+
+def test_break_and_an_exception_in_the_loop_body_leave_complete_outputs(model, videos, tmp_path):
+    with model.track(videos[0], save_video=tmp_path / "b.mp4", save_json=tmp_path / "b.jsonl") as run:
+        for r in run:
+            if r.index == 2:
+                break
+    assert run.report.streams[0].frames == 3 and frame_count(tmp_path / "b.mp4") == 3
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 3
+
+    def failing_loop():
+        for r in model.track(videos[1], save_video=tmp_path / "e.avi", save_mot=tmp_path / "e.txt",
+                             save_json=tmp_path / "e.jsonl"):
+            if r.index == 1:
+                raise ValueError("the caller's own bug")
+
+    with pytest.raises(ValueError):
+        failing_loop()  # no ``with``: the run is closed when dropped
+    assert frame_count(tmp_path / "e.avi") == 2 and len((tmp_path / "e.jsonl").read_text().splitlines()) == 2
+
+
+def test_sigterm_during_a_track_loop_leaves_complete_outputs(demo_onnx, tmp_path):
+    video = make_demo_video(tmp_path / "long.avi", frames=300, size=(320, 240), seed=41)
+    script = textwrap.dedent(f"""
+        import sys, ctrt
+        model = ctrt.load({str(demo_onnx)!r}, device="cpu", threads=1)
+        run = model.track({str(video)!r}, save_video={str(tmp_path / "t.mp4")!r},
+                          save_json={str(tmp_path / "t.jsonl")!r})
+        try:
+            with run:
+                for r in run:
+                    print(r.index, flush=True)
+        except KeyboardInterrupt:
+            pass
+        sys.exit(run.report.exit_status)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert process.stdout is not None
+    for _ in range(3):
+        process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    process.stdout.read()
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    frames = len((tmp_path / "t.jsonl").read_text().splitlines())
+    assert 3 <= frames < 300 and frame_count(tmp_path / "t.mp4") == frames
+
+
+def test_a_finished_run_reports_latency_and_an_unstarted_run_closes_its_sources(model, videos):
+    run = model.track(videos[:2])
+    for _ in run:
+        pass
+    for stream in run.report.streams:
+        latency = stream.latency_percentiles()
+        assert stream.fps > 0 and 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+    source = FrameSource(str(videos[0]))
+    unstarted = model.track({"never": source})
+    unstarted.close()
+    assert not source.capture.isOpened() and unstarted.report.streams[0].frames == 0
+
+
+@pytest.mark.parametrize("example, args", [
+    ("camera_loop.py", ["--source", "{video}", "--out", "{tmp}/out.mp4"]),
+    ("several_cameras.py", ["{video}", "{video2}", "--save-dir", "{tmp}/site"]),
+    ("count_line_crossings.py", ["{video}", "--line", "0,120,320,120"]),
+])
+def test_examples_run(demo_onnx, videos, tmp_path, example, args):
+    values = {"video": videos[2], "video2": videos[1], "tmp": tmp_path}
+    result = subprocess.run([sys.executable, REPO / "examples" / example, demo_onnx,
+                             *[a.format(**values) for a in args]], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if example == "camera_loop.py":
+        assert frame_count(tmp_path / "out.mp4") == 6 and "track 1 at" in result.stdout
+    elif example == "several_cameras.py":
+        assert "hall: 6 frames" in result.stdout and (tmp_path / "site" / "yard.jsonl").exists()
+    else:
+        assert result.stdout.startswith("in ")
