@@ -236,6 +236,20 @@ def test_policy_none_keeps_every_frame_in_order(sources):
     assert len(frames) == 7 and reader.dropped == 0
 
 
+def test_a_waiting_take_gets_each_frame_as_it_is_read():
+    # A consumer faster than its source waits in take(); the reader wakes it per frame rather than on a timeout.
+    camera = PacedCamera(frames=40, period=0.005)
+    camera.scene.frame = lambda i: (np.zeros((240, 320, 3), np.uint8), None)  # reading costs nothing but the pace
+    reader = FrameReader(FrameSource("0", reconnects=0, capture_factory=lambda *a: camera), "none",
+                         threading.Event()).start()
+    delays = []
+    while (item := reader.take(wait=True)) is not None:
+        delays.append(time.perf_counter() - item.time)
+    reader.join()
+    assert len(delays) == 40
+    assert np.median(delays) < 0.003 and time.perf_counter() - camera.start < 0.4  # 40 x 5 ms paced = 0.2 s
+
+
 def test_ctrl_c_mid_run_leaves_complete_outputs_for_every_stream(demo_onnx, tmp_path):
     videos = [make_demo_video(tmp_path / f"long{i}.mp4", frames=400, size=(320, 240), seed=30 + i) for i in range(2)]
     out = tmp_path / "out"

@@ -67,6 +67,7 @@ class FrameReader:
                         self.dropped += 1
                     self._items.append(Captured(frame, time.perf_counter()))
                     self.read += 1
+                    self._cond.notify_all()  # a take() waiting for this frame
                 self.arrived.set()
             else:
                 self.exhausted = True
@@ -75,6 +76,7 @@ class FrameReader:
         finally:
             with self._cond:
                 self.done = True
+                self._cond.notify_all()
             self.arrived.set()
 
     def take(self, wait: bool) -> Captured | None:
