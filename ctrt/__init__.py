@@ -11,9 +11,16 @@ The names below load on first use: ``import ctrt`` imports no PyTorch, OpenCV or
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The most pixels an image may have for OpenCV to decode it (8192x8192, above any camera; OpenCV's own default is
+# 2^30, a 3 GiB frame). OpenCV reads it once, when it is first imported: a program that imports cv2 before ctrt
+# keeps its own.
+MAX_IMAGE_PIXELS = 2**26
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -8,6 +8,8 @@ The command line is a client of these calls: ``ctrt run M -s A -s B --save-dir D
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -19,13 +21,13 @@ import numpy as np
 
 from .artifacts import ArtifactMeta, sidecar_path
 from .errors import CtrtError, Interrupted
-from .outputs import check_outputs
+from .outputs import OutputLocks, check_outputs
 from .runtime.backends.base import Backend
 from .runtime.decode import TOPK
 from .runtime.pipeline import Session, StreamState
 from .runtime.results import Results
 from .runtime.runner import CHECKPOINT_SUFFIXES, model_notes, open_backend
-from .runtime.sinks import VIDEO_SUFFIXES, JsonLinesSink, MotSink, Sink, VideoSink, WindowSink
+from .runtime.sinks import VIDEO_SUFFIXES, JsonLinesSink, MotSink, Sink, VideoSink, WindowSink, segment_path
 from .runtime.sources import FrameSource, source_files
 from .runtime.streams import (RunReport, Stream, StreamReport, batch_note, open_streams, save_paths, schedule,
                               stream_names)
@@ -34,6 +36,8 @@ from .shutdown import stop_on_signals
 from .sizes import check_memory, parse_input_size
 
 log = logging.getLogger("ctrt")
+# Intra-op threads beyond a few per core only contend for the cores (100000 of them never reach a first frame).
+MAX_THREADS_PER_CORE = 4
 
 SourceSpec = Union[str, int, Path, FrameSource]
 Sources = Union[SourceSpec, Sequence[SourceSpec], Mapping[str, SourceSpec]]
@@ -52,6 +56,10 @@ def load(model: str | Path, *, device: str = "auto", threads: int = 0, input_siz
     cores); ``cuda_graph``: replay a TensorRT engine as a CUDA graph; ``shm``/``reconnects``: a Triton model on this
     host through shared memory, and how often to reconnect to its server.
     """
+    cores = os.cpu_count() or 1
+    if not 0 <= threads <= MAX_THREADS_PER_CORE * cores:
+        raise CtrtError(f"threads {threads}: give 0 (all cores) to {MAX_THREADS_PER_CORE * cores} "
+                        f"({MAX_THREADS_PER_CORE} per core; this machine has {cores})", option="threads")
     local = None if "://" in str(model) else Path(model)
     is_checkpoint = local is not None and local.suffix.lower() in CHECKPOINT_SUFFIXES
     hw = parse_input_size(input_size if isinstance(input_size, str) else "x".join(map(str, input_size or (512, 512))))
@@ -132,7 +140,8 @@ class Model:
               threshold: float | None = None, drop: str | None = None, max_frames: int | None = None,
               save_dir: str | Path | None = None, save_video: str | Path | None = None,
               save_mot: str | Path | None = None, save_json: str | Path | None = None, show: bool = False,
-              overlap: bool = True, reconnects: int = 5, protect: Sequence[str | Path] = ()) -> Run:
+              overlap: bool = True, reconnects: int = 5, segment: float | None = None,
+              protect: Sequence[str | Path] = ()) -> Run:
         """Track one source or several, batched on this model; iterate the ``Run`` for one ``Results`` per stream
         frame, in each stream's order::
 
@@ -146,11 +155,13 @@ class Model:
         ``FrameSource``), a list of them, or a mapping of stream names to them.
         ``drop``: ``latest`` keeps only a live source's newest frame when behind, ``none`` every frame (the
         defaults for cameras and files). ``save_dir``: per stream ``<name>.mp4``, ``.txt`` (MOT) and ``.jsonl``;
-        ``save_video``/``save_mot``/``save_json``/``show``: the same for one source. Every output is checked before
+        ``save_video``/``save_mot``/``save_json``/``show``: the same for one source. ``segment``: write each video as
+        numbered files of that many seconds (``v-00000.mp4``, ...), so that a crash loses at most one segment
+        (default: one file). Every output is checked before
         the run and is complete however the run ends (its end, ``break``, an exception, Ctrl-C, SIGTERM); none may
         replace the model, a source, or a file of ``protect`` (the caller's other inputs).
         """
-        config = resolve_tracker(tracker, threshold)
+        config, k = resolve_tracker(tracker, threshold), _topk(topk)
         if max_frames is not None and max_frames < 1:
             raise CtrtError(f"max_frames {max_frames}: give 1 or more", option="max_frames")
         named, inputs = _named_sources(source)
@@ -159,6 +170,8 @@ class Model:
             raise CtrtError("save_dir: with several sources (or save_dir) each stream gets its own video, MOT and "
                             "JSON-lines file there, instead of save_video, save_mot, save_json or show",
                             option="save_dir")
+        if segment is not None and not (math.isfinite(segment) and 1 <= segment <= 86_400):
+            raise CtrtError(f"segment {segment:g}: give seconds from 1 to 86400", option="segment")
         video = Path(save_video) if save_video is not None else None
         if video is not None and video.suffix.lower() not in VIDEO_SUFFIXES:
             raise CtrtError(f"save_video {video}: name it .mp4 (mp4v) or .avi (MJPG)", option="save_video")
@@ -168,27 +181,37 @@ class Model:
                        for path in save_paths(folder, name)}
         else:
             planned = {label: Path(path) for label, path in single.items() if path is not None}
+        if segment is not None:  # the first segment stands for the series in the checks and the lock
+            planned = {label: segment_path(p, 0) if p.suffix.lower() in VIDEO_SUFFIXES else p
+                       for label, p in planned.items()}
         local = None if "://" in self.path else Path(self.path)
         check_outputs(planned, [*((local, sidecar_path(local)) if local else ()), *inputs, *map(Path, protect)])
 
         def sinks_for(name: str, fps: float) -> list[Sink]:
+            # Text first, the video last: a frame a text file refuses (a full disk) is taken back from the text
+            # files before it, and has not reached the video, so every output ends on the same frame.
             if folder is not None:
                 video_path, mot_path, json_path = save_paths(folder, name)
-                return [VideoSink(video_path, fps), MotSink(mot_path), JsonLinesSink(json_path)]
-            sinks: list[Sink] = [WindowSink()] if show else []
-            if video is not None:
-                sinks.append(VideoSink(video, fps))
+                return [MotSink(mot_path), JsonLinesSink(json_path), VideoSink(video_path, fps, segment)]
+            sinks: list[Sink] = []
             if save_mot is not None:
                 sinks.append(MotSink(Path(save_mot)))
             if save_json is not None:
                 sinks.append(JsonLinesSink(Path(save_json)))
-            return sinks
+            if video is not None:
+                sinks.append(VideoSink(video, fps, segment))
+            return [*sinks, WindowSink()] if show else sinks
 
-        streams = open_streams(named, drop, reconnects, sinks_for)
+        locks = OutputLocks(planned)
+        try:
+            streams = open_streams(named, drop, reconnects, sinks_for)
+        except BaseException:
+            locks.release()
+            raise
         note = batch_note(self.meta.batch, len(streams))
         if note:
             log.warning(note)
-        return Run(self, streams, _topk(topk), config, max_frames, overlap, list(planned.values()))
+        return Run(self, streams, k, config, max_frames, overlap, locks)
 
 
 class Run:
@@ -207,20 +230,25 @@ class Run:
     """
 
     def __init__(self, model: Model, streams: list[Stream], topk: int, tracker: TrackerConfig,
-                 max_frames: int | None, overlap: bool, outputs: list[Path]) -> None:
+                 max_frames: int | None, overlap: bool, locks: OutputLocks) -> None:
         self.model, self.tracker = model, tracker
         self.streams = [s.name for s in streams]
         # Frames the run will give when every source is a file of known length (for a progress bar), else None.
         totals = [min(s.source.total, max_frames or s.source.total) for s in streams
                   if s.source.total and not s.source.live]
         self.expected_frames = sum(totals) if len(totals) == len(streams) else None
-        self.outputs = outputs  # the files the run writes (those of streams that gave frames exist at the end)
+        self._sinks = [sink for stream in streams for sink in stream.sinks]
         self.report = RunReport([StreamReport(s.name) for s in streams])
         started = [False]
         self._results = _results(model.backend, streams, self.report, started, topk, tracker, max_frames, overlap)
         # A run dropped without close() (an exception in a loop without ``with``) still closes its outputs: when it
         # is collected, or at the latest when the interpreter exits.
-        self._finalizer = weakref.finalize(self, _close, self._results, streams, started)
+        self._finalizer = weakref.finalize(self, _close, self._results, streams, started, locks)
+
+    @property
+    def outputs(self) -> list[Path]:
+        """The files the run has written so far (every segment of a segmented video)."""
+        return [path for sink in self._sinks for path in sink.paths]
 
     def __iter__(self) -> Iterator[Results]:
         return self
@@ -249,11 +277,15 @@ def _results(backend: Backend, streams: list[Stream], report: RunReport, started
         yield from schedule(backend, streams, report, topk, tracker, max_frames, overlap)
 
 
-def _close(results: Generator[Results, None, None], streams: list[Stream], started: list[bool]) -> None:
-    results.close()
-    if not started[0]:  # the loop never ran: the sources opened for it are closed here
-        for stream in streams:
-            stream.source.close()
+def _close(results: Generator[Results, None, None], streams: list[Stream], started: list[bool],
+           locks: OutputLocks) -> None:
+    try:
+        results.close()
+        if not started[0]:  # the loop never ran: the sources opened for it are closed here
+            for stream in streams:
+                stream.source.close()
+    finally:
+        locks.release()
 
 
 def _topk(k: int) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 
 from . import __version__
 from .errors import CtrtError
+from .inputs import parse_json
 from .model.config import MEAN_BGR, STD_BGR, ModelConfig
 
 ONNX_METADATA_KEY = "ctrt"
@@ -144,19 +147,98 @@ class ArtifactMeta:
 
     @classmethod
     def from_json(cls, text: str, origin: str) -> ArtifactMeta:
+        """The metadata in ``text``, every field checked (``origin`` names the file in the one-line error)."""
+        data = parse_json(text, f"metadata of {origin}")
+        if isinstance(data, dict) and isinstance(data.get("extra"), dict):
+            data.update(_from_extra(str(data.get("kind")), data.pop("extra")))
+        _check_meta(data, origin)
+        data["input_size"] = tuple(data["input_size"])
+        data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
         try:
-            data = json.loads(text)
-            data["input_size"] = tuple(data["input_size"])
-            data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
-            if "extra" in data:
-                data.update(_from_extra(data["kind"], data.pop("extra")))
             data["graph"] = _record(GraphRecord, data.get("graph"))
             data["quantization"] = _record(QuantRecord, data.get("quantization"))
             data["engine"] = _record(EngineRecord, data.get("engine"))
             data["calibration"] = _record(CalibrationRecord, data.get("calibration"))
             return cls(**data)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CtrtError(f"metadata of {origin} is unreadable ({exc}); re-export the model with ctrt export") from None
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _heads(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and _whole(v, 1, 4096) for k, v in value.items())
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+
+
+def _size(value: Any, multiple: int, high: int) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_whole(v, 1, high) and v % multiple == 0 for v in value)
+
+
+# The sidecar's schema, one rule per field: what it must be and how the error describes it. Records (graph,
+# engine, ...) are objects or null; their own fields are checked by the dataclasses they load into.
+_META_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "kind": (lambda v: v in ("onnx", "engine", "calibration"), "onnx, engine or calibration"),
+    "model": (lambda v: isinstance(v, dict), "an object (arch, heads, pre_img, pre_hm, stem)"),
+    "model.arch": (lambda v: v in (68, 85) and not isinstance(v, bool), "68 or 85"),
+    "model.heads": (_heads, "an object of head names and channel counts"),
+    "model.pre_img": (lambda v: isinstance(v, bool), "true or false"),
+    "model.pre_hm": (lambda v: isinstance(v, bool), "true or false"),
+    "model.stem": (lambda v: isinstance(v, bool), "true or false"),
+    "input_size": (lambda v: _size(v, 32, 16384), "[H, W], multiples of 32"),
+    "batch": (lambda v: _whole(v, 0, 4096), "a batch size (0: dynamic)"),
+    "precision": (lambda v: v in ("fp32", "fp16", "int8"), "fp32, fp16 or int8"),
+    "inputs": (_names, "a list of input names"),
+    "outputs": (_names, "a list of output names"),
+    "mean": (lambda v: isinstance(v, list) and len(v) == 3 and all(map(_finite, v)), "three numbers (B, G, R)"),
+    "std": (lambda v: isinstance(v, list) and len(v) == 3 and all(_finite(x) and x > 0 for x in v),
+            "three numbers > 0 (B, G, R)"),
+    "source": (lambda v: isinstance(v, str), "a text"),
+    "source_sha256": (lambda v: isinstance(v, str), "a text"),
+    "random_weights": (lambda v: isinstance(v, bool), "true or false"),
+    "builtin": (lambda v: isinstance(v, str), "a text"),
+    "graph": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "graph.opset": (lambda v: _whole(v, 7, 30), "an ONNX opset"),
+    "graph.source_size": (lambda v: v is None or _size(v, 1, 16384), "[H, W] or null"),
+    "graph.topk": (lambda v: v is None or _whole(v, 1, 3840), "a K from 1 to 3840 or null"),
+    "quantization": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "engine": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "calibration": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+}
+_REQUIRED = ("kind", "model", "input_size", "batch", "precision", "inputs", "outputs")
+
+
+def _check_meta(data: Any, origin: str) -> None:
+    """One line naming the first field of a sidecar that is missing or not what ctrt wrote there."""
+    def refuse(field: str, problem: str) -> None:
+        raise CtrtError(f"metadata of {origin}: {field} {problem}; re-export the model with ctrt export")
+
+    if not isinstance(data, dict):
+        refuse("the document", "is not a JSON object")
+    for name in _REQUIRED:
+        if name not in data:
+            refuse(name, "is missing")
+    for name in ("arch", "heads", "pre_img", "pre_hm", "stem"):
+        if isinstance(data["model"], dict) and name not in data["model"]:
+            refuse(f"model.{name}", "is missing")
+    for name, (valid, want) in _META_RULES.items():
+        parent, _, child = name.partition(".")
+        holder = data.get(parent) if child else data
+        key = child or name
+        if not isinstance(holder, dict) or key not in holder:
+            continue
+        if not valid(holder[key]):
+            refuse(name, f"is {json.dumps(holder[key])[:40]}, not {want}")
 
 
 def embed_meta(model: Any, meta: ArtifactMeta) -> None:

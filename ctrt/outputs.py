@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,6 +21,42 @@ from .errors import CtrtError
 
 # A write that fails with one of these is the machine's doing (full disk, quota, file-size limit), wherever it happens.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# A half-written file or folder: hidden, named after its destination, its writer's pid and a tag, then "partial"
+# (a video keeps its suffix after it, for OpenCV to choose the container).
+PARTIAL = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+\.partial(?:\.[^.]+)?$")
+
+
+def partial_prefix(dest: Path) -> str:
+    """How a partial file of ``dest`` written by this process begins (``PARTIAL``)."""
+    return f".{dest.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_partials(folder: Path) -> None:
+    """Remove what ctrt writers killed mid-write (SIGKILL, power loss) left in ``folder``: the partial files and
+    folders whose writer is no longer running. A live writer's are left alone."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = PARTIAL.match(entry.name)
+        if match is None or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def _key(path: Path) -> str:
@@ -53,11 +91,15 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | No
     """Refuse, before any work, an output that could not be written or would destroy something.
 
     ``outputs`` maps how the user named each file (an option such as ``--save-video``) to its path. Each must not be
-    a folder or a special file, must not be the same file as any input or as another output, and its folder (or the
-    nearest existing ancestor, where folders will be created) must accept a new file.
+    a folder or a special file, must not be the same file as any input or as another output, must not lie inside a
+    folder that is an input (a dataset, an image or calibration folder is read as a whole: a file written into it
+    would be read back as data or replace some), and its folder (or the nearest existing ancestor, where folders
+    will be created) must accept a new file.
     """
     given = {label: path for label, path in outputs.items() if path is not None}
-    input_keys = {_key(p): p for p in inputs if p is not None and p.exists()}
+    existing = [p for p in inputs if p is not None and p.exists()]
+    input_keys = {_key(p): p for p in existing}
+    input_folders = {_key(p).rstrip(os.sep) + os.sep: p for p in existing if p.is_dir()}
     seen: dict[str, str] = {}
     for label, path in given.items():
         key = _key(path)
@@ -69,6 +111,9 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | No
             raise CtrtError(f"{label} {path} is not a regular file; refusing to replace it", option)
         if key in input_keys:
             raise CtrtError(f"{label} {path} is also an input ({input_keys[key]}); refusing to overwrite it", option)
+        inside = next((folder for prefix, folder in input_folders.items() if key.startswith(prefix)), None)
+        if inside is not None:
+            raise CtrtError(f"{label} {path} is inside the input folder {inside}; write it elsewhere", option)
         if key in seen:
             raise CtrtError(f"{seen[key]} and {label} both name {path}; give each output its own file",
                             seen[key].split()[0] if seen[key].split()[0].isidentifier() else None)
@@ -79,6 +124,63 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | No
         reason = _probe_writable(folder)
         if reason:
             raise CtrtError(f"{label} {path}: cannot create files in {folder} ({reason})", option)
+
+
+def lock_path(path: Path) -> Path:
+    """The hidden file whose advisory lock says a ctrt process is writing ``path``."""
+    return path.with_name(f".{path.name}.ctrt-lock")
+
+
+class OutputLocks:
+    """Advisory locks (``flock``) on streamed outputs, held for a run: a second ctrt process naming one of them is
+    refused at its start, so two runs never interleave lines in one file. A lock ends with its process, however
+    that ends (a SIGKILL too); ``release`` removes the lock files."""
+
+    def __init__(self, outputs: Mapping[str, Path]) -> None:
+        self._held: list[tuple[Path, int]] = []
+        self._made = [folder for path in outputs.values() for folder in _missing_folders(path.parent)]
+        try:
+            for label, path in outputs.items():
+                self._take(label, path)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, label: str, path: Path) -> None:
+        lock = lock_path(path)
+        option = label.split()[0] if label.split()[0].isidentifier() else None
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise CtrtError(f"{label} {path} is being written by another ctrt process (pid {owner}); give "
+                                "another file or wait for it to finish", option) from None
+            # The holder before us may have removed the file between our open and our lock: lock the one on disk.
+            try:
+                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                self._held.append((lock, fd))
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        for lock, fd in self._held:
+            with contextlib.suppress(OSError):
+                lock.unlink()  # while still locked: a process waiting on the old file retries on a new one
+            os.close(fd)
+        self._held = []
+        for folder in sorted(set(self._made), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # made for the locks; a folder the run wrote into is not empty and stays
+        self._made = []
 
 
 def os_reason(exc: OSError) -> str:
@@ -117,7 +219,8 @@ def atomic_outputs(*dests: Path) -> Iterator[list[Path]]:
     try:
         for dest in dests:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+            remove_stale_partials(dest.parent)
+            fd, name = tempfile.mkstemp(prefix=partial_prefix(dest), suffix=".partial", dir=dest.parent)
             os.close(fd)
             temps.append(Path(name))
         yield list(temps)
@@ -154,7 +257,8 @@ def atomic_folder(dest: Path) -> Iterator[Path]:
     staging: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+        remove_stale_partials(dest.parent)
+        staging = Path(tempfile.mkdtemp(prefix=partial_prefix(dest), suffix=".partial", dir=dest.parent))
         yield staging
         for path in staging.rglob("*"):
             if path.is_file():

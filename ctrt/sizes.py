@@ -11,6 +11,11 @@ from .errors import CtrtError
 # passes the multiple-of-32 rule but cannot fit (100000x100000) into one line instead of an allocator traceback.
 BASE_BYTES = 1.0e9
 BYTES_PER_PIXEL = 1500
+# Camera frames: the largest side ctrt takes (OpenCV's own image limit is 2^30 pixels; 16384 is above any camera),
+# and a generous bound on what one frame costs in the fast path's export (uint8 input, its float copy, the
+# GridSample input and the traced graph's copies: measured under 60 bytes per pixel).
+MAX_FRAME_SIDE = 16384
+BYTES_PER_FRAME_PIXEL = 60
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -35,14 +40,22 @@ def parse_input_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def parse_frame_size(text: str) -> tuple[int, int]:
-    """'1280x720' (W x H, as cameras are described) -> (W, H)."""
+def parse_frame_size(text: str, option: str = "source_size", count: int = 1) -> tuple[int, int]:
+    """'1280x720' (W x H, as cameras are described) -> (W, H), each side at most ``MAX_FRAME_SIDE``, and ``count``
+    such frames (a batch) within the memory this machine has free. ``option``: the parameter the text came from."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise CtrtError(f"--source-size {text!r}: expected WxH such as 1280x720") from None
+        raise CtrtError(f"{option} {text!r}: expected WxH such as 1280x720", option=option) from None
     if min(w, h) <= 0:
-        raise CtrtError(f"--source-size {text!r}: expected WxH such as 1280x720")
+        raise CtrtError(f"{option} {text!r}: expected WxH such as 1280x720", option=option)
+    if max(w, h) > MAX_FRAME_SIDE:
+        raise CtrtError(f"{option} {w}x{h}: at most {MAX_FRAME_SIDE} pixels a side", option=option)
+    need = BYTES_PER_FRAME_PIXEL * w * h * max(count, 1)
+    free = available_memory()
+    if free is not None and need > free:
+        raise CtrtError(f"{option} {w}x{h} needs about {need / 2**30:.1f} GiB of memory; this machine has "
+                        f"{free / 2**30:.1f} GiB available", option=option)
     return w, h
 
 

@@ -13,7 +13,9 @@ import hashlib
 import http.server
 import json
 import os
+import pickle
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,10 +26,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from ctrt.demo import make_demo_video
+from ctrt.eval.datasets import make_dataset
 
 CTRT = str(Path(sys.executable).with_name("ctrt"))
 FRAMES = 8
@@ -61,9 +65,53 @@ def world(tmp_path_factory, onnx_85, checkpoint_85) -> Path:
             return (os.system, ("echo pwned",))
 
     torch.save({"state_dict": Payload()}, root / "evil.pth")
+    (root / "raw-evil.pth").write_bytes(pickle.dumps({"state_dict": Payload()}))  # a plain pickle, not a torch zip
+    (root / "tiny").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(root / "tiny" / f"{i}.png"), np.zeros((1, 1, 3), np.uint8))
     (root / "truncated.pth").write_bytes(checkpoint_85.read_bytes()[:100_000])
     torch.save({"state_dict": {"conv1.weight": torch.zeros(64, 3, 7, 7)}}, root / "resnet.pth")
     (root / "notes.pth").write_text("these are my notes, not a checkpoint\n")
+    # datasets: MOT ground truth, a COCO set (its images double as calibration images), and broken copies
+    make_dataset("pedestrians", root / "mot", 1, 20, (320, 240), 0)
+    make_dataset("demo-coco", root / "coco", 3, 2, (320, 240), 0)
+    shutil.copytree(root / "coco" / "images", root / "calib")
+    gt = (root / "mot" / "PED-01" / "gt" / "gt.txt").read_text()
+    info = (root / "mot" / "PED-01" / "seqinfo.ini").read_text()
+    for name, gt_text, info_text in (
+            ("mot-long", gt, info.replace("seqLength=20", "seqLength=2000000000")),
+            ("mot-negative-id", "1,-1," + gt.split(",", 2)[2], info),
+            ("mot-latin1", gt + "1,1,0,0,10,10,1,1,1 # caf\xe9\n", info)):
+        (root / name / "PED-01" / "gt").mkdir(parents=True)
+        (root / name / "PED-01" / "gt" / "gt.txt").write_bytes(gt_text.encode("latin-1"))
+        (root / name / "PED-01" / "seqinfo.ini").write_text(info_text)
+    coco = json.loads((root / "coco" / "annotations.json").read_text())
+    for name, section, field, value in (("coco-bbox-text.json", "annotations", "bbox", "10,10,20,20"),
+                                         ("coco-category-text.json", "annotations", "category_id", "1"),
+                                         ("coco-width-text.json", "images", "width", "320")):
+        broken = json.loads(json.dumps(coco))
+        broken[section][0][field] = value
+        (root / name).write_text(json.dumps(broken))
+    (root / "sources-latin1.txt").write_bytes("in.avi\ncam\xe9ra.mp4\n".encode("latin-1"))
+    sidecar = json.loads(Path(f"{onnx_85}.json").read_text())
+    for name, change in (("size-text", {"input_size": "128x160"}), ("size-one", {"input_size": [128]}),
+                         ("model-null", {"model": None}), ("heads-list", {"model": {**sidecar["model"], "heads": [80]}}),
+                         ("arch-word", {"model": {**sidecar["model"], "arch": "big"}}), ("mean-text", {"mean": "abc"}),
+                         ("mean-one", {"mean": [0.4]}), ("std-zero", {"std": [0.0, 0.27, 0.28]}),
+                         ("batch-word", {"batch": "one"}), ("batch-negative", {"batch": -3}), ("inputs-5", {"inputs": 5}),
+                         ("topk-word", {"graph": {**sidecar["graph"], "topk": "many"}})):
+        os.link(onnx_85, root / f"{name}.onnx")
+        (root / f"{name}.onnx.json").write_text(json.dumps({**sidecar, **change}))
+    (root / "ext").mkdir()  # weights kept beside the graph, and graphs pointing elsewhere for theirs
+    onnx.save_model(onnx.load(str(onnx_85)), root / "ext" / "ok.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ok.data", size_threshold=0)
+    for name, location in (("ext-escape", "../../secret/w.data"), ("ext-absolute", "/etc/passwd")):
+        graph = onnx.load(str(root / "ext" / "ok.onnx"), load_external_data=False)
+        entry = next(e for e in graph.graph.initializer[0].external_data if e.key == "location")
+        entry.value = location
+        onnx.save_model(graph, root / "ext" / f"{name}.onnx")
+    os.link(onnx_85, root / "deep.onnx")
+    (root / "deep.onnx.json").write_text("[" * 200_000 + "]" * 200_000)
     return root
 
 
@@ -103,7 +151,7 @@ CASES = [
     ("output over the model", (*RUN, "--save-json", "model.onnx"), "is also an input"),
     ("output over the model's sidecar", (*RUN, "--save-json", "model.onnx.json"), "is also an input"),
     ("output over a source image", ("run", "model.onnx", "--source", "bad", "--save-mot", "bad/a.jpg"),
-     "is also an input"),
+     "is inside the input folder bad"),
     ("mot into /proc", (*RUN, "--save-mot", "/proc/x.txt"), "cannot create files in /proc"),
     ("video into /proc", (*RUN, "--save-video", "/proc/x.mp4"), "cannot create files in /proc"),
     ("video with a text suffix", (*RUN, "--save-video", "o.txt"), "name it .mp4 (mp4v) or .avi (MJPG)"),
@@ -147,7 +195,10 @@ CASES = [
     ("threshold below 0", (*RUN, "--track-thresh", "-1"), "Invalid value for '--track-thresh'"),
     ("pre_hm threshold above 1", (*RUN, "--pre-thresh", "2"), "--pre-thresh 2 is not a score in [0, 1]"),
     ("negative threads", (*RUN, "--threads", "-3"), "Invalid value for '--threads'"),
-    ("max age below -1", (*RUN, "--max-age", "-5"), "Invalid value for '--max-age'"),
+    ("max age below -1", (*RUN, "--max-age", "-5"), "--max-age -5: -1 (keep no unmatched track) to"),
+    ("min hits above 100", (*RUN, "--min-hits", "1000"), "--min-hits 1000: from 1"),
+    ("eval tracker min_hits 0", ("eval", "--tracker-only", "--mot", "mot", "--tracker", "min_hits=0"),
+     "min_hits 0: from 1"),
     ("top-K of 0", (*RUN, "--topk", "0"), "'--topk': Input should be greater than or equal to 1"),
     ("negative duration", ("bench", "model.onnx", "--duration", "-1"), "--duration': -1 is not > 0"),
     ("negative warm-up", ("bench", "model.onnx", "--warmup", "-5"), "Invalid value for '--warmup'"),
@@ -156,6 +207,71 @@ CASES = [
     ("size beyond memory", ("export", "--random-init", "--input-size", "100000x100000"), "needs about"),
     ("size off the 32 grid", (*EXPORT, "--input-size", "500x500"), "nearest valid: 480x480"),
     ("unknown option", (*RUN, "--frobnicate"), "No such option: --frobnicate"),
+    # a dataset, an image or calibration folder is an input as a whole
+    ("eval json over the ground truth", ("eval", "--tracker-only", "--mot", "mot", "--json", "mot/PED-01/gt/gt.txt"),
+     "is inside the input folder mot"),
+    ("eval plot over seqinfo.ini", ("eval", "--tracker-only", "--mot", "mot", "--plot", "mot/PED-01/seqinfo.ini"),
+     "is inside the input folder mot"),
+    ("eval json into the dataset", ("eval", "--tracker-only", "--mot", "mot", "--json", "mot/scores.json"),
+     "is inside the input folder mot"),
+    ("eval save-dir into the dataset", ("eval", "--tracker-only", "--mot", "mot", "--save-dir", "mot/trackers"),
+     "is inside the input folder mot"),
+    ("eval json over a COCO image", ("eval", "model.onnx", "--coco", "coco/annotations.json", "--images", "coco/images",
+                                     "--json", "coco/images/000001.jpg"), "is inside the input folder coco/images"),
+    ("quantize into its calibration images", (*QUANTIZE[:2], "--calib-images", "calib", "-o", "calib/000001.jpg"),
+     "is inside the input folder calib"),
+    ("build into its calibration images", ("build", "model.onnx", "--int8", "--calib-images", "calib",
+                                           "-o", "calib/m.engine"), "is inside the input folder calib"),
+    ("run json into its image folder", ("run", "model.onnx", "--source", "bad", "--save-json", "bad/t.jsonl"),
+     "is inside the input folder bad"),
+    ("triton data outside the model's folder", ("triton", "ext/ext-escape.onnx", "-o", "repo"),
+     "keeps its data at '../../secret/w.data', outside the model's folder"),
+    ("triton data at an absolute path", ("triton", "ext/ext-absolute.onnx", "-o", "repo"),
+     "keeps its data at '/etc/passwd', outside the model's folder"),
+    ("frames too small to encode", ("run", "model.onnx", "--source", "tiny", "--save-video", "t.mp4", "--save-json",
+                                    "t.jsonl"), "could not start its mp4v encoder for 1x1 frames"),
+    ("raw pickle carrying code", ("export", "raw-evil.pth"), "holds Python objects beyond tensors (posix.system)"),
+    ("opset too old", (*EXPORT, "--opset", "7"), "--opset 7: ctrt exports opsets 11 to 20"),
+    # numbers: finite and bounded
+    ("infinite bench duration", ("bench", "model.onnx", "--duration", "inf"), "Invalid value for '--duration'"),
+    ("nan bench duration", ("bench", "model.onnx", "--duration", "nan"), "Invalid value for '--duration'"),
+    ("infinite warm-up", ("bench", "model.onnx", "--warmup", "inf"), "Invalid value for '--warmup'"),
+    ("nan warm-up", ("bench", "model.onnx", "--warmup", "nan"), "Invalid value for '--warmup'"),
+    ("nan threshold", (*RUN, "--low-thresh", "nan"), "--low-thresh nan: give a finite number"),
+    ("nan tolerance", (*EXPORT, "--atol", "nan"), "--atol nan: give a finite number"),
+    ("100000 threads", (*RUN, "--threads", "100000"), "--threads 100000: give 0 (all cores) to"),
+    ("negative seed", (*QUANTIZE, "--seed", "-1"), "Invalid value for '--seed'"),
+    ("source size beyond memory", ("export", "--random-init", "--input-size", "128x160", "--preprocess-in-graph",
+                                   "--source-size", "100000x100000"), "--source-size 100000x100000: at most 16384"),
+    ("make-data size beyond memory", ("make-data", "demo-mot", "new", "--size", "100000x100000"),
+     "--size 100000x100000: at most 16384"),
+    ("make-data size 0x0", ("make-data", "demo-mot", "new", "--size", "0x0"), "--size '0x0': expected WxH"),
+    ("held-out images all used", (*QUANTIZE[:2], "--calib-images", "calib", "--calib-count", "100", "--held-out", "1"),
+     "--calib-count 100: calib has 3 usable images"),
+    # every file we read is validated where it is parsed
+    ("seqLength of 2 billion", ("eval", "--tracker-only", "--mot", "mot-long"), "seqLength 2000000000 is not a frame count"),
+    ("negative track id", ("eval", "--tracker-only", "--mot", "mot-negative-id"), "id -1 is not an integer from 1"),
+    ("ground truth not UTF-8", ("eval", "--tracker-only", "--mot", "mot-latin1"), "not UTF-8 text"),
+    ("COCO bbox as text", ("eval", "model.onnx", "--coco", "coco-bbox-text.json", "--images", "coco/images"),
+     "annotations[0].bbox is '10,10,20,20', not [x, y, w, h]"),
+    ("COCO category as text", ("eval", "model.onnx", "--coco", "coco-category-text.json", "--images", "coco/images"),
+     "annotations[0].category_id is '1', not an integer"),
+    ("COCO width as text", ("eval", "model.onnx", "--coco", "coco-width-text.json", "--images", "coco/images"),
+     "images[0].width is '320', not a positive integer"),
+    ("calibration COCO bbox as text", (*QUANTIZE[:2], "--calib-images", "calib", "--calib-count", "2", "--held-out",
+                                       "1", "--calib-annotations", "coco-bbox-text.json"),
+     "annotations[0].bbox is '10,10,20,20'"),
+    ("sources file not UTF-8", ("run", "model.onnx", "--sources", "sources-latin1.txt"),
+     "--sources sources-latin1.txt: not UTF-8 text"),
+    *[(f"sidecar {name} under {command}", (command, f"{name}.onnx", *rest), message)
+      for name, message in (("size-text", 'input_size is "128x160", not [H, W]'), ("size-one", "input_size is [128]"),
+                            ("model-null", "model is null, not an object"), ("heads-list", "model.heads is [80]"),
+                            ("arch-word", 'model.arch is "big", not 68 or 85'), ("mean-text", 'mean is "abc"'),
+                            ("mean-one", "mean is [0.4], not three numbers"), ("std-zero", "not three numbers > 0"),
+                            ("batch-word", 'batch is "one", not a batch size'), ("batch-negative", "batch is -3"),
+                            ("inputs-5", "inputs is 5"), ("topk-word", 'graph.topk is "many"'),
+                            ("deep", "JSON nested too deep"))
+      for command, rest in (("run", ("--source", "in.avi")), ("inspect", ()))],
 ]
 
 
@@ -165,6 +281,15 @@ def test_bad_input_is_one_error_line_and_touches_nothing(world, args, message):
     result = ctrt(*args, cwd=world)
     assert_one_error_line(result, message)
     assert snapshot(world) == before
+
+
+def test_triton_copies_external_data_beside_the_model(world, tmp_path):
+    result = ctrt("triton", world / "ext" / "ok.onnx", "-o", tmp_path / "repo", "--backend", "python", cwd=world)
+    assert result.returncode == 0, result.stderr
+    version = tmp_path / "repo" / "ctrt" / "1"
+    assert (version / "ok.data").read_bytes() == (world / "ext" / "ok.data").read_bytes()
+    served = onnx.load(str(version / "model.onnx"))  # loads its data from beside itself
+    assert all(t.data_location == onnx.TensorProto.DEFAULT for t in served.graph.initializer)
 
 
 def test_checks_come_before_the_work(world):
@@ -210,6 +335,56 @@ def test_a_signal_mid_run_leaves_playable_video_and_whole_lines(world, tmp_path,
     assert (out / "t.txt").read_text().endswith("\n")
 
 
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_sigkill_of_a_segmented_run_loses_one_segment_and_its_partial_is_removed(world, tmp_path):
+    video = make_demo_video(tmp_path / "long.mp4", frames=2000, size=(320, 240))
+    per_segment = round(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS))  # one second of it
+    out = tmp_path / "out"
+    process = subprocess.Popen([CTRT, "run", world / "model.onnx", "--source", video, "--save-video", out / "v.mp4",
+                                "--save-json", out / "t.jsonl", "--segment", "1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (out / "v-00002.mp4").exists():  # three segments closed (a segment takes its name when closed)
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    process.wait(30)
+    closed = sorted(out.glob("v-*.mp4"))
+    assert len(closed) >= 3
+    for segment in closed:
+        assert read_back(segment) == per_segment  # every closed segment plays, whole
+    partials = list(out.glob(".*.partial.mp4"))  # the segment being written when killed (none between two)
+    assert len(partials) <= 1
+    assert all(p.name.startswith(f".v-{len(closed):05d}.mp4.{process.pid}.") for p in partials)
+    lines = (out / "t.jsonl").read_text().splitlines()
+    assert len(lines) >= 3 * per_segment and all(json.loads(line) for line in lines)  # whole lines to the last one
+    # a later run writing there removes what the killed one left half-written, and nothing else
+    stale = out / f".m.onnx.{dead_pid()}.abc123.partial"
+    stale.write_bytes(b"half an export")
+    live = out / f".m.onnx.{os.getpid()}.abc123.partial"
+    live.write_bytes(b"being written by a running process")
+    result = ctrt("run", world / "model.onnx", "--source", "in.avi", "--save-video", out / "again.mp4", cwd=world)
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists() and not list(out.glob(".v-*.partial.mp4")) and live.exists()
+    assert sorted(out.glob("v-*.mp4")) == closed and read_back(out / "again.mp4") == FRAMES
+
+
+def test_export_removes_partials_its_killed_predecessor_left(world, tmp_path):
+    stale_file = tmp_path / f".m.onnx.{dead_pid()}.k2j3h4.partial"
+    stale_file.write_bytes(b"\0" * 1000)
+    stale_folder = tmp_path / f".repo.{dead_pid()}.x9y8z7.partial"
+    stale_folder.mkdir()
+    (stale_folder / "config.pbtxt").write_text("half")
+    result = ctrt(*EXPORT, "--no-check", "-o", tmp_path / "m.onnx", cwd=world)
+    assert result.returncode == 0, result.stderr
+    assert not stale_file.exists() and not stale_folder.exists() and (tmp_path / "m.onnx").is_file()
+
+
 @contextlib.contextmanager
 def small_filesystem(path: Path, size: str):
     """A tmpfs of ``size``: a disk that really fills up (needs root and mount rights)."""
@@ -237,6 +412,8 @@ def test_full_disk_during_export_and_run(world, tmp_path):
         text = (disk / "t.jsonl").read_text()
         assert text.endswith("\n") and [json.loads(line)["frame"] for line in text.splitlines()] == \
             list(range(1, text.count("\n") + 1))
+        mot_frames = {int(row.split(",")[0]) for row in (disk / "t.txt").read_text().splitlines()}
+        assert max(mot_frames) <= text.count("\n")  # both end on the same frame: none has a frame the other lacks
 
 
 def test_file_size_limit_during_export_is_one_line_and_leaves_nothing(world, tmp_path):

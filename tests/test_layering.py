@@ -7,7 +7,7 @@ import ctrt
 
 # Lowest first. Within a layer anything goes; the top layer holds the commands.
 LAYERS = [
-    {"errors", "outputs", "progress", "shutdown", "sizes"},
+    {"errors", "inputs", "outputs", "progress", "shutdown", "sizes"},
     {"model", "artifacts", "onnx_graph"},
     {"runtime"},
     {"export"},

@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -256,3 +259,45 @@ def test_a_long_run_keeps_pipeline_memory_constant():
     assert len(tracks) == 1 and tracks.ids[0] == 1 and session.times.count == 100_000
     # Every frame's stage times kept would be 90k x 5 x 8 bytes = 3.6 MB.
     assert grown < 1 << 20, f"{grown} bytes more after 90k more frames"
+
+
+def test_frames_of_several_sizes_all_reach_the_video(demo_onnx, video, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    capture = cv2.VideoCapture(str(video))
+    for i in range(6):
+        frame = capture.read()[1]
+        cv2.imwrite(str(folder / f"{i:03d}.png"), frame if i % 2 == 0 else cv2.resize(frame, (200, 300)))
+    # A picture too large to decode is skipped and counted, not decoded (ctrt.MAX_IMAGE_PIXELS)
+    cv2.imwrite(str(folder / "huge.png"), np.zeros((8200, 8200, 3), np.uint8))
+    out = tmp_path / "out"
+    result = invoke("run", demo_onnx, "--source", folder, "--save-video", out / "v.mp4", "--save-json", out / "t.jsonl")
+    assert result.exit_code == 0, result.output
+    assert read_video_frames(out / "v.mp4") == len(read_json_lines(out / "t.jsonl")) == 6
+    assert result.output.count("letterboxed") == 1 and "1 unreadable frames skipped" in result.output
+
+
+def test_two_runs_never_write_one_file(demo_onnx, tmp_path):
+    long = make_demo_video(tmp_path / "long.mp4", frames=300, size=(320, 240))
+    out = tmp_path / "t.jsonl"
+    ctrt_bin = os.path.join(os.path.dirname(sys.executable), "ctrt")
+    first = subprocess.Popen([ctrt_bin, "run", demo_onnx, "--source", long, "--save-json", out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not out.exists():  # the first run is writing
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.run([ctrt_bin, "run", demo_onnx, "--source", long, "--save-json", out, "--save-mot",
+                                 tmp_path / "t.txt"], capture_output=True, text=True, timeout=120)
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert f"--save-json {out} is being written by another ctrt process (pid {first.pid})" in lines[0]
+        assert not (tmp_path / "t.txt").exists()
+    finally:
+        first.terminate()
+        first.wait(60)
+    assert len(read_json_lines(out)) > 0  # the first run's lines, whole
+    assert not list(tmp_path.glob(".*ctrt-lock"))
+    again = invoke("run", demo_onnx, "--source", long, "--save-json", out, "--max-frames", "2")
+    assert again.exit_code == 0, again.output

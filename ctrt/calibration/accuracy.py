@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..runtime.backends.base import Backend
 from ..runtime.decode import Decoder
 from ..runtime.detections import iou_matrix, pairs_by_iou
 from ..runtime.preprocess import FrameGeometry
+from ..runtime.sources import read_image
 from ..runtime.tracker import TRACK_THRESH
 from .dataset import CalibrationInputs
 
@@ -67,7 +67,7 @@ def measure_accuracy(fp32: Backend, int8: Backend, inputs: CalibrationInputs, im
     score_diffs: list[float] = []
     missed: list[float] = []
     for index, path in enumerate(images):
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        frame = read_image(path)
         if frame is None:
             continue  # select_images only hands out readable images; a file changed since is skipped
         geometry = FrameGeometry.build(frame.shape[1], frame.shape[0], h, w)

@@ -9,7 +9,6 @@ annotations, ``pre_hm`` draws the FP32 model's own detections instead.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,10 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
+from ..inputs import read_coco_instances
 from ..runtime.prehm import PreHeatmapRenderer
 from ..runtime.preprocess import Preprocessor, letterbox_affine
-from ..runtime.sources import IMAGE_SUFFIXES
+from ..runtime.sources import IMAGE_SUFFIXES, decode_image, read_image
 
 SHIFT, SCALE, BOX_JITTER = 0.05, 0.05, 0.05  # CenterTrack-HarDNet's --shift, --scale and --hm_disturb
 RECOMMENDED = 300
@@ -39,19 +39,18 @@ class Selection:
 
 def load_coco_boxes(annotations: Path) -> dict[str, np.ndarray]:
     """file_name -> [N, 4] xyxy boxes from a COCO instances JSON (crowd boxes skipped)."""
-    try:
-        data = json.loads(annotations.read_text())
-        files = {img["id"]: img["file_name"] for img in data["images"]}
-        boxes: dict[str, list[list[float]]] = {name: [] for name in files.values()}
-        for ann in data["annotations"]:
-            if ann.get("iscrowd", 0):
-                continue
-            x, y, w, h = ann["bbox"]
-            boxes[files[ann["image_id"]]].append([x, y, x + w, y + h])
-    except FileNotFoundError:
-        raise CtrtError(f"annotations not found: {annotations}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CtrtError(f"{annotations} is not a COCO instances file ({type(exc).__name__}: {exc})") from None
+    if not annotations.is_file():
+        raise CtrtError(f"annotations not found: {annotations}")
+    data = read_coco_instances(annotations)
+    files = {img["id"]: img["file_name"] for img in data["images"]}
+    boxes: dict[str, list[list[float]]] = {name: [] for name in files.values()}
+    for index, ann in enumerate(data["annotations"]):
+        if ann["image_id"] not in files:
+            raise CtrtError(f"{annotations}: annotations[{index}].image_id {ann['image_id']} is not in its images")
+        if ann.get("iscrowd", 0):
+            continue
+        x, y, w, h = ann["bbox"]
+        boxes[files[ann["image_id"]]].append([x, y, x + w, y + h])
     return {name: np.array(b, np.float32).reshape(-1, 4) for name, b in boxes.items()}
 
 
@@ -69,7 +68,7 @@ def select_images(folder: Path, count: int, held_out: int, seed: int, minimum: i
             break
         path = paths[index]
         data = path.read_bytes()
-        if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None:
+        if decode_image(data) is None:
             unreadable.append(path)
             continue
         if len(chosen) < count:
@@ -79,6 +78,10 @@ def select_images(folder: Path, count: int, held_out: int, seed: int, minimum: i
     if len(calibration) < minimum:
         raise CtrtError(f"{folder} has {len(calibration)} usable images ({len(unreadable)} unreadable); "
                         f"calibration needs at least {minimum}")
+    if held_out and len(chosen) <= count:
+        raise CtrtError(f"calib_count {count}: {folder} has {len(chosen)} usable images, all of them needed for "
+                        "calibration and none left for the accuracy report; give a smaller count",
+                        option="calib_count")
     return Selection(calibration, chosen[count:], unreadable, digest.hexdigest())
 
 
@@ -108,7 +111,7 @@ class CalibrationInputs:
 
     def sample(self, path: Path, index: int) -> dict[str, np.ndarray]:
         """One image's tensors (no batch axis). Deterministic in (seed, index)."""
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        frame = read_image(path)
         if frame is None:
             raise CtrtError(f"cannot read {path}")
         image = np.empty((3, self.h, self.w), np.float32)

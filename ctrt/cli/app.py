@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -124,6 +125,9 @@ def command(fn: F | None = None, *, flags: dict[str, str] | None = None) -> Any:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            for name, value in kwargs.items():  # click takes "nan" and "inf" as floats; no option means either
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise CtrtError(f"{name} {value}: give a finite number", option=name)
             with stop_on_signals():
                 return fn(*args, **kwargs)
         except CtrtError as exc:

@@ -117,7 +117,7 @@ def build(
     output = output or default_engine_path(model, precision)
     check_outputs({"--output": output, "its sidecar": sidecar_path(output),
                    **({"its accuracy report": report_path(output)} if int8 else {}),
-                   "--timing-cache": timing_cache}, [*sidecars(model), calib_annotations, calib_cache])
+                   "--timing-cache": timing_cache}, [*sidecars(model), calib_images, calib_annotations, calib_cache])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, 0, calib_algo, calib_cache)
     options = BuildOptions(fp16=fp16, int8=int8, workspace_gib=workspace, timing_cache=timing_cache,
                            dla_core=dla_core, verbose=verbose, max_batch=max_batch)
@@ -142,7 +142,7 @@ def quantize(
     calib_count: Annotated[int, typer.Option(min=1, help="images drawn for calibration (seeded)")] = 500,
     held_out: Annotated[int, typer.Option(min=1, help="images kept out of calibration for the accuracy report")] = 50,
     method: Annotated[str, typer.Option(help="minmax, entropy or percentile")] = "minmax",
-    seed: Annotated[int, typer.Option(help="seed of the image draw and the previous-frame jitter")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of the image draw and the previous-frame jitter")] = 0,
     target: Annotated[str, typer.Option(help="tensorrt: symmetric INT8 that TensorRT 10/11 build (ONNX Runtime runs "
                                              "it too); cpu: fastest and most accurate on ONNX Runtime's x86 kernels")
                       ] = "tensorrt",
@@ -156,7 +156,7 @@ def quantize(
         raise CtrtError(f"--method {method!r}: choose {', '.join(METHODS)}")
     output = output or default_quantized_path(model)
     check_outputs({"--output": output, "its sidecar": sidecar_path(output), "its accuracy report": report_path(output)},
-                  [*sidecars(model), calib_annotations])
+                  [*sidecars(model), calib_images, calib_annotations])
     spec = CalibrationSpec(calib_images, calib_annotations, calib_count, held_out, seed)
     with phases("quantize") as phase:
         phase("preparing calibration data")

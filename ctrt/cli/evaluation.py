@@ -32,7 +32,7 @@ def make_data(
     from ..sizes import parse_frame_size
 
     with console.status(f"writing {kind} to {escape(str(output))}"):
-        make_dataset(kind, output, count, frames, parse_frame_size(size), seed)
+        make_dataset(kind, output, count, frames, parse_frame_size(size, "size"), seed)
     console.print(f"wrote {escape(str(output))}", soft_wrap=True)
     if kind == "pedestrians":
         next_steps(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust")
@@ -87,9 +87,10 @@ def eval(
         raise CtrtError("give one or more models to evaluate, or --tracker-only")
     if offset_noise is not None and not tracker_only:
         raise CtrtError("--offset-noise sets the noise of --tracker-only's detections; models make their own")
-    check_outputs({"--json": json_out, "--plot": plot_out}, [*sidecars(*map(local, models)), coco])
     if save_dir is not None and save_dir.exists():
         raise CtrtError(f"--save-dir {save_dir} exists; give a new folder")
+    check_outputs({"--json": json_out, "--plot": plot_out, "--save-dir": save_dir},
+                  [*sidecars(*map(local, models)), coco, images, mot])
 
     def open_model(model: str) -> Any:
         opened = load(model, device=device, threads=threads, input_size=input_size)

@@ -60,8 +60,14 @@ def finish(run: Any, save_dir: Optional[Path]) -> None:
                           soft_wrap=True)
         if stream.dropped:
             console.print(f"{stream.dropped} stale frames dropped to stay live (--drop latest)")
-        for path in run.outputs:
-            if path.exists():
+        written = [path for path in run.outputs if path.exists()]
+        segments = [path for path in written if path.suffix.lower() in (".mp4", ".avi")]
+        if len(segments) > 1:  # a segmented video: one line for the series
+            total = sum(p.stat().st_size for p in segments) / 1e6
+            console.print(f"wrote {len(segments)} video segments {escape(str(segments[0]))} ... "
+                          f"{escape(segments[-1].name)} ({total:.1f} MB)", soft_wrap=True)
+        for path in written:
+            if path not in segments or len(segments) == 1:
                 console.print(f"wrote {escape(str(path))} ({size(path)})", soft_wrap=True)
     else:
         _streams_table(run)
@@ -114,15 +120,16 @@ def run(
     pre_thresh: Annotated[Optional[float], typer.Option(help="pre_hm threshold in [0, 1] (at least --track-thresh)")] = None,
     new_thresh: Annotated[Optional[float], typer.Option(help="new-track threshold in [0, 1] (at least --track-thresh)")] = None,
     tracker_preset: Annotated[str, typer.Option(help="centertrack (CenterTrack's tracker, exactly) or robust (keeps ids through misses and occlusions); the options below override it")] = "centertrack",
-    max_age: Annotated[Optional[int], typer.Option(min=-1, help="frames an unmatched track survives (-1: none, as CenterTrack)")] = None,
+    max_age: Annotated[Optional[int], typer.Option(help="frames an unmatched track survives (-1: none, as CenterTrack)")] = None,
     hungarian: Annotated[Optional[bool], typer.Option("--hungarian/--greedy", help="optimal assignment, or CenterTrack's greedy matching")] = None,
     coast: Annotated[Optional[bool], typer.Option("--coast/--no-coast", help="a track kept by --max-age moves on at its smoothed velocity, yielding to tracks seen last frame")] = None,
     low_thresh: Annotated[Optional[float], typer.Option(help="BYTE: detections from this score up to --track-thresh continue tracks left unmatched")] = None,
-    min_hits: Annotated[Optional[int], typer.Option(min=1, max=100, help="report a track from its Nth matched frame on (1: at once, as CenterTrack)")] = None,
+    min_hits: Annotated[Optional[int], typer.Option(help="report a track from its Nth matched frame on (1: at once, as CenterTrack; at most 100)")] = None,
     gate: Annotated[Optional[float], typer.Option(min=0.01, max=1.0, help="a detection continues a track only within this share of the box size, or 4x the offsets' measured miss if more (1: as CenterTrack)")] = None,
     save_video: Annotated[Optional[Path], typer.Option(help="annotated video (.mp4 or .avi)")] = None,
     save_mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge txt")] = None,
     save_json: Annotated[Optional[Path], typer.Option(help="JSON lines, one frame per line, CenterTrack's fields")] = None,
+    segment: Annotated[Optional[float], typer.Option(min=1.0, max=86400.0, help="write videos as numbered files of this many seconds (v-00000.mp4, ...): a crash loses at most one (default: one file)")] = None,
     show: Annotated[bool, typer.Option(help="show a window (needs GUI OpenCV)")] = False,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="stop after N frames (per stream)")] = None,
     reconnects: Annotated[int, typer.Option(min=0, help="reopen attempts when a live source drops")] = 5,
@@ -141,7 +148,7 @@ def run(
               reconnects=reconnects) as opened:
         run = opened.track(specs, tracker=tracker, topk=k, drop=drop, max_frames=max_frames, save_dir=save_dir,
                            save_video=save_video, save_mot=save_mot, save_json=save_json, show=show, overlap=overlap,
-                           reconnects=reconnects, protect=[sources] if sources else ())
+                           reconnects=reconnects, segment=segment, protect=[sources] if sources else ())
         notes(opened.notes)  # after the run's checks: a refused run says one line
         follow(run)
     finish(run, save_dir)

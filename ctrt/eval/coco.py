@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import CtrtError
+from ..inputs import read_coco_instances
 from ..api import Model
+from ..runtime.sources import read_image
 
 # COCO's category ids of the 80 classes CenterTrack numbers 1..80 (COCO left gaps for 11 unused categories).
 COCO_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32,
@@ -32,13 +32,10 @@ class CocoImages:
 
 def read_coco(annotations: Path, folder: Path, max_images: int | None = None) -> CocoImages:
     """The images an annotation file names, all checked before any work: one clear line for what is wrong."""
-    try:
-        data = json.loads(annotations.read_text())
-        images = {int(im["id"]): im["file_name"] for im in data["images"]}
-        annotated = {int(a["image_id"]) for a in data["annotations"]}
-        categories = {int(c["id"]) for c in data["categories"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CtrtError(f"{annotations}: not a COCO instances file ({type(exc).__name__}: {exc})") from None
+    data = read_coco_instances(annotations)
+    images = {im["id"]: im["file_name"] for im in data["images"]}
+    annotated = {a["image_id"] for a in data["annotations"]}
+    categories = {c["id"] for c in data["categories"]}
     unknown = sorted(annotated - set(images))
     if unknown:
         raise CtrtError(f"{annotations}: annotations name image ids that are not in its images list "
@@ -60,7 +57,7 @@ def detect(model: Model, images: CocoImages, k: int = 100,
     """COCO results (image_id, category_id, bbox xywh, score) for every image, each detected on its own."""
     results = []
     for index, (image_id, path) in enumerate(images.images):
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        frame = read_image(path)
         if frame is None:
             raise CtrtError(f"{path}: not an image OpenCV can read")
         dets = model.detect(frame, topk=k, threshold=SCORE_FLOOR)

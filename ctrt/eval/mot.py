@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CtrtError
+from ..inputs import read_text
+from ..runtime.sources import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
@@ -38,19 +40,27 @@ class Sequence:
         return self.folder / "gt" / "gt.txt"
 
 
+# The longest sequence read (about 9 hours at 30 FPS): a seqLength beyond it is a typo, not a recording.
+MAX_SEQUENCE_FRAMES = 1_000_000
+
+
 def read_ground_truth(path: Path) -> GroundTruth:
-    """Every line ``frame,id,x,y,w,h[,consider,class,visibility]``; a bad line is an error naming file and line."""
+    """Every line ``frame,id,x,y,w,h[,consider,class,visibility]``; a bad line is an error naming file, line and
+    field: frame and id positive integers, sizes not negative, every number finite."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             values = [float(v) for v in line.split(",")]
         except ValueError:
             raise CtrtError(f"{path}:{number}: not numbers separated by commas: {line[:60]!r}") from None
-        if len(values) < 6 or values[0] < 1 or values[4] < 0 or values[5] < 0:
+        if len(values) < 6 or not np.isfinite(values).all() or values[4] < 0 or values[5] < 0:
             raise CtrtError(f"{path}:{number}: expected frame (from 1),id,x,y,w,h[,consider,class,visibility], "
                             f"got {line[:60]!r}")
+        for field, value, top in (("frame", values[0], MAX_SEQUENCE_FRAMES), ("id", values[1], 2**31 - 1)):
+            if not 1 <= value <= top or value != int(value):
+                raise CtrtError(f"{path}:{number}: {field} {value:g} is not an integer from 1 to {top}")
         rows.append((values + [1.0, 1.0, 1.0])[:9])
     return GroundTruth(np.array(rows, np.float64).reshape(-1, 9))
 
@@ -69,12 +79,18 @@ def _sequence(folder: Path) -> Sequence:
             image_dir = parser.get("Sequence", "imDir", fallback="img1")
         except (configparser.Error, ValueError) as exc:
             raise CtrtError(f"{info}: {str(exc).splitlines()[0]}") from None
+    if info.is_file() and not 1 <= length <= MAX_SEQUENCE_FRAMES:
+        raise CtrtError(f"{info}: seqLength {length} is not a frame count from 1 to {MAX_SEQUENCE_FRAMES}")
     last = read_ground_truth(gt).last_frame  # read in any case: a malformed gt.txt is refused before any work
     if length and last > length:
         raise CtrtError(f"{gt}: frame {last} is beyond seqLength {length} in {info}")
     length = length or last
     videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     frames = folder / image_dir if (folder / image_dir).is_dir() else videos[0] if videos else None
+    if info.is_file() and frames is not None and frames.is_dir():
+        images = sum(1 for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if images != length:
+            raise CtrtError(f"{info}: seqLength {length}, but {frames} holds {images} images")
     return Sequence(folder.name, folder, length, frames)
 
 

@@ -58,17 +58,24 @@ def source_model(checkpoint: Path | None, arch: str = "hardnet_85", allow_partia
     return ModelSource(loaded.model, checkpoint.name, sha256_file(checkpoint))
 
 
+# Resize with align_corners (the decoder's upsampling) needs opset 11; torch's TorchScript exporter writes up to 20.
+MIN_OPSET, MAX_OPSET = 11, 20
+
+
 def export_options(input_size: str, *, opset: int = 17, batch: int = 1, dynamic_batch: bool = False,
                    simplify: bool = True, preprocess_in_graph: bool = False, source_size: str | None = None,
                    topk: int | None = None, half: bool = False) -> ExportOptions:
     """Options from what a user types: ``input_size`` "HxW", ``source_size`` "WxH" (the camera's frames, only with
     ``preprocess_in_graph``, and then required)."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise CtrtError(f"opset {opset}: ctrt exports opsets {MIN_OPSET} to {MAX_OPSET} (the upsampling needs "
+                        f"{MIN_OPSET}; TensorRT 8.5 reads up to 17)", option="opset")
     h, w = parse_input_size(input_size)
     source_hw = None
     if preprocess_in_graph:
         if source_size is None:
             raise CtrtError("--preprocess-in-graph needs --source-size WxH (the camera's frame size, e.g. 1280x720)")
-        sw, sh = parse_frame_size(source_size)
+        sw, sh = parse_frame_size(source_size, count=batch)
         source_hw = (sh, sw)
     elif source_size is not None:
         raise CtrtError("--source-size only applies with --preprocess-in-graph")

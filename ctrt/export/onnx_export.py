@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +46,21 @@ class ExportOptions:
     half: bool = False  # --fp16: FP16 weights and activations, FP32 I/O, heatmap head and context reductions
 
 
+
+@contextlib.contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 into a scratch file for the block: on a failure the TorchScript exporter's C++ log prints
+    the whole IR graph (a thousand lines) to stdout; the CLI's one error line says what failed."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
 def export_onnx(module: nn.Module, input_names: list[str], output_names: list[str], meta: ArtifactMeta,
                 options: ExportOptions, destination: Path) -> list[str]:
     """Write the ONNX to ``destination`` (the caller makes it atomic). Returns the op types in the graph."""
@@ -53,14 +73,15 @@ def export_onnx(module: nn.Module, input_names: list[str], output_names: list[st
     dynamic = {n: {0: "batch"} for n in input_names + output_names} if options.dynamic_batch else None
     buffer = io.BytesIO()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _native_stdout_silenced():
             warnings.simplefilter("ignore")  # tracer warnings about the int() sizes we make static on purpose
             # A file-like target is supported by the TorchScript exporter, though the annotation says path.
             torch.onnx.export(module, tuple(feeds.values()), buffer, dynamo=False,  # type: ignore[arg-type]
                               opset_version=options.opset, input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic, do_constant_folding=True)
     except Exception as exc:  # the exporter reports unsupported opsets and ops this way
-        raise CtrtError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from None
+        first = str(exc).strip().splitlines()[0].split(" [Caused by ")[0]
+        raise CtrtError(f"ONNX export failed: {first}") from None
     proto = onnx.load_from_string(buffer.getvalue())
     if options.simplify:
         proto = simplify(proto)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,29 @@ def _reason(exc: BaseException) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
+def _code_global(path: Path) -> str | None:
+    """The first global a plain pickle (not a torch zip) would import beyond torch's own and collections', read
+    with ``pickletools`` (which only parses, never runs anything). PyTorch's weights-only unpickler stops earlier on
+    such files, at an opcode it does not know, and would only say that."""
+    strings: list[str] = []
+    try:
+        with path.open("rb") as fh:
+            for op, arg, _ in pickletools.genops(fh):
+                if op.name == "GLOBAL":
+                    name = str(arg).replace(" ", ".")
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = ".".join(strings[-2:])
+                else:
+                    if isinstance(arg, str):
+                        strings.append(arg)
+                    continue
+                if not name.startswith(("torch.", "collections.")):
+                    return name
+    except Exception:  # not a pickle after all: the caller's message stands
+        return None
+    return None
+
+
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], int | None]:
     """The checkpoint's tensors (``module.`` stripped) and its epoch, never executing pickled code."""
     if not path.is_file():
@@ -48,9 +73,10 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], int | None]:
     except pickle.UnpicklingError as exc:
         # PyTorch's wording varies ("Unsupported global", "unsupported GLOBAL posix.system ..."): name what it refused.
         refused = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(exc), re.IGNORECASE)
-        if refused:
+        name = refused.group(1) if refused else None if zipfile.is_zipfile(path) else _code_global(path)
+        if name:
             raise CtrtError(
-                f"{path} holds Python objects beyond tensors ({refused.group(1)}); refusing to unpickle it "
+                f"{path} holds Python objects beyond tensors ({name}); refusing to unpickle it "
                 "(weights_only=True, it could run code). Re-save it as {'state_dict': model.state_dict()}"
             ) from None
         raise CtrtError(f"{path} is not a readable PyTorch checkpoint: {_reason(exc)}") from None

@@ -7,20 +7,28 @@ only: a write that fails (a full disk) is cut back to the last complete frame be
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Protocol
 
 import cv2
+import numpy as np
 
 from ..errors import CtrtError
-from ..outputs import os_reason
+from ..outputs import os_reason, partial_prefix, remove_stale_partials
 from .results import Results
+
+log = logging.getLogger("ctrt")
 
 
 class Sink(Protocol):
     """A consumer of a stream's ``Results``, closed complete however the run ends."""
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files it has begun writing."""
 
     def write(self, results: Results) -> None: ...
 
@@ -34,7 +42,12 @@ class TextSink(ABC):
         self.path = path
         self._file: IO[bytes] | None = None
         self._complete = 0  # bytes of whole frames in the file
+        self._before_last = 0  # bytes before the last frame, for undo()
         self.frames = 0
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path] if self._file is not None else []
 
     @abstractmethod
     def text(self, results: Results) -> str:
@@ -55,12 +68,21 @@ class TextSink(ABC):
                 os.ftruncate(self._file.fileno(), self._complete)
             raise CtrtError(f"cannot write {self.path}: {os_reason(exc)}; it keeps the {self.frames} complete frames "
                             "written before") from None
-        self._complete += len(data)
+        self._before_last, self._complete = self._complete, self._complete + len(data)
         self.frames += 1
+
+    def undo(self) -> None:
+        """Take the last frame back out (another output of this frame failed), so all end on the same frame."""
+        if self._file is not None and self.frames:
+            os.ftruncate(self._file.fileno(), self._before_last)
+            self._complete = self._before_last
+            self.frames -= 1
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+            if self.frames == 0:  # its only frame was taken back (another output refused it): leave nothing
+                self.path.unlink(missing_ok=True)
 
 
 class MotSink(TextSink):
@@ -86,31 +108,94 @@ def fourcc_for(path: Path) -> int:
     return cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
 
 
-class VideoSink:
-    """Annotated video (``Results.plot()``); the codec follows the suffix (.mp4 mp4v, .avi MJPG)."""
+def segment_path(path: Path, index: int) -> Path:
+    """The ``index``-th segment of a segmented video: ``v.mp4`` -> ``v-00000.mp4``, ``v-00001.mp4``, ..."""
+    return path.with_name(f"{path.stem}-{index:05d}{path.suffix}")
 
-    def __init__(self, path: Path, fps: float) -> None:
+
+class VideoSink:
+    """Annotated video (``Results.plot()``); the codec follows the suffix (.mp4 mp4v, .avi MJPG).
+
+    An .mp4 is written under a hidden partial name (its writer's pid in it) and takes its own name when finalised:
+    its index comes last, so an .mp4 cut by a crash is unreadable, and a later run removes it. An .avi (MJPG) is
+    readable up to its last frame however it ends, and is written under its name. With ``segment_s`` the video is a
+    series of numbered files of that many seconds each (``segment_path``), each finalised when the next begins, so
+    a crash loses at most the segment being written.
+    """
+
+    def __init__(self, path: Path, fps: float, segment_s: float | None = None) -> None:
         self.path, self.fps = path, fps
+        self.segment_frames = max(1, round(segment_s * fps)) if segment_s else None
+        self.paths: list[Path] = []  # the files begun, in order
         self._writer: cv2.VideoWriter | None = None
+        self._writing: Path | None = None  # the file the writer writes (a partial name for an .mp4)
+        self._frames = 0  # in the file being written
+        self._canvas: np.ndarray | None = None  # the video's size, for frames of another size
+        self._warned = False
+
+    def _begin(self, frame: np.ndarray) -> None:
+        self._finalise()
+        dest = segment_path(self.path, len(self.paths)) if self.segment_frames else self.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(dest.parent)
+        self._writing = (dest.with_name(f"{partial_prefix(dest)}video.partial{dest.suffix}")
+                         if dest.suffix.lower() != ".avi" else dest)
+        self._writer = cv2.VideoWriter(str(self._writing), fourcc_for(dest), self.fps,
+                                       (frame.shape[1], frame.shape[0]))
+        if not self._writer.isOpened():
+            self._writer = None
+            raise CtrtError(f"cannot write video {dest}: OpenCV could not start its "
+                            f"{'MJPG' if dest.suffix.lower() == '.avi' else 'mp4v'} encoder for "
+                            f"{frame.shape[1]}x{frame.shape[0]} frames")
+        self.paths.append(dest)
+        self._frames = 0
+        if self._canvas is None:
+            self._canvas = np.zeros_like(frame)
+
+    def _finalise(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        assert self._writing is not None
+        if self._writing != self.paths[-1]:
+            os.replace(self._writing, self.paths[-1])
 
     def write(self, results: Results) -> None:
-        frame = results.frame
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.path), fourcc_for(self.path), self.fps,
-                                           (frame.shape[1], frame.shape[0]))
-            if not self._writer.isOpened():
-                raise CtrtError(f"cannot write video {self.path}: OpenCV could not start its "
-                                f"{'MJPG' if self.path.suffix.lower() == '.avi' else 'mp4v'} encoder there")
-        self._writer.write(results.plot())
+        if self._writer is None or self._frames == self.segment_frames:
+            self._begin(results.frame)
+        assert self._writer is not None and self._canvas is not None
+        image = results.plot()
+        if image.shape != self._canvas.shape:
+            image = self._letterbox(image, results.index)
+        self._writer.write(image)
+        self._frames += 1
+
+    def _letterbox(self, image: np.ndarray, index: int) -> np.ndarray:
+        """A frame of another size than the video's, scaled into it and centred: a video cannot change size, and
+        every frame must reach it (as many video frames as JSON lines)."""
+        assert self._canvas is not None
+        height, width = self._canvas.shape[:2]
+        h, w = image.shape[:2]
+        if not self._warned:
+            log.warning(f"{self.path}: frame {index} is {w}x{h}, the video {width}x{height}; frames of another size "
+                        "are letterboxed into it")
+            self._warned = True
+        scale = min(width / w, height / h)
+        nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+        x, y = (width - nw) // 2, (height - nh) // 2
+        self._canvas[:] = 0
+        cv2.resize(image, (nw, nh), dst=self._canvas[y:y + nh, x:x + nw], interpolation=cv2.INTER_AREA)
+        return self._canvas
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        self._finalise()
 
 
 class WindowSink:
     """An OpenCV window; ESC or q asks the run to stop."""
+
+    paths: list[Path] = []  # writes no file
 
     def __init__(self, title: str = "ctrt") -> None:
         self.title = title

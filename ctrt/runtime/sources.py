@@ -28,19 +28,37 @@ LIVE_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp", "m
 CaptureFactory = Callable[..., Any]
 
 
+def read_image(path: Path) -> np.ndarray | None:
+    """A BGR image, or None where it cannot be decoded or has more pixels than OpenCV is allowed to decode
+    (``ctrt.MAX_IMAGE_PIXELS``; OpenCV 5 raises on those, 4 returns None)."""
+    try:
+        return cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+
+
+def decode_image(data: bytes) -> np.ndarray | None:
+    """``read_image`` for bytes already read."""
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+
+
 def has_gstreamer() -> bool:
     """Whether this OpenCV can open GStreamer pipelines (the registry also lists backends it merely knows)."""
     return bool(cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER))
 
 
 def source_files(spec: str) -> list[Path]:
-    """The files a source spec reads (a video, an image folder's images, a glob's matches): no output may be one."""
+    """What a source spec reads (a video, an image folder as a whole, a glob's matches): no output may be one or
+    lie in the folder."""
     if "://" in spec or "!" in spec or spec.isdigit():
         return []
     if any(ch in spec for ch in "*?["):
         return [Path(p) for p in glob.glob(spec)]
     path = Path(spec)
-    return [*path.iterdir()] if path.is_dir() else [path]
+    return [path]
 
 
 def backoff_delay(attempt: int, base_s: float = 0.5) -> float:
@@ -150,7 +168,7 @@ class FrameSource:
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.kind == "images":
             for path in self.images:
-                frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                frame = read_image(path)
                 if frame is None:
                     self.skipped += 1
                     continue

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CtrtError, Interrupted
+from ..inputs import read_text
 from ..shutdown import signals_held
 from .backends.base import Backend
 from .capture import FrameReader, drop_policy
 from .pipeline import StreamState
-from .sinks import Sink
+from .sinks import Sink, TextSink
 from .sources import FrameSource
 from .decode import TOPK
 from .results import Results
@@ -280,13 +281,27 @@ def _finish(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
         assert live.frame is not None
         results = live.state.results(live.stream.name, live.frame, tracks)
         with signals_held():  # a stop signal waits until every sink of this stream has this frame
-            for sink in live.stream.sinks:
-                sink.write(results)
+            _write(live.stream.sinks, results)
             live.report.frames += 1
         live.report.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
         if live.report.frames == max_frames:
             live.close()
         yield results
+
+
+def _write(sinks: list[Sink], results: Results) -> None:
+    """One frame to every sink of its stream, or to none: a sink that fails has the text files before it take the
+    frame back (the sinks put the video last), so all outputs end on the same frame."""
+    done: list[Sink] = []
+    try:
+        for sink in sinks:
+            sink.write(results)
+            done.append(sink)
+    except CtrtError:
+        for sink in done:
+            if isinstance(sink, TextSink):
+                sink.undo()
+        raise
 
 
 def _close_finished(lane: _Lane) -> None:
@@ -318,10 +333,7 @@ def stream_names(specs: list[str]) -> list[str]:
 
 def read_sources_file(path: Path) -> list[str]:
     """One source spec a line; blank lines and lines starting with # are skipped."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise CtrtError(f"sources {path}: {exc.strerror or exc}", option="sources") from None
+    lines = read_text(path, "sources").splitlines()
     specs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     if not specs:
         raise CtrtError(f"sources {path} lists no source (one camera index, file, folder or URL a line)",

@@ -24,6 +24,10 @@ GATE_SIGMAS = 4.0  # --gate: the gate never closes below this many times the typ
 RESIDUAL_MEMORY = 0.98  # per frame: weight of the residual estimate so far against the newest frame's
 
 
+# Bounds of the integer options: a track kept unmatched for a day at 30 FPS, reported after 100 matched frames.
+MAX_AGE, MAX_MIN_HITS = 30 * 86_400, 100
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """CenterTrack's tracker by default; ``coast`` and ``low_thresh`` (with ``max_age``) are ctrt's additions::
@@ -71,11 +75,11 @@ class TrackerConfig:
                             option="low_thresh")
         if gate is not None and not 0.0 < gate <= 1.0:
             raise CtrtError(f"gate {gate:g}: give a share of the box size in (0, 1]", option="gate")
-        if min_hits is not None and min_hits < 1:
-            raise CtrtError(f"min_hits {min_hits}: a track is reported from its first matched frame at the earliest "
-                            "(1)", option="min_hits")
-        if max_age is not None and max_age < -1:
-            raise CtrtError(f"max_age {max_age}: -1 (keep no unmatched track) or more", option="max_age")
+        if min_hits is not None and not 1 <= min_hits <= MAX_MIN_HITS:
+            raise CtrtError(f"min_hits {min_hits}: from 1 (report a track from its first matched frame) to "
+                            f"{MAX_MIN_HITS}", option="min_hits")
+        if max_age is not None and not -1 <= max_age <= MAX_AGE:
+            raise CtrtError(f"max_age {max_age}: -1 (keep no unmatched track) to {MAX_AGE} frames", option="max_age")
         return cls(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
                    max_age=base.max_age if max_age is None else max_age,
                    hungarian=base.hungarian if hungarian is None else hungarian,
@@ -128,7 +132,12 @@ def parse_tracker(spec: str, track_thresh: float = TRACK_THRESH) -> TrackerConfi
                             + ", ".join(f"{k}=N" if t is int else k if t is bool else f"{k}=X"
                                         for k, t in SPEC_OPTIONS.items())
                             + f" (after an optional preset: {', '.join(PRESETS)})", option="tracker") from None
-    return tracker_preset(preset, **options)
+    try:
+        return tracker_preset(preset, **options)
+    except CtrtError as exc:
+        if exc.option == "track_thresh" or exc.option not in options:
+            raise
+        raise CtrtError(f"tracker {spec!r}: {exc}", option="tracker") from None  # the spec's own option
 
 
 def resolve_tracker(tracker: str | TrackerConfig, threshold: float | None = None) -> TrackerConfig:

@@ -133,6 +133,31 @@ def _check_repository(repo: Path, name: str) -> None:
                             "folder with a config.pbtxt); give a new or a repository folder")
 
 
+def external_data(model: Path) -> list[Path]:
+    """The files an ONNX keeps its weights in beside itself (``save_as_external_data``), as paths relative to its
+    folder. A location outside that folder (absolute, or through ``..``) or a missing file is refused: a model must
+    not make us copy other files of this machine, and the server could not load it."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    tensors = [*graph.initializer, *(a.t for node in graph.node for a in node.attribute if a.HasField("t"))]
+    folder = model.parent.resolve()
+    files: dict[str, Path] = {}
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        relative = Path(location)
+        resolved = (folder / relative).resolve()
+        if not location or relative.is_absolute() or ".." in relative.parts or not resolved.is_relative_to(folder):
+            raise CtrtError(f"{model}: tensor {tensor.name!r} keeps its data at {location!r}, outside the model's "
+                            "folder; save the model with its data beside it")
+        if not resolved.is_file():
+            raise CtrtError(f"{model}: the data file {location!r} of tensor {tensor.name!r} is missing")
+        files[location] = relative
+    return list(files.values())
+
+
 def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Repository:
     """Write ``repo/<name>/`` whole or not at all (assembled in a hidden folder beside it, then renamed)."""
     if options.backend not in BACKENDS:
@@ -148,7 +173,9 @@ def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Rep
     if options.ort_tensorrt and (meta.kind == "engine" or options.backend == "python"):
         raise CtrtError("--ort-tensorrt applies to an ONNX served by the onnxruntime backend")
     _check_repository(repo, options.name)
-    check_outputs({f"-o {repo}": repo / options.name / "config.pbtxt"}, [model, sidecar_path(model)])
+    data_files = external_data(model) if meta.kind == "onnx" else []
+    check_outputs({f"-o {repo}": repo / options.name / "config.pbtxt"},
+                  [model, sidecar_path(model), *(model.parent / f for f in data_files)])
     platform = "tensorrt_plan" if meta.kind == "engine" else "python" if options.backend == "python" else "onnxruntime_onnx"
     specs = tensor_specs(model, meta)
     missing = [n for n in [*meta.inputs, *meta.outputs] if n not in specs]
@@ -161,6 +188,9 @@ def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Rep
         version = staging / "1"
         version.mkdir()
         shutil.copyfile(model, version / ("model.plan" if meta.kind == "engine" else "model.onnx"))
+        for relative in data_files:  # where the graph says, relative to the copied model
+            (version / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model.parent / relative, version / relative)
         if platform == "python":
             shutil.copyfile(PYTHON_MODEL, version / "model.py")
         (staging / "config.pbtxt").write_text(config)
