@@ -271,7 +271,8 @@ CASES = [
                             ("batch-word", 'batch is "one", not a batch size'), ("batch-negative", "batch is -3"),
                             ("inputs-5", "inputs is 5"), ("topk-word", 'graph.topk is "many"'),
                             ("deep", "JSON nested too deep"))
-      for command, rest in (("run", ("--source", "in.avi")), ("inspect", ()))],
+      for command, rest in (("run", ("--source", "in.avi")), ("inspect", ()), ("bench", ("--duration", "0.1")),
+                            ("triton", ("-o", "repo")))],
 ]
 
 

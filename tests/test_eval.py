@@ -139,7 +139,7 @@ def test_bad_evaluation_data_is_one_line_naming_the_file(tmp_path, fp32_and_int8
         ((fp32, "--coco", tmp_path / "unknown.json", "--images", coco / "images"), "image ids that are not in its images list (999)"),
         ((fp32, "--coco", coco / "annotations.json", "--images", tmp_path / "few"), "10 of the 10 images are missing"),
         (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "max_age=soon"), "'max_age=soon'"),
-        (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "robust,gate=2"), "--gate 2: give a share"),
+        (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "robust,gate=2"), "--tracker 'robust,gate=2': gate 2: give a share"),
         ((fp32, "--tracker-only", "--mot", bad), "without models"),
         (("--mot", bad), "give one or more models"),
         ((fp32, "--mot", bad, "--offset-noise", 3), "models make their own"),
