@@ -57,7 +57,21 @@ def describe_onnx(path: Path) -> list[tuple[str, str]]:
         ("source", meta.source + (" (random weights)" if meta.random_weights else "")),
         ("source sha256", meta.source_sha256[:16] or "-"),
         ("ctrt version", meta.ctrt_version),
+        *_parser_rows(path),
     ]
+
+
+def _parser_rows(path: Path) -> list[tuple[str, str]]:
+    """Per TensorRT line, whether its ONNX parser takes the graph (``trt_rules``), or the first reasons why not."""
+    from .trt_rules import LINES, check_file
+
+    refusals = check_file(path)
+    rows = []
+    for line in LINES:
+        mine = [r.text() for r in refusals if r.line == line]
+        shown = "; ".join(mine[:3]) + (f"; {len(mine) - 3} more" if len(mine) > 3 else "")
+        rows.append((f"TensorRT {line}", shown or "parses"))
+    return rows
 
 
 def describe(path: Path) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import trt_simulation as sim
+from ctrt import trt_rules
 from ctrt.artifacts import CalibrationRecord, read_meta
 from ctrt.calibration.accuracy import sqnr_db
 from ctrt.calibration.cache import cache_path
@@ -114,6 +115,7 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 100
     zero_points = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("zero_point")]
     assert zero_points and all(not z.any() for z in zero_points)  # symmetric, as TensorRT requires
+    assert trt_rules.check_file(out) == []  # every TensorRT line's parser takes it
     hm_convs = [n for n in model.graph.node if n.name in ("/model/hm/hm.0/Conv", "/model/hm/hm.2/Conv")]
     produced_by_dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     # The heatmap head keeps float weights (its input, shared with the other heads, is quantized for them).
@@ -273,6 +275,8 @@ def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(
     assert convs["/model/hm/hm.0/Conv"].input[1] in produced_by_dq  # the heatmap trunk runs INT8 on CPU...
     assert convs["/model/hm/hm.2/Conv"].input[1] not in produced_by_dq  # ...its logit layer stays FP32
     assert read_meta(out).quantization.target == "cpu"
+    refusals = trt_rules.check_file(out)
+    assert {r.line for r in refusals if "zero point must be 0" in r.reason} == set(trt_rules.LINES)
     sim.install(monkeypatch, "10.3.0")
     refused = invoke("build", out, "-o", tmp_path / "cpu.engine")
     assert refused.exit_code == 2 and "--target tensorrt" in refused.output

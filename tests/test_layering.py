@@ -8,7 +8,7 @@ import ctrt
 # Lowest first. Within a layer anything goes; the top layer holds the commands.
 LAYERS = [
     {"errors", "inputs", "outputs", "progress", "shutdown", "sizes"},
-    {"model", "artifacts", "onnx_graph"},
+    {"model", "artifacts", "onnx_graph", "trt_rules"},
     {"runtime"},
     {"export"},
     {"calibration"},

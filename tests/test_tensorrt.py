@@ -137,6 +137,11 @@ def test_parser_and_file_errors_are_reported(monkeypatch, onnx_85, tmp_path):
         sidecar_path(path).write_text(sidecar_path(onnx_85).read_text())
     result = invoke("build", custom, "-o", tmp_path / "x.engine")
     assert result.exit_code == 2, result.output
+    assert "TensorRT 10.3.0's ONNX parser would refuse" in result.output and "(DCNv2): no importer" in result.output
+    # What the parser refuses beyond the rules ctrt knows reaches the user in the parser's own words.
+    monkeypatch.setattr("ctrt.engines.builder.check_file", lambda path, lines: [])
+    result = invoke("build", custom, "-o", tmp_path / "x.engine")
+    assert result.exit_code == 2, result.output
     assert "parser rejected" in result.output and "node 3: No importer registered for op: DCNv2" in result.output
     result = invoke("build", truncated, "-o", tmp_path / "x.engine")
     assert result.exit_code == 2 and "is not a readable ONNX file" in result.output

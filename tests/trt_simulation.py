@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from ctrt import trt_rules
+
 
 class SimulationError(AssertionError):
     """A contract violation that real TensorRT/CUDA would punish (crash, garbage or an error code)."""
@@ -376,6 +378,10 @@ class OnnxParser:
         for index, node in enumerate(model.graph.node):
             if not onnx.defs.has(node.op_type):
                 self.errors.append(ParserError(f"No importer registered for op: {node.op_type}", index))
+        # What the real parser of this version refuses beyond that (ctrt/trt_rules.py, read from onnx-tensorrt)
+        names = {node.name or f"#{i}": i for i, node in enumerate(model.graph.node)}
+        for refusal in trt_rules.check(model, [trt_rules.trt_line(trt.__version__)]):
+            self.errors.append(ParserError(f"{refusal.op}: {refusal.reason}", names.get(refusal.node, -1)))
         if self.errors:
             return False
         self.network.layers = [Layer(node.name or f"node_{i}", len(node.output)) for i, node in enumerate(model.graph.node)]

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..errors import CtrtError
 from ..outputs import check_outputs
 
-from .app import command, console, error, next_steps, notes, phases, positive, sidecars, size, titled
+from .app import command, console, error, next_steps, notes, phases, positive, sidecars, size, titled, warning
 
 
 @command
@@ -36,25 +36,28 @@ def export(
     source_size: Annotated[Optional[str], typer.Option(help="WxH of the camera frames, with --preprocess-in-graph")] = None,
     decode_in_graph: Annotated[bool, typer.Option(help="peak test and top-K in the graph: K-sized outputs")] = False,
     topk: Annotated[int, typer.Option(min=1, max=3840, help="K for --decode-in-graph (TensorRT's TopK allows 3840)")] = 100,
+    trt: Annotated[Optional[str], typer.Option(help="TensorRT lines whose ONNX parser must take the graph, e.g. 8.5 or 8.6,10 (default: 8.5, 8.6, 10, 11)")] = None,
 ) -> None:
-    """Checkpoint -> simplified ONNX, checked against PyTorch, with a metadata sidecar."""
+    """Checkpoint -> simplified ONNX, checked against PyTorch and TensorRT's parser rules, with a metadata sidecar."""
     from ..artifacts import sidecar_path
     from ..export.exporter import default_output, export_options, run_export, source_model
     from ..runtime.runner import meta_notes
     from ..sizes import check_memory
+    from ..trt_rules import parse_lines
 
     if (checkpoint is not None) + random_init + (builtin is not None) != 1:
         raise CtrtError("give a CHECKPOINT, or --builtin demo, or --random-init for seeded random weights")
     options = export_options(input_size, opset=opset, batch=batch, dynamic_batch=dynamic_batch, simplify=simplify,
                              preprocess_in_graph=preprocess_in_graph, source_size=source_size,
                              topk=topk if decode_in_graph else None, half=fp16)
+    lines = parse_lines(trt)
     check_memory(options.input_h, options.input_w, batch)
     output = output or default_output(checkpoint, options, arch, builtin)
     check_outputs({"--output": output, "its sidecar": sidecar_path(output)}, [checkpoint])
     with phases("export") as phase:
         phase("loading the model")
         source = source_model(checkpoint, arch, allow_partial, builtin)
-        result = run_export(source, output, options, check, atol, phase)
+        result = run_export(source, output, options, check, atol, phase, lines)
 
     if result.parity:
         table = titled(f"ONNX Runtime (CPU) vs PyTorch{' FP32' if fp16 else ''}, tolerance {result.atol:g} x max(1, max |ref|)")
@@ -64,6 +67,8 @@ def export(
             table.add_row(row.case, row.output, f"{row.max_abs:.2e}", f"{row.rel_to_range:.2e}",
                           "[green]ok[/]" if row.ok else "[red]FAIL[/]")
         console.print(table)
+    for refusal in result.refusals:  # lines the user did not target
+        warning(f"TensorRT {refusal.line} would not parse it: {refusal.text()}")
     notes(meta_notes(result.meta))
     console.print(f"wrote {escape(str(result.path))} ({size(result.path)}) and {result.path.name}.json in {result.seconds:.1f}s; "
                   f"ops: {', '.join(result.ops)}", soft_wrap=True)

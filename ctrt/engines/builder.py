@@ -11,6 +11,7 @@ import onnx
 from ..artifacts import ArtifactMeta, EngineRecord, read_meta, sha256_file, sidecar_path
 from ..outputs import atomic_output, atomic_outputs
 from ..errors import CtrtError
+from ..trt_rules import check_file, trt_line
 from ..onnx_graph import fp32_layer_names, is_fp32_layer, is_quantized, onnx_is_half, tensor_specs
 from ..progress import Progress, silent
 from ..runtime.cuda_memory import CudaMemory, open_cuda
@@ -41,6 +42,13 @@ def default_engine_path(onnx_path: Path, precision: str) -> Path:
 def _parse(network: trt.INetworkDefinition, logger: trt.ILogger, onnx_path: Path) -> None:
     import tensorrt as trt
 
+    # Our rules first: on a Jetson the parser's own message for a refused node is terse; this one names the rule.
+    line = trt_line(trt.__version__)
+    refused = check_file(onnx_path, [line])
+    if refused:
+        raise CtrtError(f"TensorRT {trt.__version__}'s ONNX parser would refuse {onnx_path}: {refused[0].text()}"
+                        + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
+                        + "; export it again with this ctrt")
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [parser.get_error(i) for i in range(parser.num_errors)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from ..model.seg import HarDNetSeg
 from ..runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.backends.torch_backend import TorchBackend, checkpoint_meta
 from ..sizes import parse_frame_size, parse_input_size
+from ..trt_rules import LINES, Refusal, check_file
 from .fastpath import InGraph
-from .onnx_export import FASTPATH_OPS, PLAIN_OPS, ExportOptions, export_onnx
+from .onnx_export import ExportOptions, export_onnx
 from .parity import DEFAULT_ATOL, FP16_ATOL, ParityRow, check_parity, standard_feeds
 
 RANDOM_SEED = 0
@@ -32,6 +34,7 @@ class ExportResult:
     parity: list[ParityRow]
     atol: float  # the parity check's tolerance, times max(1, max |reference|)
     seconds: float
+    refusals: list[Refusal]  # what TensorRT lines other than the targeted ones would refuse
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,9 @@ def default_output(checkpoint: Path | None, options: ExportOptions, arch: str = 
 
 
 def run_export(source: ModelSource, output: Path, options: ExportOptions, check: bool = True,
-               atol: float | None = None, report: Progress = silent) -> ExportResult:
-    """``atol`` None: 1e-4, or 5e-2 for an FP16 export (its weights are rounded to FP16)."""
+               atol: float | None = None, report: Progress = silent, trt: Sequence[str] = LINES) -> ExportResult:
+    """``atol`` None: 1e-4, or 5e-2 for an FP16 export (its weights are rounded to FP16). ``trt``: the TensorRT
+    lines whose ONNX parser must take the graph (``trt_rules``); nothing is written when one would refuse it."""
     start = time.perf_counter()
     atol = atol if atol is not None else FP16_ATOL if options.half else DEFAULT_ATOL
     model = source.model
@@ -110,9 +114,12 @@ def run_export(source: ModelSource, output: Path, options: ExportOptions, check:
     with atomic_outputs(output, sidecar_path(output)) as (tmp, sidecar_tmp):
         report(f"tracing to ONNX (opset {options.opset})" + (", simplifying" if options.simplify else ""))
         ops = export_onnx(module, module.input_names, module.output_names, meta, options, tmp)
-        unexpected = set(ops) - PLAIN_OPS - (FASTPATH_OPS if options.source_hw or options.topk else set())
-        if unexpected:
-            raise CtrtError(f"export produced ops TensorRT may not build: {', '.join(sorted(unexpected))}")
+        refusals = check_file(tmp)
+        refused = [r for r in refusals if r.line in trt]
+        if refused:
+            lines = ", ".join(dict.fromkeys(r.line for r in refused))
+            raise CtrtError(f"TensorRT {lines} would not parse this graph: {refused[0].text()}"
+                            + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "") + "; nothing was written")
         if check:
             report("checking ONNX Runtime against PyTorch")
             onnx_backend = OnnxRuntimeBackend(tmp, device="cpu", meta=meta)
@@ -131,4 +138,4 @@ def run_export(source: ModelSource, output: Path, options: ExportOptions, check:
                                 f"{worst.max_abs:.3g} ({worst.rel_to_range:.3g} of its largest value), over "
                                 f"{atol:g} x max(1, max |output|) from PyTorch; nothing was written")
         sidecar_tmp.write_text(meta.to_json())
-    return ExportResult(output, meta, ops, rows, atol, time.perf_counter() - start)
+    return ExportResult(output, meta, ops, rows, atol, time.perf_counter() - start, refusals)

@@ -23,12 +23,6 @@ from .parity import random_feed
 if TYPE_CHECKING:
     import onnx
 
-# Ops a plain HarDNetSeg graph may contain after simplification; anything else means a TensorRT surprise.
-PLAIN_OPS = {"Conv", "Relu", "AveragePool", "Resize", "Concat", "Slice", "ReduceMean", "ReduceSum", "Div", "Add",
-             "Mul", "Constant", "Shape", "Gather", "Unsqueeze", "Cast", "Split"}
-# What the in-graph pre-processing and decode add (all parsed by TensorRT 8.5+).
-FASTPATH_OPS = {"Transpose", "GridSample", "MaxPool", "Equal", "Where", "TopK", "Sigmoid", "Floor", "Sub",
-                "GatherElements", "Reshape", "Expand", "ConstantOfShape", "Squeeze", "Range", "Tile"}
 # Logit given to non-peaks before TopK: far below any real score, and finite so FP16 engines keep it.
 HEATMAP_FLOOR = -1e4
 
