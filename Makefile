@@ -16,7 +16,11 @@ TRT_STUBS ?= tensorrt-stubs==10.13.0.35.1
 TRITON_ENV ?= .venv-triton
 TRITON_STAMP := $(TRITON_ENV)/.ctrt-installed
 
-.PHONY: demo test typecheck triton-env clean
+# Real components the tests start themselves, from Debian: Mosquitto (MQTT), systemd-analyze (unit checks),
+# Chromium (the live-view page, headless).
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto systemd-analyze:systemd chromium:chromium
+
+.PHONY: demo test typecheck triton-env system-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +48,11 @@ $(STUBS)/.patched: | $(STAMP)
 typecheck: $(STAMP) $(STUBS)/.patched
 	MYPYPATH=$(STUBS) $(BIN)/python -m mypy
 
-test: $(STAMP) $(TRITON_STAMP) typecheck
+system-tools:
+	@missing=$$(for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done | sort -u); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+test: $(STAMP) $(TRITON_STAMP) system-tools typecheck
 	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q
 
 clean:

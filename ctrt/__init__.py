@@ -30,9 +30,11 @@ _EXPORTS = {
     "TrackerConfig": "runtime.tracker", "tracker_preset": "runtime.tracker", "PRESETS": "runtime.tracker",
     "Detections": "runtime.detections",
     "CtrtError": "errors", "Interrupted": "errors",
+    "read_site": "service.site", "Site": "service.site", "MqttOptions": "service.mqtt", "HttpOptions": "service.http",
 }
 __all__ = ["__version__", "load", "Model", "Run", "Session", "Results", "RunReport", "StreamReport", "TrackerConfig",
-           "tracker_preset", "PRESETS", "Detections", "CtrtError", "Interrupted"]
+           "tracker_preset", "PRESETS", "Detections", "CtrtError", "Interrupted", "read_site", "Site", "MqttOptions",
+           "HttpOptions"]
 
 if TYPE_CHECKING:
     from .api import Model, Run, load
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from .runtime.results import Results
     from .runtime.streams import RunReport, StreamReport
     from .runtime.tracker import PRESETS, TrackerConfig, tracker_preset
+    from .service.http import HttpOptions
+    from .service.mqtt import MqttOptions
+    from .service.site import Site, read_site
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Union
@@ -32,6 +32,9 @@ from .runtime.sources import FrameSource, source_files
 from .runtime.streams import (RunReport, Stream, StreamReport, batch_note, open_streams, save_paths, schedule,
                               stream_names)
 from .runtime.tracker import TRACK_THRESH, TrackerConfig, resolve_tracker
+from .service.http import HttpOptions, LiveServer
+from .service.mqtt import MqttOptions, MqttPublisher
+from .service.systemd import ServiceWatch, SystemdNotifier
 from .shutdown import stop_on_signals
 from .sizes import check_memory, parse_input_size
 
@@ -41,6 +44,7 @@ MAX_THREADS_PER_CORE = 4
 
 SourceSpec = Union[str, int, Path, FrameSource]
 Sources = Union[SourceSpec, Sequence[SourceSpec], Mapping[str, SourceSpec]]
+TrackerSpec = Union[str, TrackerConfig]
 
 
 def load(model: str | Path, *, device: str = "auto", threads: int = 0, input_size: str | tuple[int, int] | None = None,
@@ -136,11 +140,13 @@ class Model:
         speed = {"preprocess": t1 - t0, "infer": t2 - t1, "decode": time.perf_counter() - t2}
         return Results("image", 0, image, detections, {k: v * 1e3 for k, v in speed.items()})
 
-    def track(self, source: Sources, *, tracker: str | TrackerConfig = "centertrack", topk: int = TOPK,
-              threshold: float | None = None, drop: str | None = None, max_frames: int | None = None,
-              save_dir: str | Path | None = None, save_video: str | Path | None = None,
-              save_mot: str | Path | None = None, save_json: str | Path | None = None, show: bool = False,
-              overlap: bool = True, reconnects: int = 5, segment: float | None = None,
+    def track(self, source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec] = "centertrack",
+              topk: int = TOPK, threshold: float | None = None, drop: str | None | Mapping[str, str | None] = None,
+              max_frames: int | None = None, save_dir: str | Path | None = None,
+              save_video: str | Path | None = None, save_mot: str | Path | None = None,
+              save_json: str | Path | None = None, show: bool = False, overlap: bool = True, reconnects: int = 5,
+              segment: float | None = None, publish: str | MqttOptions | None = None,
+              http: str | HttpOptions | None = None, systemd: bool = True,
               protect: Sequence[str | Path] = ()) -> Run:
         """Track one source or several, batched on this model; iterate the ``Run`` for one ``Results`` per stream
         frame, in each stream's order::
@@ -157,14 +163,23 @@ class Model:
         defaults for cameras and files). ``save_dir``: per stream ``<name>.mp4``, ``.txt`` (MOT) and ``.jsonl``;
         ``save_video``/``save_mot``/``save_json``/``show``: the same for one source. ``segment``: write each video as
         numbered files of that many seconds (``v-00000.mp4``, ...), so that a crash loses at most one segment
-        (default: one file). Every output is checked before
+        (default: one file). ``tracker`` and ``drop`` may be mappings of stream names to each stream's own (the
+        others get the defaults). ``publish``: ``mqtt://HOST[:PORT]/PREFIX`` (or ``MqttOptions``) sends each
+        stream's track events to an MQTT broker (``ctrt/service/events.py``); ``http``: ``PORT`` or ``HOST:PORT``
+        (or ``HttpOptions``) serves metrics, health and the live view (``ctrt/service/http.py``); ``systemd``: when
+        ``NOTIFY_SOCKET``
+        is set, tell systemd when every stream is tracking and that the loop is alive. Every output is checked before
         the run and is complete however the run ends (its end, ``break``, an exception, Ctrl-C, SIGTERM); none may
         replace the model, a source, or a file of ``protect`` (the caller's other inputs).
         """
-        config, k = resolve_tracker(tracker, threshold), _topk(topk)
+        k = _topk(topk)
         if max_frames is not None and max_frames < 1:
             raise CtrtError(f"max_frames {max_frames}: give 1 or more", option="max_frames")
         named, inputs = _named_sources(source)
+        config, own_trackers = _trackers(tracker, threshold, named)
+        for name in (drop if isinstance(drop, Mapping) else {}):
+            if name not in named:
+                raise CtrtError(f"drop: no stream is named {name!r}", option="drop")
         single = {"save_video": save_video, "save_mot": save_mot, "save_json": save_json}
         if (len(named) > 1 or save_dir is not None) and (any(single.values()) or show):
             raise CtrtError("save_dir: with several sources (or save_dir) each stream gets its own video, MOT and "
@@ -187,12 +202,16 @@ class Model:
         local = None if "://" in self.path else Path(self.path)
         check_outputs(planned, [*((local, sidecar_path(local)) if local else ()), *inputs, *map(Path, protect)])
 
+        publisher = None
+
         def sinks_for(name: str, fps: float) -> list[Sink]:
             # Text first, the video last: a frame a text file refuses (a full disk) is taken back from the text
-            # files before it, and has not reached the video, so every output ends on the same frame.
+            # files before it, and has not reached the video, so every output ends on the same frame. Published
+            # after them: only frames every file holds.
+            published: list[Sink] = [publisher.sink(name)] if publisher is not None else []
             if folder is not None:
                 video_path, mot_path, json_path = save_paths(folder, name)
-                return [MotSink(mot_path), JsonLinesSink(json_path), VideoSink(video_path, fps, segment)]
+                return [MotSink(mot_path), JsonLinesSink(json_path), VideoSink(video_path, fps, segment), *published]
             sinks: list[Sink] = []
             if save_mot is not None:
                 sinks.append(MotSink(Path(save_mot)))
@@ -200,18 +219,31 @@ class Model:
                 sinks.append(JsonLinesSink(Path(save_json)))
             if video is not None:
                 sinks.append(VideoSink(video, fps, segment))
-            return [*sinks, WindowSink()] if show else sinks
+            return [*sinks, *published, *([WindowSink()] if show else [])]
 
+        options = MqttOptions(publish) if isinstance(publish, str) else publish
+        report = RunReport([StreamReport(name) for name in named])
+        served = HttpOptions(http) if isinstance(http, str) else http
+        service = Service()
         locks = OutputLocks(planned)
         try:
-            streams = open_streams(named, drop, reconnects, sinks_for)
+            if options is not None:
+                publisher = service.publisher = MqttPublisher(options).start()
+            if served is not None:  # every camera asked for: one that does not open shows as stale
+                service.server = LiveServer(served, list(named), report, publisher).start()
+            streams = open_streams(named, drop, reconnects, sinks_for, own_trackers)
+            report.streams = [StreamReport(s.name) for s in streams]
         except BaseException:
+            service.close(report)
             locks.release()
             raise
         note = batch_note(self.meta.batch, len(streams))
         if note:
             log.warning(note)
-        return Run(self, streams, k, config, max_frames, overlap, locks)
+        notifier = SystemdNotifier() if systemd else None
+        if notifier is not None and notifier.enabled:
+            service.watch = ServiceWatch(notifier, [s.name for s in streams])
+        return Run(self, streams, k, config, max_frames, overlap, locks, report, service)
 
 
 class Run:
@@ -230,7 +262,8 @@ class Run:
     """
 
     def __init__(self, model: Model, streams: list[Stream], topk: int, tracker: TrackerConfig,
-                 max_frames: int | None, overlap: bool, locks: OutputLocks) -> None:
+                 max_frames: int | None, overlap: bool, locks: OutputLocks, report: RunReport,
+                 service: Service) -> None:
         self.model, self.tracker = model, tracker
         self.streams = [s.name for s in streams]
         # Frames the run will give when every source is a file of known length (for a progress bar), else None.
@@ -238,12 +271,15 @@ class Run:
                   if s.source.total and not s.source.live]
         self.expected_frames = sum(totals) if len(totals) == len(streams) else None
         self._sinks = [sink for stream in streams for sink in stream.sinks]
-        self.report = RunReport([StreamReport(s.name) for s in streams])
+        self.report = report
+        self.http_url = service.server.url if service.server is not None else None
         started = [False]
-        self._results = _results(model.backend, streams, self.report, started, topk, tracker, max_frames, overlap)
+        self._results = _results(model.backend, streams, self.report, started, topk, tracker, max_frames, overlap,
+                                 service.watchers())
         # A run dropped without close() (an exception in a loop without ``with``) still closes its outputs: when it
         # is collected, or at the latest when the interpreter exits.
-        self._finalizer = weakref.finalize(self, _close, self._results, streams, started, locks)
+        self._finalizer = weakref.finalize(self, _close, self._results, streams, started, locks, service,
+                                           self.report)
 
     @property
     def outputs(self) -> list[Path]:
@@ -270,22 +306,63 @@ class Run:
         self._finalizer()
 
 
+class Service:
+    """What a run serves beside its files: the MQTT publisher, the HTTP endpoint, systemd's watch."""
+
+    def __init__(self) -> None:
+        self.publisher: MqttPublisher | None = None
+        self.server: LiveServer | None = None
+        self.watch: ServiceWatch | None = None
+
+    def watchers(self) -> list[Callable[[Results], None]]:
+        """What sees each ``Results`` on the tracking thread (each only counts or hands over)."""
+        return [w for w in (self.server, self.watch) if w is not None]
+
+    def close(self, report: RunReport) -> None:
+        try:
+            if self.server is not None:
+                self.server.close()
+        finally:
+            if self.publisher is not None:  # after the sinks: every track has ended
+                report.published = self.publisher.close()
+
+
 def _results(backend: Backend, streams: list[Stream], report: RunReport, started: list[bool], topk: int,
-             tracker: TrackerConfig, max_frames: int | None, overlap: bool) -> Generator[Results, None, None]:
+             tracker: TrackerConfig, max_frames: int | None, overlap: bool,
+             watchers: list[Callable[[Results], None]]) -> Generator[Results, None, None]:
     started[0] = True
     with stop_on_signals():  # SIGTERM/SIGHUP end the run as Ctrl-C does (main thread only)
-        yield from schedule(backend, streams, report, topk, tracker, max_frames, overlap)
+        for results in schedule(backend, streams, report, topk, tracker, max_frames, overlap):
+            for watcher in watchers:
+                watcher(results)
+            yield results
 
 
 def _close(results: Generator[Results, None, None], streams: list[Stream], started: list[bool],
-           locks: OutputLocks) -> None:
+           locks: OutputLocks, service: Service, report: RunReport) -> None:
+    if service.watch is not None:
+        service.watch.stopping()
     try:
         results.close()
         if not started[0]:  # the loop never ran: the sources opened for it are closed here
             for stream in streams:
                 stream.source.close()
     finally:
-        locks.release()
+        try:
+            service.close(report)
+        finally:
+            locks.release()
+
+
+def _trackers(tracker: TrackerSpec | Mapping[str, TrackerSpec], threshold: float | None,
+              named: Mapping[str, object]) -> tuple[TrackerConfig, dict[str, TrackerConfig]]:
+    """The run's tracker, and the streams' own where ``tracker`` maps stream names to them."""
+    if not isinstance(tracker, Mapping):
+        return resolve_tracker(tracker, threshold), {}
+    unknown = [name for name in tracker if name not in named]
+    if unknown:
+        raise CtrtError(f"tracker: no stream is named {unknown[0]!r}", option="tracker")
+    return resolve_tracker("centertrack", threshold), {n: resolve_tracker(t, threshold) for n, t in tracker.items()}
 
 
 def _topk(k: int) -> int:

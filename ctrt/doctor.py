@@ -45,6 +45,20 @@ def jetson_release(tegra_release: Path = Path("/etc/nv_tegra_release")) -> str |
     return f"L4T {l4t}" + (f" (JetPack {jetpack})" if jetpack else "")
 
 
+def _checked_against(version: str) -> str:
+    """What ctrt checks for this TensorRT version without running it: parser rules and Python API names."""
+    from .trt_api import release_of, releases
+    from .trt_rules import parser_branch, trt_line
+
+    try:
+        line = trt_line(version)
+    except CtrtError as exc:
+        return str(exc)
+    release = release_of(version)
+    api = f"API names of {release}" if release else f"API names unchecked (checked up to {releases()[-1]})"
+    return f"ONNX parser rules of the {line} line (onnx-tensorrt {parser_branch(line)}), {api}"
+
+
 def _tensorrt() -> Check:
     from .runtime.tensorrt_import import require_tensorrt
 
@@ -54,7 +68,7 @@ def _tensorrt() -> Check:
         return Check("TensorRT", False, str(exc).split(";")[0])
     import tensorrt as trt
 
-    detail = trt.__version__
+    detail = f"{trt.__version__}, {_checked_against(str(trt.__version__))}"
     try:
         detail += f", {trt.Builder(trt.Logger(trt.Logger.ERROR)).num_DLA_cores} DLA cores"
     except Exception as exc:  # a Builder needs a working GPU

@@ -27,7 +27,7 @@ TOPK_MAX_K = 3840  # ITopKLayer's largest K (10.1-GA docs/operators.md: TopK "K 
 RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
 RESIZE_NEAREST = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
 
-_UINT8, _FLOAT, _FLOAT16 = 2, 1, 10  # onnx.TensorProto element types
+_UINT8, _FLOAT, _FLOAT16, _INT64 = 2, 1, 10, 7  # onnx.TensorProto element types
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,18 @@ def _pool_indices(graph: _Graph, node: Any) -> Iterator[str]:
         yield "its Indices output is unsupported"
 
 
+def _int64_clamped(graph: _Graph, node: Any) -> Iterator[str]:
+    """Before TensorRT 10 INT64 is not a TensorRT type: the parser casts INT64 constants to INT32 and clamps what
+    does not fit. Slice starts and ends are exempt: the slice clamps them to the dimension anyway."""
+    for index, name in enumerate(node.input):
+        tensor = graph.constant(name) if name else None
+        if tensor is None or tensor.data_type != _INT64 or (node.op_type == "Slice" and index in (1, 2)):
+            continue
+        outside = [v for v in _values(tensor) if not -2**31 <= v < 2**31]
+        if outside:
+            yield f"its INT64 constant {name} holds {int(outside[0])}, which the parser clamps to INT32"
+
+
 _ALL, _V8, _V86_UP, _V10_UP = LINES, ("8.5", "8.6"), ("8.6", "10", "11"), ("10", "11")
 # (rule, the lines it applies to, its source: branch and file)
 RULES: list[tuple[Rule, tuple[str, ...], str]] = [
@@ -220,7 +232,13 @@ RULES: list[tuple[Rule, tuple[str, ...], str]] = [
     (_zero_points, _ALL, f"8.5-GA, 8.6-GA, 10.1-GA {DOCS}: QuantizeLinear, DequantizeLinear"),
     (_pool_dilations, _V10_UP, f"10.1-GA {DOCS}: MaxPool, AveragePool"),
     (_pool_indices, _ALL, f"8.5-GA, 8.6-GA, 10.1-GA {DOCS}: MaxPool"),
+    (_int64_clamped, _V8, "8.5-GA, 8.6-GA onnx2trt_utils.cpp: convertINT64"),
 ]
+
+
+def parser_branch(line: str) -> str:
+    """The onnx-tensorrt branch whose rules stand for ``line``, as refusals and ``ctrt doctor`` name it."""
+    return _facts()[FACTS_FOR[line]]["branch"] + (" (TensorRT 11 read as 10.1-GA)" if line == "11" else "")
 
 
 def check(model: Any, lines: Iterable[str] = LINES) -> list[Refusal]:
@@ -229,7 +247,7 @@ def check(model: Any, lines: Iterable[str] = LINES) -> list[Refusal]:
     refusals: list[Refusal] = []
     for line in lines:
         facts = _facts()[FACTS_FOR[line]]
-        branch = facts["branch"] + (" (TensorRT 11 read as 10.1-GA)" if line == "11" else "")
+        branch = parser_branch(line)
         low, high = facts["opsets"]
         if not low <= graph.opset <= high:
             refusals.append(Refusal(line, "(graph)", "opset", f"opset {graph.opset} is outside {low} to {high}",

@@ -28,9 +28,20 @@ def test_doctor_reports_what_is_missing_here():
 def test_doctor_sees_tensorrt_gpu_and_dla(monkeypatch):
     sim.install(monkeypatch, "10.3.0", dla_cores=2)
     checks, commands = doctor_json()
-    assert checks["TensorRT"]["detail"] == "10.3.0, 2 DLA cores"
+    assert checks["TensorRT"]["detail"] == ("10.3.0, ONNX parser rules of the 10 line (onnx-tensorrt 10.1-GA), "
+                                            "API names of 10.3.0, 2 DLA cores")
     assert checks["GPU"]["detail"] == "Orin (simulated), compute capability 8.7 (via cuda-python)"
     assert commands["build"] and commands["run .engine"]
+
+
+def test_doctor_says_what_ctrt_checked_for_the_installed_tensorrt():
+    from ctrt.doctor import _checked_against
+
+    assert _checked_against("8.5.2.2") == "ONNX parser rules of the 8.5 line (onnx-tensorrt 8.5-GA), API names of 8.5"
+    assert _checked_against("11.1.0") == ("ONNX parser rules of the 11 line (onnx-tensorrt 10.1-GA (TensorRT 11 read "
+                                          "as 10.1-GA)), API names of 11.1.0.106")
+    assert _checked_against("10.17.0").endswith("API names unchecked (checked up to 11.4.0.106)")
+    assert _checked_against("12.0.0").startswith("TensorRT 12.0.0: ctrt supports TensorRT 8.5, 8.6, 10, 11")
 
 
 def test_jetson_release_names_jetpack(tmp_path):

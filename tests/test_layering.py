@@ -8,8 +8,9 @@ import ctrt
 # Lowest first. Within a layer anything goes; the top layer holds the commands.
 LAYERS = [
     {"errors", "inputs", "outputs", "progress", "shutdown", "sizes"},
-    {"model", "artifacts", "onnx_graph", "trt_rules"},
+    {"model", "artifacts", "onnx_graph", "trt_rules", "trt_api"},
     {"runtime"},
+    {"service"},
     {"export"},
     {"calibration"},
     {"engines"},

@@ -122,6 +122,10 @@ BROKEN = {
     "op without importer on 8.x": (graph(
         [helper.make_node("Gelu", ["x"], ["y"], name="the_gelu")], [x4()], [x4("y")], opset=20),
         "the_gelu", "no importer for this op", {"8.5", "8.6"}),
+    "int64 beyond int32 before 10": (graph(
+        [helper.make_node("Add", ["n", "big"], ["m"], name="the_add")], [tensor("n", TensorProto.INT64, [1])],
+        [tensor("m", TensorProto.INT64, [1])], [numpy_helper.from_array(np.array([2**40]), "big")]),
+        "the_add", "holds 1099511627776, which the parser clamps to INT32", {"8.5", "8.6"}),
     "opset 18 on 8.x": (graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], [x4()], [x4("y")], opset=18),
                         "(graph)", "opset 18 is outside 1 to 17", {"8.5", "8.6"}),
 }
@@ -132,6 +136,15 @@ def test_each_rule_refuses_the_graph_that_breaks_it_naming_the_node(model, node,
     refusals = [r for r in trt_rules.check(model) if reason in r.reason]
     assert {r.line for r in refusals} == lines
     assert {r.node for r in refusals} == {node} and all(r.source for r in refusals)
+
+
+def test_slice_ends_past_int32_are_not_refused():
+    """torch writes INT64_MAX as "to the end"; the 8.x parser clamps it, and the slice means the same."""
+    model = graph([helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"], name="to_the_end")], [x4()],
+                  [x4("y")], [numpy_helper.from_array(np.array([1]), "starts"),
+                              numpy_helper.from_array(np.array([2**63 - 1]), "ends"),
+                              numpy_helper.from_array(np.array([3]), "axes")])
+    assert trt_rules.check(model) == []
 
 
 def test_versions_map_to_lines_and_user_targets_are_checked():

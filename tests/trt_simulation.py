@@ -2,8 +2,9 @@
 
 Not TensorRT: the "engine" is the ONNX run by ONNX Runtime. What it does reproduce are the contracts ctrt's code
 must honour, so that a bug in our buffer handling fails a test:
-- version-dependent API surface: EXPLICIT_BATCH is required before 10; TensorRT 11 has no FP16/INT8 builder flags and
-  no IInt8 calibrators; IProgressMonitor exists from 10; attributes that do not exist raise AttributeError;
+- the API surface of the simulated release: ctrt sees exactly that release's names (ctrt/assets/trt_api.json, from
+  its bindings wheel), so BuilderFlag.FP16 on 11 or IProgressMonitor on 8.6 raise AttributeError as TensorRT does;
+  EXPLICIT_BATCH is required before 10;
 - the ONNX parser reports errors through ``num_errors`` / ``get_error(i).desc()/.node()``;
 - an engine refuses deserialisation under another TensorRT version (returns None, as TensorRT does);
 - every I/O tensor address must be set before ``execute_async_v3``, and must point at a device allocation of exactly
@@ -18,17 +19,20 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
+import os
 import sys
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ctrt import trt_rules
+from ctrt import trt_api, trt_rules
 
 
 class SimulationError(AssertionError):
@@ -179,7 +183,94 @@ def make_cuda_runtime() -> types.ModuleType:
 
 
 # ------------------------------------------------------------------------------------------------------- TensorRT
-class DataType(enum.Enum):
+# What ctrt's code reaches on the simulated module and its objects is checked against the simulated release's names
+# (ctrt/assets/trt_api.json, from that release's bindings wheel): a name the release lacks raises AttributeError as
+# TensorRT would, a name it has that the simulation lacks raises SimulationError, and every name reached is recorded
+# in ``tensorrt._used``. Only accesses from ctrt's own files are checked; the simulation and tests read freely.
+CTRT_SOURCE = str(Path(trt_rules.__file__).parent) + os.sep
+SIMULATES: dict[type, str] = {}  # simulated class -> the TensorRT class it stands for
+
+
+def simulates(trt_name: str) -> Callable[[type], type]:
+    def register(cls: type) -> type:
+        SIMULATES[cls] = trt_name
+        return cls
+    return register
+
+
+def _from_ctrt(name: str) -> bool:
+    return not name.startswith("_") and sys._getframe(2).f_code.co_filename.startswith(CTRT_SOURCE)
+
+
+def _check(owner: type, name: str, instance: object | None) -> str | None:
+    """ctrt reaching ``name``: allowed if ctrt's own subclass defines it, else it must be in the release."""
+    simulated = next(c for c in owner.__mro__ if c in SIMULATES)
+    own = owner.__mro__[: owner.__mro__.index(simulated)]
+    if any(name in c.__dict__ for c in own) or (own and instance is not None and name in vars(instance)):
+        return None
+    trt = sys.modules["tensorrt"]
+    trt_name = SIMULATES[simulated]
+    if name not in trt_api.members(trt._release, trt_name):
+        raise _lacks(trt_name, name)
+    trt._used.add(f"{trt_name}.{name}")
+    return trt_name
+
+
+def _lacks(trt_name: str, name: str) -> AttributeError:
+    return AttributeError(f"'tensorrt.{trt_name}' has no attribute '{name}' in TensorRT "
+                          f"{sys.modules['tensorrt'].__version__}")
+
+
+def _get(lookup: Callable[[], Any], trt_name: str | None, name: str) -> Any:
+    try:
+        return lookup()
+    except AttributeError:
+        if trt_name is None:
+            raise
+        raise SimulationError(f"tensorrt.{trt_name}.{name} exists in the simulated release but is not simulated") \
+            from None
+
+
+class TrtClass(type):
+    """Class-level access (``trt.Logger.WARNING``) checked like instance access."""
+
+    def __getattribute__(cls, name: str) -> Any:
+        trt_name = _check(cls, name, None) if _from_ctrt(name) else None
+        return _get(lambda: type.__getattribute__(cls, name), trt_name, name)
+
+
+class TrtObject(metaclass=TrtClass):
+    def __getattribute__(self, name: str) -> Any:
+        trt_name = _check(type(self), name, self) if _from_ctrt(name) else None
+        return _get(lambda: object.__getattribute__(self, name), trt_name, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if _from_ctrt(name) and type(self) in SIMULATES:  # ctrt's subclasses may hold what they like
+            _check(type(self), name, self)
+        object.__setattr__(self, name, value)
+
+
+class TrtEnumType(enum.EnumMeta):
+    def __getattribute__(cls, name: str) -> Any:
+        trt_name = _check(cls, name, None) if _from_ctrt(name) else None
+        return _get(lambda: enum.EnumMeta.__getattribute__(cls, name), trt_name, name)
+
+    def __getattr__(cls, name: str) -> Any:  # EnumMeta's would find a member the release lacks after all
+        raise _lacks(SIMULATES[cls], name)
+
+
+class TensorRTModule(types.ModuleType):
+    def __getattribute__(self, name: str) -> Any:
+        if _from_ctrt(name):
+            if name not in trt_api.members(object.__getattribute__(self, "_release"), ""):
+                raise AttributeError(f"module 'tensorrt' has no attribute '{name}' in TensorRT {self.__version__}")
+            object.__getattribute__(self, "_used").add(name)
+            return _get(lambda: object.__getattribute__(self, name), "", name)
+        return object.__getattribute__(self, name)
+
+
+@simulates("DataType")
+class DataType(enum.Enum, metaclass=TrtEnumType):
     FLOAT = "float32"
     HALF = "float16"
     UINT8 = "uint8"
@@ -188,34 +279,48 @@ class DataType(enum.Enum):
 ORT_TYPES = {"tensor(float)": DataType.FLOAT, "tensor(float16)": DataType.HALF, "tensor(uint8)": DataType.UINT8}
 
 
-class TensorIOMode(enum.Enum):
+@simulates("TensorIOMode")
+class TensorIOMode(enum.Enum, metaclass=TrtEnumType):
     INPUT = 1
     OUTPUT = 2
 
 
-class DeviceType(enum.Enum):
+@simulates("DeviceType")
+class DeviceType(enum.Enum, metaclass=TrtEnumType):
     GPU = 0
     DLA = 1
 
 
-class MemoryPoolType(enum.Enum):
+@simulates("MemoryPoolType")
+class MemoryPoolType(enum.Enum, metaclass=TrtEnumType):
     WORKSPACE = 0
 
 
-class NetworkDefinitionCreationFlag(enum.IntEnum):
+@simulates("NetworkDefinitionCreationFlag")
+class NetworkDefinitionCreationFlag(enum.IntEnum, metaclass=TrtEnumType):
     EXPLICIT_BATCH = 0
     STRONGLY_TYPED = 1
 
 
-class Logger:
+@simulates("BuilderFlag")
+class BuilderFlag(enum.Enum, metaclass=TrtEnumType):
+    FP16 = 0
+    INT8 = 1
+    GPU_FALLBACK = 2
+    OBEY_PRECISION_CONSTRAINTS = 3
+
+
+@simulates("Logger")
+class Logger(TrtObject):
     VERBOSE, INFO, WARNING, ERROR = range(4)
 
-    def __init__(self, severity: int = 2) -> None:
-        self.severity = severity
+    def __init__(self, min_severity: int = 2) -> None:
+        self.min_severity = min_severity
 
 
+@simulates("ILayer")
 @dataclass
-class Layer:
+class Layer(TrtObject):
     name: str
     num_outputs: int
     precision: DataType = DataType.FLOAT
@@ -225,7 +330,7 @@ class Layer:
     def __setattr__(self, key: str, value: Any) -> None:
         if key == "precision" and "precision" in self.__dict__:
             object.__setattr__(self, "precision_set", True)
-        object.__setattr__(self, key, value)
+        super().__setattr__(key, value)
 
     def set_output_type(self, index: int, dtype: DataType) -> None:
         if not 0 <= index < self.num_outputs:
@@ -233,20 +338,23 @@ class Layer:
         self.output_types[index] = dtype
 
 
-class Dims(tuple):
+@simulates("Dims")
+class Dims(tuple, metaclass=TrtClass):
     """TensorRT's Dims behaves like a tuple and is built from a list."""
 
     def __new__(cls, shape: Any = ()) -> Dims:
         return super().__new__(cls, (int(d) for d in shape))
 
 
+@simulates("ITensor")
 @dataclass
-class Tensor:
+class Tensor(TrtObject):
     name: str
     shape: Dims
 
 
-class OptimizationProfile:
+@simulates("IOptimizationProfile")
+class OptimizationProfile(TrtObject):
     def __init__(self) -> None:
         self.shapes: dict[str, tuple[Dims, Dims, Dims]] = {}
 
@@ -257,7 +365,8 @@ class OptimizationProfile:
         self.shapes[name] = (low, mid, high)
 
 
-class Network:
+@simulates("INetworkDefinition")
+class Network(TrtObject):
     def __init__(self, flags: int) -> None:
         self.flags = flags
         self.layers: list[Layer] = []
@@ -279,8 +388,9 @@ class Network:
         return self.layers[index]
 
 
+@simulates("ParserError")
 @dataclass
-class ParserError:
+class ParserError(TrtObject):
     message: str
     node_index: int
 
@@ -291,7 +401,8 @@ class ParserError:
         return self.node_index
 
 
-class HostMemory(bytes):
+@simulates("IHostMemory")
+class HostMemory(bytes, metaclass=TrtClass):
     """IHostMemory supports the buffer protocol; ``bytes`` does too."""
 
     @property
@@ -299,7 +410,8 @@ class HostMemory(bytes):
         return len(self)
 
 
-class TimingCache:
+@simulates("ITimingCache")
+class TimingCache(TrtObject):
     def __init__(self, data: bytes) -> None:
         self.entries = json.loads(data) if data else {"builds": 0}
 
@@ -307,9 +419,9 @@ class TimingCache:
         return HostMemory(json.dumps(self.entries).encode())
 
 
-class BuilderConfig:
-    def __init__(self, trt: types.ModuleType) -> None:
-        self._trt = trt
+@simulates("IBuilderConfig")
+class BuilderConfig(TrtObject):
+    def __init__(self) -> None:
         self.flags: set[Any] = set()
         self.pools: dict[Any, int] = {}
         self.default_device_type = DeviceType.GPU
@@ -317,13 +429,7 @@ class BuilderConfig:
         self.cache: TimingCache | None = None
         self.progress_monitor = None
         self.profiles: list[OptimizationProfile] = []
-        if trt.MAJOR < 11:  # removed in TensorRT 11
-            self.int8_calibrator = None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key == "int8_calibrator" and self._trt.MAJOR >= 11:
-            raise AttributeError("'tensorrt.IBuilderConfig' object has no attribute 'int8_calibrator'")
-        object.__setattr__(self, key, value)
+        self.int8_calibrator = None  # ctrt reaches it only where the release has it (removed in TensorRT 11)
 
     def add_optimization_profile(self, profile: OptimizationProfile) -> int:
         self.profiles.append(profile)
@@ -353,7 +459,8 @@ class BuilderConfig:
         return self.cache
 
 
-class OnnxParser:
+@simulates("OnnxParser")
+class OnnxParser(TrtObject):
     def __init__(self, network: Network, logger: Logger) -> None:
         self.network = network
         self.errors: list[ParserError] = []
@@ -393,17 +500,17 @@ class OnnxParser:
         return True
 
 
-class Builder:
-    num_DLA_cores = 0
-
+@simulates("Builder")
+class Builder(TrtObject):
     def __init__(self, logger: Logger) -> None:
         self.logger = logger
+        self.num_DLA_cores = sys.modules["tensorrt"]._dla_cores
 
     def create_network(self, flags: int = 0) -> Network:
         return Network(flags)
 
     def create_builder_config(self) -> BuilderConfig:
-        return BuilderConfig(sys.modules["tensorrt"])
+        return BuilderConfig()
 
     def create_optimization_profile(self) -> OptimizationProfile:
         return OptimizationProfile()
@@ -443,7 +550,10 @@ class Builder:
         return HostMemory(len(blob).to_bytes(4, "little") + blob + network.onnx_bytes)
 
 
-class Engine:
+@simulates("ICudaEngine")
+class Engine(TrtObject):
+    device_memory_size = device_memory_size_v2 = 0  # ONNX Runtime's activation memory is not visible here
+
     def __init__(self, header: dict, onnx_bytes: bytes) -> None:
         self.header = header
         self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
@@ -484,7 +594,8 @@ class Engine:
         return ExecutionContext(self)
 
 
-class ExecutionContext:
+@simulates("IExecutionContext")
+class ExecutionContext(TrtObject):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.addresses: dict[str, int] = {}
@@ -555,7 +666,8 @@ class ExecutionContext:
         return True
 
 
-class Runtime:
+@simulates("Runtime")
+class Runtime(TrtObject):
     def __init__(self, logger: Logger) -> None:
         self.logger = logger
 
@@ -571,12 +683,14 @@ class Runtime:
         return Engine(header, data[4 + size :])
 
 
-class CalibrationAlgoType(enum.Enum):
+@simulates("CalibrationAlgoType")
+class CalibrationAlgoType(enum.Enum, metaclass=TrtEnumType):
     ENTROPY_CALIBRATION_2 = 2
     MINMAX_CALIBRATION = 3
 
 
-class IInt8Calibrator:
+@simulates("IInt8Calibrator")
+class IInt8Calibrator(TrtObject):
     """TensorRT drives it: read_calibration_cache; if None, get_batch until None; then write_calibration_cache."""
 
     def __init__(self) -> None:
@@ -618,29 +732,33 @@ def calibrate(calibrator: IInt8Calibrator, network: Network, version: str) -> by
     return cache
 
 
-class IProgressMonitor:
+@simulates("IProgressMonitor")
+class IProgressMonitor(TrtObject):
     def __init__(self) -> None:
         pass
 
 
+SIMULATED_NAMES = {
+    "Logger": Logger, "Builder": Builder, "OnnxParser": OnnxParser, "Runtime": Runtime, "DataType": DataType,
+    "TensorIOMode": TensorIOMode, "DeviceType": DeviceType, "MemoryPoolType": MemoryPoolType, "BuilderFlag": BuilderFlag,
+    "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag, "float32": DataType.FLOAT, "float16": DataType.HALF,
+    "nptype": lambda dtype: np.dtype(dtype.value).type, "Dims": Dims, "IProgressMonitor": IProgressMonitor,
+    "IInt8Calibrator": IInt8Calibrator, "CalibrationAlgoType": CalibrationAlgoType,
+}
+
+
 def make_tensorrt(version: str = "10.3.0", dla_cores: int = 0) -> types.ModuleType:
-    trt = types.ModuleType("tensorrt")
-    major = int(version.split(".")[0])
-    trt.__version__, trt.MAJOR = version, major
-    flags = ["OBEY_PRECISION_CONSTRAINTS", "GPU_FALLBACK"] + (["FP16", "INT8"] if major < 11 else [])
-    trt.BuilderFlag = enum.Enum("BuilderFlag", flags)
-    builder = type("Builder", (Builder,), {"num_DLA_cores": dla_cores})
-    for name, value in {
-        "Logger": Logger, "Builder": builder, "OnnxParser": OnnxParser, "Runtime": Runtime, "DataType": DataType,
-        "TensorIOMode": TensorIOMode, "DeviceType": DeviceType, "MemoryPoolType": MemoryPoolType,
-        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag, "float32": DataType.FLOAT,
-        "float16": DataType.HALF, "nptype": lambda dtype: np.dtype(dtype.value).type, "Dims": Dims,
-    }.items():
-        setattr(trt, name, value)
-    if major >= 10:
-        trt.IProgressMonitor = IProgressMonitor
-    if major < 11:
-        trt.IInt8Calibrator, trt.CalibrationAlgoType = IInt8Calibrator, CalibrationAlgoType
+    """The simulated module of one release: its top-level names are the release's, as far as ctrt can see."""
+    release = trt_api.release_of(version)
+    if release is None:
+        raise SimulationError(f"no API names recorded for TensorRT {version}")
+    trt = TensorRTModule("tensorrt")
+    trt.__version__, trt.MAJOR, trt._release, trt._used = version, int(version.split(".")[0]), release, set()
+    present = trt_api.members(release, "")
+    for name, value in SIMULATED_NAMES.items():
+        if name in present:
+            setattr(trt, name, value)
+    trt._dla_cores = dla_cores
     return trt
 
 

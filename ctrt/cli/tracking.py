@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -10,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..errors import CtrtError
 from .app import command, console, error, errors, next_steps, notes, size, titled, warning
 
 # Library parameters whose flag is not simply "--" + the name.
@@ -74,6 +76,8 @@ def finish(run: Any, save_dir: Optional[Path]) -> None:
     for stream in report.streams:
         if stream.error and len(report.streams) > 1:
             warning(f"{stream.name}: {stream.error}")
+    if report.published is not None:
+        console.print(report.published.text(), soft_wrap=True)
     if report.interrupted:
         errors.print(f"interrupted ({report.interrupted}): {report.frames} frames written")
     lost = [s.name for s in report.streams if s.lost]
@@ -104,9 +108,24 @@ def _streams_table(run: Any) -> None:
                       f"{escape(str(folder))}", soft_wrap=True)
 
 
+# Tracker options of ``ctrt run`` by their ``TrackerConfig.from_options`` names (a site file's [tracker] keys).
+TRACKER_FLAGS = {"track_thresh": "track_thresh", "pre_thresh": "pre_thresh", "new_thresh": "new_thresh",
+                 "max_age": "max_age", "hungarian": "hungarian", "tracker_preset": "preset", "coast": "coast",
+                 "low_thresh": "low_thresh", "min_hits": "min_hits", "gate": "gate"}
+
+
+def given_in(ctx: typer.Context) -> Any:
+    """Whether the user gave an option (not its default): only those override a site file."""
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    return given
+
+
 @command(flags=RUN_FLAGS)
 def run(
-    model: Annotated[str, typer.Argument(help="exported .onnx (ONNX Runtime), .engine (TensorRT), a .pth checkpoint (PyTorch), or a model on Triton: triton://HOST:PORT/MODEL (gRPC), http://HOST:PORT/MODEL")],
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Argument(help="exported .onnx (ONNX Runtime), .engine (TensorRT), a .pth checkpoint (PyTorch), or a model on Triton: triton://HOST:PORT/MODEL (gRPC), http://HOST:PORT/MODEL (default with --config: the site's)")] = None,
     source: Annotated[Optional[list[str]], typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline; repeat for several streams (default: camera 0)")] = None,
     sources: Annotated[Optional[Path], typer.Option(help="a text file of sources, one a line")] = None,
     save_dir: Annotated[Optional[Path], typer.Option(help="per stream: <name>.mp4, <name>.txt (MOT) and <name>.jsonl here")] = None,
@@ -135,23 +154,104 @@ def run(
     reconnects: Annotated[int, typer.Option(min=0, help="reopen attempts when a live source drops")] = 5,
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
     shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="a site file (TOML): [model], [tracker], [[camera]] and [outputs]; options given here override it")] = None,
+    check: Annotated[bool, typer.Option(help="with --config: check the site file and exit, opening no model or camera")] = False,
+    publish: Annotated[Optional[str], typer.Option(help="mqtt://HOST[:PORT]/PREFIX or mqtts://...: track events to an MQTT broker (credentials: CTRT_MQTT_USER, CTRT_MQTT_PASSWORD)")] = None,
+    publish_ca: Annotated[Optional[Path], typer.Option(help="mqtts: the CA certificate that signed the broker's (default: the system's)")] = None,
+    publish_rate: Annotated[float, typer.Option(min=0.0, max=1000.0, help="update messages per track and second at most (0: every frame)")] = 2.0,
+    publish_buffer: Annotated[int, typer.Option(min=1, max=10_000_000, help="messages kept while the broker is away (the oldest dropped first, counted)")] = 10_000,
+    publish_frames: Annotated[bool, typer.Option(help="also publish every frame's tracks to PREFIX/<camera>/frames")] = False,
+    http: Annotated[Optional[str], typer.Option(help="PORT (loopback) or HOST:PORT: serve /metrics, /healthz, /readyz, /streams and the live view at / (beyond loopback only with CTRT_HTTP_TOKEN or --http-token-file)")] = None,
+    http_token_file: Annotated[Optional[Path], typer.Option(help="a file whose first line is the HTTP token (bearer header or ?token=)")] = None,
+    stale_after: Annotated[float, typer.Option(min=0.5, max=86400.0, help="/readyz: seconds without a frame before a camera is stale")] = 10.0,
+    http_fps: Annotated[float, typer.Option(min=0.1, max=60.0, help="live view: pictures a second at most, encoded only while watched")] = 5.0,
 ) -> None:
     """Track objects on cameras, videos, streams or image folders: one stream, or several batched on one model."""
     from ..api import load
     from ..runtime.streams import read_sources_file
     from ..runtime.tracker import TrackerConfig
+    from ..service.http import HttpOptions
+    from ..service.mqtt import MqttOptions
+    from ..service.site import read_secret, read_site
 
-    tracker = TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian, tracker_preset,
-                                         coast, low_thresh, min_hits, gate)
-    specs = [*(source or []), *(read_sources_file(sources) if sources else [])] or ["0"]
-    with load(model, device=device, threads=threads, input_size=input_size, allow_partial=allow_partial, shm=shm,
-              reconnects=reconnects) as opened:
-        run = opened.track(specs, tracker=tracker, topk=k, drop=drop, max_frames=max_frames, save_dir=save_dir,
-                           save_video=save_video, save_mot=save_mot, save_json=save_json, show=show, overlap=overlap,
-                           reconnects=reconnects, segment=segment, protect=[sources] if sources else ())
+    given = given_in(ctx)
+    if check and config is None:
+        raise CtrtError("--check checks a site file: give it with --config")
+    specs = [*(source or []), *(read_sources_file(sources) if sources else [])]
+    options: dict[str, Any] = {"max_frames": max_frames, "save_video": save_video, "save_mot": save_mot, "save_json": save_json,
+               "show": show, "overlap": overlap, "reconnects": reconnects, "protect": [sources] if sources else ()}
+    if config is not None:
+        site = read_site(config)
+        cli_tracker = {TRACKER_FLAGS[n]: v for n, v in tracker_options(locals()).items() if given(n)}
+        loading = site.load_options(**{n: v for n, v in (("device", device), ("threads", threads),
+                                                          ("input_size", input_size)) if given(n)})
+        planned = site.track_options(cli_tracker, **{n: v for n, v in (("topk", k), ("save_dir", save_dir),
+                                                                      ("segment", segment)) if given(n)},
+                                     **({"drop": drop} if given("drop") else {}),
+                                     **({"source": specs} if specs else {}))
+        if specs:  # the command line's sources replace the site's cameras, with the site's tracker
+            planned["tracker"] = TrackerConfig.from_options(**{**site.tracker, **cli_tracker})
+            planned["drop"] = drop
+        planned["http"] = site.http_options(**{n: v for n, v in (("http", http), ("stale_after", stale_after),
+                                                                 ("http_fps", http_fps)) if given(n)})
+        if planned["http"] is not None and http_token_file is not None:
+            planned["http"] = replace(planned["http"], token=read_secret(http_token_file, "--http-token-file"))
+        planned["publish"] = site.publish_options(**{n: v for n, v in (
+            ("publish", publish), ("publish_ca", publish_ca), ("publish_rate", publish_rate),
+            ("publish_buffer", publish_buffer), ("publish_frames", publish_frames)) if given(n)})
+        model = model or site.model.get("path")
+        if model is None:
+            raise CtrtError(f"{config}: model.path: missing, and no MODEL given")
+        if check:
+            render_site_check(site, model, planned)
+            return
+    else:
+        if model is None:
+            raise CtrtError("give a MODEL (or a site file with --config)")
+        loading = {"device": device, "threads": threads, "input_size": input_size}
+        planned = {"source": specs or ["0"], "topk": k, "drop": drop, "save_dir": save_dir, "segment": segment,
+                   "tracker": TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian,
+                                                         tracker_preset, coast, low_thresh, min_hits, gate),
+                   "publish": MqttOptions(publish, publish_ca, publish_rate, publish_buffer, publish_frames)
+                   if publish else None,
+                   "http": HttpOptions(http, read_secret(http_token_file, "--http-token-file") if http_token_file
+                                       else None, stale_after, http_fps) if http else None}
+    with load(model, allow_partial=allow_partial, shm=shm, reconnects=reconnects, **loading) as opened:
+        run = opened.track(**planned, **options)
         notes(opened.notes)  # after the run's checks: a refused run says one line
+        if run.http_url:
+            console.print(f"serving {run.http_url} (metrics, health, live view)", soft_wrap=True)
         follow(run)
-    finish(run, save_dir)
+    finish(run, planned["save_dir"])
+
+
+def tracker_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The tracker options among ``run``'s parameters, by parameter name."""
+    return {name: values[name] for name in TRACKER_FLAGS}
+
+
+def render_site_check(site: Any, model: str, planned: dict[str, Any]) -> None:
+    console.print(f"{escape(str(site.path))}: {len(site.cameras)} cameras, model {escape(model)}", soft_wrap=True)
+    from dataclasses import asdict
+
+    from ..runtime.tracker import TrackerConfig
+
+    defaults = TrackerConfig()
+    table = titled("cameras")
+    for column in ("camera", "source", "drop", "tracker"):
+        table.add_column(column)
+    trackers = planned["tracker"]
+    for camera in site.cameras:
+        tracker = trackers[camera.name] if isinstance(trackers, dict) else trackers
+        changed = {k: v for k, v in asdict(tracker).items() if getattr(defaults, k) != v}
+        table.add_row(escape(camera.name), escape(camera.source), camera.drop or "auto",
+                      ", ".join(f"{k}={v}" for k, v in changed.items()) or "CenterTrack's")
+    console.print(table)
+    outputs = [f"save_dir {planned['save_dir']}" if planned.get("save_dir") else None,
+               f"publish {planned['publish'].url}" if planned.get("publish") else None,
+               f"http {planned['http'].bind}" if planned.get("http") else None]
+    console.print("outputs: " + (", ".join(o for o in outputs if o) or "none"), soft_wrap=True)
+    console.print("site file ok")
 
 
 @command
@@ -206,3 +306,18 @@ def demo(
         follow(run)
     finish(run, output_dir / "tracks" if streams > 1 else None)
     next_steps(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
+
+
+@command
+def service_unit(
+    config: Annotated[Path, typer.Option(help="the site file the service runs (ctrt run --config)")],
+    watchdog: Annotated[int, typer.Option(min=5, max=3600, help="WatchdogSec: seconds without a tracked frame before systemd restarts the run")] = 30,
+    stop_timeout: Annotated[int, typer.Option(min=10, max=3600, help="TimeoutStopSec: time to finish the outputs after SIGTERM")] = 60,
+    user: Annotated[Optional[str], typer.Option(help="the account the service runs as")] = None,
+) -> None:
+    """Print a systemd unit running the site as a service: Type=notify, watchdog, restart on failure."""
+    from ..service.site import read_site
+    from ..service.systemd import service_unit as unit
+
+    read_site(config)  # a unit for a site file that does not check would fail at every start
+    typer.echo(unit(config, watchdog, stop_timeout, user), nl=False)

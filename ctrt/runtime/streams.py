@@ -15,10 +15,11 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class Stream:
     source: FrameSource
     sinks: list[Sink]
     policy: str  # "latest" or "none"
+    tracker: TrackerConfig | None = None  # this stream's own, else the run's
 
 
 @dataclass
@@ -93,6 +95,7 @@ class RunReport:
     seconds: float = 0.0
     batches: int = 0  # model calls
     interrupted: Interrupted | None = None  # the signal that stopped the run
+    published: Any = None  # a ``PublishReport`` when the run published its tracks
 
     @property
     def frames(self) -> int:
@@ -136,16 +139,21 @@ class _Live:
             sink.close()
         self.reader.join()
         self.stream.source.close()
+        self.refresh()
         s = self.report
-        s.seconds = time.perf_counter() - self.start
-        s.dropped, s.skipped = self.reader.dropped, self.stream.source.skipped
-        s.reconnects, s.lost = self.stream.source.reconnected, self.stream.source.lost
-        s.tracks = self.state.tracker.next_id - 1
         s.stage_ms = self.state.times.mean() if self.state.times.count else {}
         if self.reader.error is not None:
             s.error = str(self.reader.error)
         elif s.frames == 0 and self.reader.exhausted:
             s.error = self.stream.source.nothing_read()
+
+    def refresh(self) -> None:
+        """The report's counters as they are now (read live by metrics, final at close)."""
+        s = self.report
+        s.seconds = time.perf_counter() - self.start
+        s.dropped, s.skipped = self.reader.dropped, self.stream.source.skipped
+        s.reconnects, s.lost = self.stream.source.reconnected, self.stream.source.lost
+        s.tracks = self.state.tracker.next_id - 1
 
     @property
     def stop_requested(self) -> bool:
@@ -214,7 +222,7 @@ def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int 
     filled in; a signal is recorded there and raised again. No stream giving a frame at all is an error."""
     meta = backend.meta
     arrived = threading.Event()  # set by any reader with a new frame
-    lives = [_Live(stream, StreamState(meta, k, tracker), arrived) for stream in streams]
+    lives = [_Live(stream, StreamState(meta, k, stream.tracker or tracker), arrived) for stream in streams]
     count = lanes_for(len(lives), meta.batch, overlap)
     lanes = [_Lane(lives[i::count], backend) for i in range(count) if lives[i::count]]
     report.streams = [live.report for live in lives]
@@ -283,6 +291,7 @@ def _finish(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
         with signals_held():  # a stop signal waits until every sink of this stream has this frame
             _write(live.stream.sinks, results)
             live.report.frames += 1
+            live.refresh()
         live.report.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
         if live.report.frames == max_frames:
             live.close()
@@ -346,10 +355,11 @@ def save_paths(save_dir: Path, name: str) -> tuple[Path, Path, Path]:
     return save_dir / f"{name}.mp4", save_dir / f"{name}.txt", save_dir / f"{name}.jsonl"
 
 
-def open_streams(sources: dict[str, str | FrameSource], drop: str | None, reconnects: int,
-                 sinks_for: Callable[[str, float], list[Sink]]) -> list[Stream]:
+def open_streams(sources: dict[str, str | FrameSource], drop: str | None | Mapping[str, str | None], reconnects: int,
+                 sinks_for: Callable[[str, float], list[Sink]],
+                 trackers: Mapping[str, TrackerConfig] | None = None) -> list[Stream]:
     """Open every source (by stream name); one that cannot open is skipped with a warning naming it, unless it is
-    the only one or none opens at all."""
+    the only one or none opens at all. ``drop`` and ``trackers`` may name a stream's own."""
     streams, failures = [], []
     for name, spec in sources.items():
         def notify(text: str, name: str = name) -> None:
@@ -363,7 +373,9 @@ def open_streams(sources: dict[str, str | FrameSource], drop: str | None, reconn
                 raise
             failures.append(f"{name}: {exc}")
             continue
-        streams.append(Stream(name, source, sinks_for(name, source.fps), drop_policy(drop, source.live)))
+        own_drop = drop.get(name) if isinstance(drop, Mapping) else drop
+        streams.append(Stream(name, source, sinks_for(name, source.fps), drop_policy(own_drop, source.live),
+                              (trackers or {}).get(name)))
     if not streams:
         raise CtrtError("no source could be opened: " + "; ".join(failures))
     for failure in failures:

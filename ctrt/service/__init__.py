@@ -1,0 +1,1 @@
+"""Running ctrt as a service: a site file of cameras, tracks to MQTT, systemd readiness and watchdog."""

@@ -1,0 +1,364 @@
+"""A run's HTTP endpoint: Prometheus metrics, health, readiness, stream status and the annotated live view.
+
+Routes: ``/metrics`` (Prometheus text), ``/healthz`` (some camera was tracked within ``stale_after``: the run
+tracks; 503 when its loop is stuck or every camera is gone),
+``/readyz`` (every camera delivered a frame within ``stale_after``: 200, else 503 naming the stale ones),
+``/streams`` (JSON status), ``/streams/<camera>.mjpg`` (the annotated live view, MJPEG), ``/streams/<camera>.jpg``
+(its newest picture) and ``/`` (a page tiling every camera with its numbers).
+
+Binds to loopback unless told otherwise, and then only with a token (``CTRT_HTTP_TOKEN`` or a file), sent as
+``Authorization: Bearer TOKEN`` or ``?token=TOKEN``; without it every route answers 401. The tracking thread only
+counts and, while somebody watches a camera and its next picture is due (at most ``fps`` a second), keeps the
+frame (each capture reads into a new array) and a copy of its tracks; annotating and JPEG encoding run on an encoder thread, each viewer on its own thread,
+so a slow viewer never slows tracking.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from ..errors import CtrtError
+from ..runtime.detections import Detections
+from ..runtime.results import Results
+from ..runtime.streams import RunReport
+
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
+WATCH_GRACE_S = 3.0  # a page polling pictures counts as watching for this long after its last request
+BOUNDARY = "ctrtframe"
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """``bind``: ``PORT`` (loopback) or ``HOST:PORT``; ``token`` defaults to ``CTRT_HTTP_TOKEN``."""
+
+    bind: str
+    token: str | None = None
+    stale_after: float = 10.0
+    fps: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.stale_after <= 86_400:
+            raise CtrtError(f"stale_after {self.stale_after:g}: give 0.5 to 86400 seconds", option="stale_after")
+        if not 0.1 <= self.fps <= 60:
+            raise CtrtError(f"http_fps {self.fps:g}: give 0.1 to 60 pictures a second", option="http_fps")
+        parse_bind(self.bind)
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``8080`` -> loopback; ``0.0.0.0:8080``, ``[::1]:8080``, ``host:8080``; port 0: any free one."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise CtrtError(f"http {text!r}: give PORT or HOST:PORT (a port from 0, any free one, to 65535)",
+                        option="http")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Camera:
+    name: str
+    seen: float = 0.0  # monotonic time of its last frame
+    tracks: int = 0
+    wanted_until: float = 0.0  # somebody watches until then
+    viewers: int = 0
+    picture_due: float = 0.0
+    pending: tuple[np.ndarray, Detections] | None = None  # a frame for the encoder
+    jpeg: bytes = b""
+    jpeg_seq: int = 0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(len(LATENCY_BUCKETS_S) + 1, np.int64))
+    latency_sum: float = 0.0
+    stage_sum: dict[str, float] = field(default_factory=dict)
+
+    def watched(self, now: float) -> bool:
+        return self.viewers > 0 or now < self.wanted_until
+
+
+class LiveServer:
+    """Serves one run; call it with each ``Results`` (a watcher of ``Run``)."""
+
+    def __init__(self, options: HttpOptions, cameras: list[str], report: RunReport, publisher: Any = None) -> None:
+        import os
+
+        self.options, self.report, self.publisher = options, report, publisher
+        self.token = options.token or os.environ.get("CTRT_HTTP_TOKEN") or None
+        self.host, self.port = parse_bind(options.bind)
+        if not is_loopback(self.host) and not self.token:
+            raise CtrtError(f"http {options.bind}: serving beyond loopback needs a token (CTRT_HTTP_TOKEN or "
+                            "http_token_file)", option="http")
+        self.cameras = {name: _Camera(name) for name in cameras}
+        self.loop_seen = time.monotonic()
+        self.started = time.monotonic()
+        self.changed = threading.Condition()
+        self.closing = False
+        self.server: ThreadingHTTPServer | None = None
+        self.threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------------------------------ tracking thread
+    def __call__(self, results: Results) -> None:
+        now = time.monotonic()
+        self.loop_seen = now
+        camera = self.cameras[results.stream]
+        camera.seen, camera.tracks = now, int(results.shown.sum())
+        stream = next((s for s in self.report.streams if s.name == results.stream), None)
+        if stream is not None and stream.latency_ms:
+            latency = stream.latency_ms[-1] / 1e3
+            camera.counts[np.searchsorted(LATENCY_BUCKETS_S, latency)] += 1
+            camera.latency_sum += latency
+        for stage, ms in results.speed_ms.items():
+            camera.stage_sum[stage] = camera.stage_sum.get(stage, 0.0) + ms / 1e3
+        if camera.watched(now) and now >= camera.picture_due:
+            camera.picture_due = now + 1.0 / self.options.fps
+            rows = np.arange(len(results.tracks))  # the tracks copied; the frame is the capture's own, new each frame
+            camera.pending = (results.frame, results.tracks[rows])
+            with self.changed:
+                self.changed.notify_all()
+
+    # ---------------------------------------------------------------------------------------------- threads
+    def start(self) -> LiveServer:
+        handler = type("Handler", (_Handler,), {"live": self})
+        try:
+            self.server = ThreadingHTTPServer((self.host, self.port), handler)
+        except OSError as exc:
+            raise CtrtError(f"http {self.options.bind}: cannot listen there ({exc.strerror or exc})",
+                            option="http") from None
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.threads = [threading.Thread(target=self.server.serve_forever, name="ctrt-http", daemon=True),
+                        threading.Thread(target=self._encode, name="ctrt-jpeg", daemon=True)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def _encode(self) -> None:
+        import cv2
+
+        from ..runtime.annotate import annotate
+
+        while not self.closing:
+            with self.changed:
+                self.changed.wait(0.5)
+            for camera in self.cameras.values():
+                pending, camera.pending = camera.pending, None
+                if pending is None:
+                    continue
+                ok, data = cv2.imencode(".jpg", annotate(*pending), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    camera.jpeg, camera.jpeg_seq = data.tobytes(), camera.jpeg_seq + 1
+                    with self.changed:
+                        self.changed.notify_all()
+
+    def close(self) -> None:
+        self.closing = True
+        with self.changed:
+            self.changed.notify_all()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        for thread in self.threads:
+            thread.join(2.0)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    # ------------------------------------------------------------------------------------------------ routes
+    def stale(self) -> list[str]:
+        now = time.monotonic()
+        return [c.name for c in self.cameras.values() if now - (c.seen or -1e18) > self.options.stale_after]
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        streams = []
+        for stream in self.report.streams:
+            camera = self.cameras.get(stream.name)
+            streams.append({"name": stream.name, "frames": stream.frames, "fps": round(stream.fps, 2),
+                            "dropped": stream.dropped, "skipped": stream.skipped, "reconnects": stream.reconnects,
+                            "tracks": camera.tracks if camera else 0, "track_ids": stream.tracks,
+                            "seconds_since_frame": round(now - camera.seen, 3) if camera and camera.seen else None,
+                            "latency_ms": stream.latency_percentiles(),
+                            "pictures_encoded": camera.jpeg_seq if camera else 0})
+        return {"streams": streams, "stale": self.stale(), "uptime_s": round(now - self.started, 1)}
+
+    def metrics(self) -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        live = self
+
+        class Collector:
+            def collect(self) -> Any:
+                per = [("frames", "frames tracked", "frames"), ("dropped", "stale frames dropped to stay live",
+                                                                   "dropped"),
+                       ("skipped", "unreadable frames skipped", "skipped"),
+                       ("reconnects", "times a live source was reopened", "reconnects")]
+                for name, text, attr in per:
+                    family = CounterMetricFamily(f"ctrt_{name}", text, labels=["camera"])
+                    for stream in live.report.streams:
+                        family.add_metric([stream.name], getattr(stream, attr))
+                    yield family
+                fps = GaugeMetricFamily("ctrt_fps", "frames per second of the camera's run", labels=["camera"])
+                active = GaugeMetricFamily("ctrt_tracks_active", "tracks reported on the last frame",
+                                           labels=["camera"])
+                latency = HistogramMetricFamily("ctrt_latency_seconds", "capture to tracks", labels=["camera"])
+                stages = CounterMetricFamily("ctrt_stage_seconds", "time per stage, summed over frames",
+                                             labels=["camera", "stage"])
+                for stream in live.report.streams:
+                    camera = live.cameras[stream.name]
+                    fps.add_metric([stream.name], stream.fps)
+                    active.add_metric([stream.name], camera.tracks)
+                    cumulative = np.cumsum(camera.counts).tolist()
+                    buckets = [(str(b), c) for b, c in zip(LATENCY_BUCKETS_S, cumulative)]
+                    latency.add_metric([stream.name], [*buckets, ("+Inf", cumulative[-1])], camera.latency_sum)
+                    for stage, seconds in camera.stage_sum.items():
+                        stages.add_metric([stream.name, stage], seconds)
+                yield from (fps, active, latency, stages)
+                if live.publisher is not None:
+                    report = live.publisher.report
+                    for name, value, text in (("sent", report.sent, "messages acknowledged by the broker"),
+                                              ("dropped", report.dropped, "messages dropped from a full buffer")):
+                        family = CounterMetricFamily(f"ctrt_mqtt_{name}", text)
+                        family.add_metric([], value)
+                        yield family
+                    queued = GaugeMetricFamily("ctrt_mqtt_queued", "messages waiting or unacknowledged")
+                    queued.add_metric([], live.publisher.queued)
+                    yield queued
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(Collector())
+        data: bytes = generate_latest(registry)
+        return data
+
+    def page(self) -> bytes:
+        tiles = "".join(f'<figure><img id="img-{n}" alt="{n}"><figcaption id="cap-{n}">{n}</figcaption></figure>'
+                        for n in self.cameras)
+        script = ("const q = location.search; const names = " + json.dumps(list(self.cameras)) + ";"
+                  "function tick() { for (const n of names) { const i = new Image();"
+                  " i.onload = () => { document.getElementById('img-' + n).src = i.src; };"
+                  " i.src = '/streams/' + n + '.jpg' + q + (q ? '&' : '?') + 't=' + Date.now(); }"
+                  " fetch('/streams' + q).then(r => r.json()).then(s => { for (const x of s.streams) {"
+                  " document.getElementById('cap-' + x.name).textContent = x.name + ': ' + x.frames + ' frames, '"
+                  " + x.fps + ' FPS, ' + x.tracks + ' tracks'; } }); }"
+                  f"tick(); setInterval(tick, {int(1000 / self.options.fps)});")
+        html = ("<!doctype html><meta charset=utf-8><title>ctrt</title><style>body{margin:0;background:#111;"
+                "color:#eee;font:14px sans-serif}main{display:grid;gap:4px;grid-template-columns:repeat("
+                "auto-fill,minmax(320px,1fr))}figure{margin:0}img{width:100%;background:#222;min-height:180px}"
+                f"</style><main>{tiles}</main><script>{script}</script>")
+        return html.encode()
+
+    def picture(self, name: str, after: int, timeout: float) -> tuple[bytes, int]:
+        """The camera's newest JPEG newer than ``after``, waiting up to ``timeout`` for one."""
+        camera = self.cameras[name]
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while camera.jpeg_seq <= after and not self.closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.changed.wait(left)
+        return camera.jpeg, camera.jpeg_seq
+
+
+class _Handler(BaseHTTPRequestHandler):
+    live: LiveServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # access logs stay out of the run's output
+        pass
+
+    def _send(self, code: int, body: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        token = self.live.token
+        if not token:
+            return True
+        given = self.headers.get("Authorization", "")
+        offered = given[7:] if given.startswith("Bearer ") else (query.get("token") or [""])[0]
+        return hmac.compare_digest(offered.encode(), token.encode())
+
+    def do_GET(self) -> None:
+        live = self.live
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        if not self._authorised(query):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", "Bearer")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path = parts.path
+        now = time.monotonic()
+        if path == "/metrics":
+            self._send(200, live.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path == "/healthz":
+            alive = now - live.loop_seen <= live.options.stale_after
+            self._send(200 if alive else 503, b"ok\n" if alive else b"the tracking loop is stalled\n", "text/plain")
+        elif path == "/readyz":
+            stale = live.stale()
+            self._send(503 if stale else 200, (f"stale: {', '.join(stale)}\n" if stale else "ready\n").encode(),
+                       "text/plain")
+        elif path == "/streams":
+            self._send(200, json.dumps(live.status()).encode(), "application/json")
+        elif path == "/":
+            self._send(200, live.page(), "text/html; charset=utf-8")
+        elif path.startswith("/streams/") and path.endswith((".jpg", ".mjpg")):
+            name = path[len("/streams/"):].rsplit(".", 1)[0]
+            if name not in live.cameras:
+                self._send(404, f"no camera {name}\n".encode(), "text/plain")
+            elif path.endswith(".jpg"):
+                live.cameras[name].wanted_until = now + WATCH_GRACE_S
+                data, _ = live.picture(name, 0, 2.0)
+                self._send(200 if data else 503, data or b"no picture yet\n", "image/jpeg" if data else "text/plain")
+            else:
+                self._mjpeg(name)
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def _mjpeg(self, name: str) -> None:
+        live, camera = self.live, self.live.cameras[name]
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        camera.viewers += 1
+        seq = 0
+        try:
+            while not live.closing:
+                data, seq_now = live.picture(name, seq, 1.0)
+                if seq_now == seq:
+                    continue
+                seq = seq_now
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+                                 .encode() + data + b"\r\n")
+        except OSError:
+            pass  # the viewer left
+        finally:
+            camera.viewers -= 1
+            self.close_connection = True

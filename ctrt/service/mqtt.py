@@ -1,0 +1,266 @@
+"""Tracks to an MQTT broker (paho-mqtt): per camera lifecycle events (``PREFIX/<camera>/events``), optionally each
+frame's tracks (``PREFIX/<camera>/frames``), and ``PREFIX/status`` (``online``, retained; ``offline`` as the last
+will and on a clean stop). Schemas: ``ctrt/service/events.py``. QoS 1.
+
+The tracking thread only hands each frame's tracks over (``PublishSink.write``: a copy and an append). A publisher
+thread turns them into messages and keeps them in a bounded outbox (``buffer`` messages; when full the oldest is
+dropped and counted), passing them to paho in order, at most ``WINDOW`` unacknowledged, while connected. paho keeps
+those across a reconnect and sends them again (a consumer drops duplicates by ``seq``). While the broker is away
+paho reconnects with back-off (1 s doubling to 30 s). When the run ends, however it ends, every held track gets its
+``end`` and the outbox is flushed for up to ``flush_s`` seconds; what was not acknowledged by then is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ..errors import CtrtError
+from ..runtime.results import Results
+from .events import TrackEvents
+
+log = logging.getLogger("ctrt")
+WINDOW = 100  # messages handed to paho and not yet acknowledged
+CONNECT_WAIT_S = 5.0  # how long the start waits for the broker's answer (a refusal is an error then)
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    """Where and how to publish; ``user``/``password`` default to ``CTRT_MQTT_USER``/``CTRT_MQTT_PASSWORD``."""
+
+    url: str
+    ca: Path | None = None
+    rate_hz: float = 2.0
+    buffer: int = 10_000
+    frames: bool = False
+    user: str | None = None
+    password: str | None = None
+    flush_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate_hz <= 1000:
+            raise CtrtError(f"publish_rate {self.rate_hz:g}: give 0 (every frame) to 1000 updates a second per track",
+                            option="publish_rate")
+        if not 1 <= self.buffer <= 10_000_000:
+            raise CtrtError(f"publish_buffer {self.buffer}: give 1 to 10000000 messages", option="publish_buffer")
+        if self.ca is not None and not self.ca.is_file():
+            raise CtrtError(f"publish_ca {self.ca}: no such file", option="publish_ca")
+
+
+@dataclass(frozen=True)
+class Broker:
+    tls: bool
+    host: str
+    port: int
+    prefix: str
+
+
+def parse_broker(url: str) -> Broker:
+    """``mqtt://HOST[:PORT]/PREFIX`` or ``mqtts://...``; credentials never in the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise CtrtError(f"publish {url!r}: give mqtt://HOST[:PORT]/PREFIX or mqtts://HOST[:PORT]/PREFIX",
+                        option="publish")
+    if parts.username or parts.password:
+        raise CtrtError(f"publish {url!r}: no credentials in the URL; set CTRT_MQTT_USER and CTRT_MQTT_PASSWORD "
+                        "(or publish_user and publish_password_file in the site file)", option="publish")
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise CtrtError(f"publish {url!r}: the port is not a number from 1 to 65535", option="publish") from None
+    prefix = parts.path.strip("/") or "ctrt"
+    if "#" in url or "+" in prefix:  # urlsplit reads '#' as a fragment
+        raise CtrtError(f"publish {url!r}: the topic prefix may not hold MQTT wildcards (# +)", option="publish")
+    return Broker(parts.scheme == "mqtts", parts.hostname, port, prefix)
+
+
+@dataclass
+class PublishReport:
+    url: str
+    sent: int = 0  # acknowledged by the broker
+    dropped: int = 0  # the oldest, pushed out of a full outbox
+    unsent: int = 0  # still queued or unacknowledged when the run ended
+    reconnects: int = 0
+
+    def text(self) -> str:
+        return (f"published {self.sent} messages to {self.url}" + (f", {self.dropped} dropped (buffer full)"
+                                                                  if self.dropped else "")
+                + (f", {self.unsent} not sent when the run ended" if self.unsent else "")
+                + (f", {self.reconnects} reconnects" if self.reconnects else ""))
+
+
+class MqttPublisher:
+    """One connection for every camera of a run; ``sink(camera)`` gives each camera's sink."""
+
+    def __init__(self, options: MqttOptions, notify: Callable[[str], None] = log.warning) -> None:
+        self.options, self.notify = options, notify
+        self.broker = parse_broker(options.url)
+        self.report = PublishReport(options.url)
+        self._frames: deque[tuple[str, Results | None, float]] = deque()
+        self._outbox: deque[tuple[str, str]] = deque()
+        self._inflight: deque[Any] = deque()
+        self._events: dict[str, TrackEvents] = {}
+        self._wake = threading.Event()
+        self._connected = threading.Event()
+        self._answered = threading.Event()
+        self._refused: str | None = None
+        self._closing = False
+        self._client: Any = None
+        self._thread = threading.Thread(target=self._work, name="ctrt-mqtt", daemon=True)
+
+    # ---------------------------------------------------------------------------------------- tracking thread
+    def sink(self, camera: str) -> PublishSink:
+        self._events[camera] = TrackEvents(camera, self.options.rate_hz, self.options.frames)
+        return PublishSink(self, camera)
+
+    def offer(self, camera: str, results: Results | None) -> None:
+        """Hand a frame's tracks over (None: the camera ended). Never waits."""
+        self._frames.append((camera, results, time.time()))
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------------------- connection
+    def start(self) -> MqttPublisher:
+        """Connect; a broker that refuses us (credentials) or a certificate we cannot trust is an error now, a
+        broker that is not there a warning (the run goes on and publishes once it connects)."""
+        import paho.mqtt.client as mqtt
+
+        options, broker = self.options, self.broker
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ctrt-{socket.gethostname()}-{os.getpid()}")
+        user = options.user or os.environ.get("CTRT_MQTT_USER")
+        password = options.password or os.environ.get("CTRT_MQTT_PASSWORD")
+        if user:
+            client.username_pw_set(user, password)
+        if broker.tls:
+            client.tls_set(ca_certs=str(options.ca) if options.ca else None)
+        client.will_set(f"{broker.prefix}/status", "offline", qos=1, retain=True)
+        client.reconnect_delay_set(1, 30)
+        client.max_inflight_messages_set(WINDOW)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+        where = f"{broker.host}:{broker.port}"
+        try:
+            client.connect(broker.host, broker.port, keepalive=30)
+        except ssl.SSLCertVerificationError as exc:
+            raise CtrtError(f"publish {options.url}: the broker's certificate is not trusted ({exc.verify_message}); "
+                            "give its CA with publish_ca", option="publish") from None
+        except ssl.SSLError as exc:
+            raise CtrtError(f"publish {options.url}: TLS failed ({exc.reason or exc})", option="publish") from None
+        except OSError as exc:
+            self.notify(f"MQTT broker {where} is not reachable ({exc.strerror or exc}); tracking goes on and "
+                        "publishes once it connects")
+            client.connect_async(broker.host, broker.port, keepalive=30)
+        client.loop_start()
+        if self._answered.wait(CONNECT_WAIT_S) and self._refused:
+            client.loop_stop()
+            raise CtrtError(f"publish {options.url}: the broker refused the connection ({self._refused}); check "
+                            "CTRT_MQTT_USER and CTRT_MQTT_PASSWORD", option="publish")
+        self._thread.start()
+        return self
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            if not self._answered.is_set():
+                self._refused = str(reason)
+            else:
+                self.notify(f"MQTT broker refused the connection: {reason}")
+            self._answered.set()
+            return
+        client.publish(f"{self.broker.prefix}/status", "online", qos=1, retain=True)
+        self._connected.set()
+        self._answered.set()
+        self._wake.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self._connected.is_set() and not self._closing:
+            self.report.reconnects += 1
+        self._connected.clear()
+
+    # --------------------------------------------------------------------------------------- publisher thread
+    def _queue(self, messages: list[tuple[str, str]], camera: str) -> None:
+        prefix = self.broker.prefix
+        for topic, payload in messages:
+            if len(self._outbox) >= self.options.buffer:
+                self._outbox.popleft()
+                self.report.dropped += 1
+            self._outbox.append((f"{prefix}/{camera}/{topic}", payload))
+
+    def _convert(self) -> None:
+        while self._frames:
+            camera, results, now = self._frames.popleft()
+            events = self._events[camera]
+            self._queue(events.update(results, now) if results is not None else events.finish(now), camera)
+
+    def _pump(self) -> None:
+        while self._inflight and self._inflight[0].is_published():
+            self._inflight.popleft()
+            self.report.sent += 1
+        while self._connected.is_set() and self._outbox and len(self._inflight) < WINDOW:
+            topic, payload = self._outbox.popleft()
+            self._inflight.append(self._client.publish(topic, payload, qos=1))
+
+    def _work(self) -> None:
+        while not self._closing:
+            self._wake.wait(0.05)
+            self._wake.clear()
+            self._convert()
+            self._pump()
+        self._convert()
+        for camera, events in self._events.items():
+            self._queue(events.finish(time.time()), camera)
+        deadline = time.monotonic() + self.options.flush_s
+        while (self._outbox or self._inflight) and time.monotonic() < deadline:
+            self._pump()
+            time.sleep(0.005)
+        self.report.unsent = len(self._outbox) + sum(not info.is_published() for info in self._inflight)
+        self.report.sent += sum(info.is_published() for info in self._inflight)
+
+    def close(self) -> PublishReport:
+        """End every track, flush for up to ``flush_s``, say ``offline`` and disconnect."""
+        if self._client is None:
+            return self.report
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._connected.is_set():
+            self._client.publish(f"{self.broker.prefix}/status", "offline", qos=1, retain=True).wait_for_publish(1.0)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._client = None
+        return self.report
+
+    @property
+    def queued(self) -> int:
+        return len(self._outbox) + len(self._inflight)
+
+
+class PublishSink:
+    """A camera's tracks to the publisher; no file, nothing that waits."""
+
+    paths: list[Path] = []
+
+    def __init__(self, publisher: MqttPublisher, camera: str) -> None:
+        self.publisher, self.camera = publisher, camera
+
+    def write(self, results: Results) -> None:
+        rows = np.arange(len(results.tracks))  # a copy: the tracker goes on with its arrays
+        self.publisher.offer(self.camera, Results(results.stream, results.index, _NO_FRAME, results.tracks[rows]))
+
+    def close(self) -> None:
+        self.publisher.offer(self.camera, None)
+
+
+_NO_FRAME = np.zeros((0, 0, 3), np.uint8)

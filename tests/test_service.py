@@ -1,0 +1,549 @@
+"""Running as a service: site files, tracks to a real Mosquitto, systemd notifications and the unit it prints."""
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import ctrt
+from ctrt.demo import DemoScene, make_demo_video
+from ctrt.runtime.sources import FrameSource
+from ctrt.service.mqtt import MqttOptions, MqttPublisher
+from ctrt.service.site import read_site
+from conftest import invoke, message_lines
+from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto, make_ca
+
+SITE = """\
+[model]
+path = "{model}"
+device = "cpu"
+topk = 100
+
+[tracker]
+preset = "robust"
+track_thresh = 0.3
+min_hits = 1
+gate = 1.0
+
+[outputs]
+save_dir = "out"
+
+[[camera]]
+name = "door"
+source = "door.mp4"
+
+[[camera]]
+name = "yard"
+source = "yard.mp4"
+drop = "none"
+[camera.tracker]
+max_age = 10
+"""
+
+
+@pytest.fixture
+def site(tmp_path, demo_onnx):
+    make_demo_video(tmp_path / "door.mp4", frames=12, size=(320, 240), seed=1)
+    make_demo_video(tmp_path / "yard.mp4", frames=12, size=(320, 240), seed=2)
+    path = tmp_path / "site.toml"
+    path.write_text(SITE.format(model=demo_onnx))
+    return path
+
+
+def test_a_site_file_runs_its_cameras_with_their_own_trackers(site, tmp_path):
+    checked = invoke("run", "--config", site, "--check")
+    assert checked.exit_code == 0, checked.output
+    assert "2 cameras" in checked.output and "site file ok" in checked.output and not (tmp_path / "out").exists()
+    parsed = read_site(site)
+    assert parsed.tracker_for("yard").max_age == 10 and parsed.tracker_for("door").max_age != 10
+    result = invoke("run", "--config", site, "--max-frames", 5)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "door.jsonl", "door.mp4", "door.txt", "yard.jsonl", "yard.mp4", "yard.txt"]
+    assert len((tmp_path / "out" / "door.jsonl").read_text().splitlines()) == 5
+    # A command-line option overrides the file: here the output folder.
+    assert invoke("run", "--config", site, "--max-frames", 2, "--save-dir", tmp_path / "elsewhere").exit_code == 0
+    assert len((tmp_path / "elsewhere" / "yard.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_python_api_runs_a_site_file(site):
+    parsed = ctrt.read_site(site)
+    with ctrt.load(parsed.model["path"], **parsed.load_options()) as model:
+        options = parsed.track_options(save_dir=None)
+        with model.track(**options, max_frames=3) as run:
+            streams = [r.stream for r in run]
+    assert sorted(set(streams)) == ["door", "yard"] and len(streams) == 6
+
+
+CAMERA = '[[camera]]\nname = "x"\nsource = "0"\n'
+MISTAKES = {
+    "unknown key": ('[model]\nsize = 3\n' + CAMERA, "model.size: unknown key"),
+    "wrong type": ('[model]\ntopk = "many"\n' + CAMERA, "model.topk: 'many' is not an integer"),
+    "toml syntax": ('[model]\ndevice = "cpu"\n[[camera]\n', "not valid TOML: "),
+    "duplicate camera": (CAMERA + CAMERA, "camera[1].name: 'x' is already the name of another camera"),
+    "missing source file": ('[[camera]]\nname = "a"\nsource = "nowhere.mp4"\n',
+                            "camera[0].source: nowhere.mp4 does not exist"),
+    "unknown tracker option": (CAMERA + '[camera.tracker]\nage = 3\n', "camera[0].tracker.age: unknown key"),
+    "tracker value out of range": ('[tracker]\ngate = 3.0\n' + CAMERA,
+                                   "tracker: gate 3: give a share of the box size in (0, 1]"),
+    "unknown section": ('[cameras]\nname = "a"\n', "cameras: unknown section"),
+    "no camera": ('[model]\ndevice = "cpu"\n', "camera: give at least one [[camera]]"),
+    "bad camera name": ('[[camera]]\nname = "a/b"\nsource = "0"\n', "camera[0].name: 'a/b': use letters"),
+    "missing model": ('[model]\npath = "gone.onnx"\n' + CAMERA, "model.path: "),
+    "missing password file": ('[outputs]\npublish_password_file = "secret"\n' + CAMERA,
+                              "outputs.publish_password_file: "),
+}
+
+
+@pytest.mark.parametrize("text, message", MISTAKES.values(), ids=MISTAKES.keys())
+def test_each_site_file_mistake_is_one_line_naming_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    result = invoke("run", "--config", path, "--check")
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {path}: ") and message in lines[0], lines[0]
+    if "syntax" in message:
+        assert "line 3" in lines[0]
+
+
+# ----------------------------------------------------------------------------------------------------------- MQTT
+@pytest.fixture
+def broker(tmp_path):
+    assert have_mosquitto(), "Mosquitto is missing: make test installs it (apt-get install mosquitto)"
+    running = Broker(tmp_path / "broker")
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def credentials(monkeypatch):
+    monkeypatch.setenv("CTRT_MQTT_USER", USER)
+    monkeypatch.setenv("CTRT_MQTT_PASSWORD", PASSWORD)
+
+
+def lifecycle_matches_json_lines(events: list[dict], jsonl: Path) -> None:
+    """Every reported track: ``new`` once on its first shown frame, ``end`` once; boxes equal the JSON lines'."""
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    shown = {(r["frame"], t["tracking_id"]): t for r in records for t in r["results"] if t["shown"]}
+    ids = {tid for _, tid in shown}
+    assert ids, "the demo model found nothing to track"
+    assert sorted(e["seq"] for e in events) == list(range(1, len(events) + 1))  # no gap, no duplicate
+    for tid in ids:
+        mine = [e for e in events if e["id"] == tid]
+        assert [e["event"] for e in mine].count("new") == 1 and [e["event"] for e in mine].count("end") == 1
+        assert mine[0]["event"] == "new" and mine[-1]["event"] == "end"
+        assert mine[0]["frame"] == min(f for f, t in shown if t == tid)
+    for event in events:
+        if event["event"] != "end":
+            track = shown[(event["frame"], event["id"])]
+            assert np.allclose(event["box"], track["bbox"], atol=0.006) and event["class"] == track["class"]
+    assert {e["id"] for e in events} == ids
+
+
+def test_a_subscriber_receives_every_tracks_lifecycle_as_the_json_lines_have_it(broker, credentials, site,
+                                                                                tmp_path):
+    subscriber = Subscriber(broker, "site")
+    try:
+        result = invoke("run", "--config", site, "--publish", f"mqtt://127.0.0.1:{broker.port}/site",
+                        "--publish-rate", 0, "--publish-frames")
+        assert result.exit_code == 0, result.output
+        assert "published" in result.output and "not sent" not in result.output
+        time.sleep(0.5)
+        for camera in ("door", "yard"):
+            lifecycle_matches_json_lines(subscriber.events(camera), tmp_path / "out" / f"{camera}.jsonl")
+            frames = [m for t, m in subscriber.messages if t == f"site/{camera}/frames"]
+            records = (tmp_path / "out" / f"{camera}.jsonl").read_text().splitlines()
+            assert [json.dumps(f["record"]) for f in frames] == records
+        statuses = [m for t, m in subscriber.messages if t == "site/status"]
+        assert statuses[0] == "online" and statuses[-1] == "offline"
+    finally:
+        subscriber.close()
+
+
+def frames_of(demo_onnx, count):
+    """Results of the demo model tracking a generated video, for driving a publisher directly."""
+    video = make_demo_video(Path(demo_onnx).parent / "publisher.mp4", frames=count, size=(320, 240), seed=5)
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        return list(model.track(str(video), tracker="robust,min_hits=1"))
+
+
+def test_a_broker_away_for_seconds_loses_nothing_that_fits_the_buffer(broker, credentials, demo_onnx):
+    results = frames_of(demo_onnx, 40)
+    subscriber = Subscriber(broker, "cams")
+    publisher = MqttPublisher(MqttOptions(f"mqtt://127.0.0.1:{broker.port}/cams", rate_hz=0)).start()
+    sink = publisher.sink("door")
+    try:
+        for i, r in enumerate(results):
+            if i == 10:
+                broker.stop()
+            if i == 30:
+                time.sleep(3)  # several seconds away
+                broker.start()
+            sink.write(r)
+            time.sleep(0.01)
+        sink.close()
+        report = publisher.close()
+        time.sleep(1.0)
+    finally:
+        subscriber.close()
+    made = publisher._events["door"].seq["events"]
+    seqs = sorted({e["seq"] for e in subscriber.events("door")})  # duplicates (QoS 1 redelivery) dropped by seq
+    assert report.dropped == 0 and report.unsent == 0 and report.reconnects >= 1
+    assert made > 20 and seqs == list(range(1, made + 1))
+
+
+def test_a_full_buffer_drops_the_oldest_and_counts_them_exactly(broker, credentials, demo_onnx):
+    results = frames_of(demo_onnx, 30)
+    subscriber = Subscriber(broker, "small")
+    publisher = MqttPublisher(MqttOptions(f"mqtt://127.0.0.1:{broker.port}/small", rate_hz=0, buffer=5)).start()
+    sink = publisher.sink("door")
+    try:
+        broker.stop()
+        for r in results:
+            sink.write(r)
+        time.sleep(0.3)  # the publisher thread has queued them all
+        broker.start()
+        sink.close()
+        report = publisher.close()
+        time.sleep(1.0)
+    finally:
+        subscriber.close()
+    seqs = sorted({e["seq"] for e in subscriber.events("door")})
+    missing = set(range(1, seqs[-1] + 1)) - set(seqs)
+    assert report.dropped > 0 and len(missing) == report.dropped and report.unsent == 0
+    assert min(seqs) == report.dropped + 1  # the oldest went first
+
+
+def test_publishing_never_waits_on_the_tracking_thread(broker, credentials, demo_onnx):
+    results = frames_of(demo_onnx, 20)
+    publisher = MqttPublisher(MqttOptions(f"mqtt://127.0.0.1:{broker.port}/fast", rate_hz=0, flush_s=0.2)).start()
+    sink = publisher.sink("door")
+    broker.stop()  # a broker gone: writes still return at once
+    times = []
+    for r in results:
+        start = time.perf_counter()
+        sink.write(r)
+        times.append(time.perf_counter() - start)
+    report = publisher.close()
+    assert max(times) < 0.005 and report.unsent > 0
+
+
+def test_bad_credentials_an_untrusted_certificate_and_no_broker(broker, site, tmp_path, monkeypatch):
+    url = f"mqtt://127.0.0.1:{broker.port}/site"
+    monkeypatch.setenv("CTRT_MQTT_USER", USER)
+    monkeypatch.setenv("CTRT_MQTT_PASSWORD", "wrong")
+    result = invoke("run", "--config", site, "--publish", url)
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and "the broker refused the connection" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+    monkeypatch.setenv("CTRT_MQTT_PASSWORD", PASSWORD)
+    other_ca, _ = make_ca(tmp_path / "other", "other")
+    result = invoke("run", "--config", site, "--publish", f"mqtts://127.0.0.1:{broker.tls_port}/site",
+                    "--publish-ca", other_ca)
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and "certificate is not trusted" in lines[0], lines
+    result = invoke("run", "--config", site, "--publish", f"mqtts://127.0.0.1:{broker.tls_port}/site",
+                    "--publish-ca", broker.ca, "--max-frames", 2)
+    assert result.exit_code == 0 and "published" in result.output, result.output
+
+    broker.stop()
+    result = invoke("run", "--config", site, "--publish", url, "--max-frames", 2)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "is not reachable" in warnings[0] and "not sent when the run ended" in result.output
+
+    for bad, message in ((f"http://127.0.0.1:{broker.port}/x", "give mqtt://HOST"),
+                         (f"mqtt://me:pw@127.0.0.1:{broker.port}/x", "no credentials in the URL"),
+                         (f"mqtt://127.0.0.1:{broker.port}/x/#", "wildcards")):
+        result = invoke("run", "--config", site, "--publish", bad)
+        lines = message_lines(result.output)
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: --publish") \
+            and message in lines[0], lines
+
+
+# -------------------------------------------------------------------------------------------------------- systemd
+def test_systemd_hears_ready_watchdog_and_stopping(site, tmp_path, monkeypatch):
+    address = tmp_path / "notify"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(address))
+    listener.settimeout(0.2)
+    heard: list[str] = []
+    done = threading.Event()
+
+    def listen() -> None:  # as systemd does: reading while the run goes on, until it has ended
+        while True:
+            try:
+                heard.extend(listener.recv(4096).decode().splitlines())
+            except socket.timeout:
+                if done.is_set():
+                    return
+
+    reader = threading.Thread(target=listen)
+    reader.start()
+    monkeypatch.setenv("NOTIFY_SOCKET", str(address))
+    monkeypatch.setenv("WATCHDOG_USEC", "20000")  # a ping every 10 ms
+    try:
+        result = invoke("run", "--config", site)
+    finally:
+        done.set()
+        reader.join()
+        listener.close()
+    assert result.exit_code == 0, result.output
+    assert heard.count("READY=1") == 1 and "WATCHDOG=1" in heard and "STOPPING=1" in heard
+    ready, stopping = heard.index("READY=1"), heard.index("STOPPING=1")
+    assert ready < stopping and "WATCHDOG=1" in heard[ready:stopping]
+    assert any(line.startswith("STATUS=tracking 2 cameras") for line in heard)
+
+
+def test_a_listener_that_never_reads_does_not_stall_the_run(site, tmp_path, monkeypatch):
+    address = tmp_path / "notify"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(address))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(address))
+    monkeypatch.setenv("WATCHDOG_USEC", "2000")
+    try:
+        assert invoke("run", "--config", site, "--max-frames", 6).exit_code == 0
+    finally:
+        listener.close()
+
+
+def test_the_printed_unit_is_one_systemd_accepts(site, tmp_path):
+    result = invoke("service-unit", "--config", site, "--watchdog", 20)
+    assert result.exit_code == 0, result.output
+    unit = result.output
+    for line in ("Type=notify", "WatchdogSec=20", "Restart=on-failure", "KillSignal=SIGTERM", "TimeoutStopSec=60",
+                 f"run --config {site.resolve()}"):
+        assert line in unit
+    path = tmp_path / "ctrt-site.service"
+    path.write_text(unit)
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: make test installs systemd"
+    verified = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    problems = [line for line in (verified.stdout + verified.stderr).splitlines() if str(path) in line]
+    assert verified.returncode == 0 and not problems, verified.stdout + verified.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------- HTTP
+class StallingCamera:
+    """A live camera that serves ``frames`` frames every ``period`` seconds, then hangs until ``resume`` is set."""
+
+    def __init__(self, frames: int, period: float, resume: threading.Event) -> None:
+        self.frames, self.period, self.resume = frames, period, resume
+        self.served = 0
+        self.hanging = False
+        self.scene = DemoScene((320, 240), seed=3)
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self):
+        if self.served == self.frames:
+            self.hanging = True
+            self.resume.wait(30)
+            return False, None
+        time.sleep(self.period)
+        self.served += 1
+        return True, self.scene.frame(self.served)[0]
+
+    def get(self, prop):
+        return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def camera(frames: int, period: float, release: threading.Event, made: list | None = None) -> FrameSource:
+    def open_camera(*args):
+        capture = StallingCamera(frames, period, release)
+        if made is not None:
+            made.append(capture)
+        return capture
+    return FrameSource("0", reconnects=0, capture_factory=open_camera)
+
+
+def get(url: str, token: str | None = None, bearer: bool = True) -> tuple[int, bytes]:
+    request = urllib.request.Request(url if token is None or bearer else f"{url}?token={token}")
+    if token and bearer:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as answer:
+        return answer.code, answer.read()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, b""  # the run has ended and its server with it
+
+
+def test_metrics_and_readiness_follow_the_run(demo_onnx):
+    release = threading.Event()
+    statuses: list[int] = []
+    stalled: dict[str, object] = {}
+    cameras: list[StallingCamera] = []
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        run = model.track({"door": camera(12, 0.12, release, cameras), "yard": camera(12, 0.12, release, cameras)},
+                          drop="none", tracker="robust,min_hits=1", http=ctrt.HttpOptions("0", stale_after=0.6))
+        base = run.http_url
+        statuses.append(get(base + "readyz")[0])  # no frame yet
+        stop = threading.Event()
+
+        def poll() -> None:  # beside the run: once both cameras hang, /readyz names them; then let them end
+            while not stop.is_set():
+                code, text = get(base + "readyz")
+                statuses.append(code)
+                hung = len(cameras) == 2 and all(c.hanging for c in cameras)
+                if hung and code == 503 and not release.is_set() and text == b"stale: door, yard\n":
+                    stalled["healthz"] = get(base + "healthz")[0]
+                    release.set()
+                time.sleep(0.05)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        seen = {"door": 0, "yard": 0}
+        try:
+            with run:
+                for r in run:
+                    seen[r.stream] += 1
+                    if sum(seen.values()) == 10:
+                        code, text = get(base + "metrics")
+                        assert code == 200
+                        families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+                        frames = {s.labels["camera"]: s.value for s in families["ctrt_frames"].samples
+                                  if s.name == "ctrt_frames_total"}
+                        assert frames == seen
+                        assert {"ctrt_fps", "ctrt_tracks_active", "ctrt_latency_seconds", "ctrt_stage_seconds",
+                                "ctrt_dropped", "ctrt_reconnects"} <= set(families)
+                        status = json.loads(get(base + "streams")[1])
+                        assert {s["name"]: s["frames"] for s in status["streams"]} == seen
+        finally:
+            stop.set()
+            release.set()
+            poller.join()
+    first_ready = statuses.index(200)
+    assert statuses[0] == 503 and 503 in statuses[first_ready:] and stalled == {"healthz": 503}
+    assert run.report.frames == sum(seen.values()) == 24
+
+
+def test_beyond_loopback_only_with_a_token_and_every_route_asks_for_it(demo_onnx, site, tmp_path, monkeypatch):
+    result = invoke("run", "--config", site, "--http", "0.0.0.0:0")
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and "needs a token" in lines[0], lines
+    token = "t0k3n-for-tests"
+    monkeypatch.setenv("CTRT_HTTP_TOKEN", token)
+    release = threading.Event()
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        with model.track({"door": camera(6, 0.02, release)}, http="0.0.0.0:0") as run:
+            base = run.http_url.replace("0.0.0.0", "127.0.0.1")
+            for route in ("", "metrics", "healthz", "readyz", "streams", "streams/door.jpg", "streams/door.mjpg"):
+                assert get(base + route)[0] == 401, route
+                assert get(base + route, "wrong")[0] == 401, route
+            next(run)
+            assert get(base + "streams", token)[0] == 200 and get(base + "metrics", token, bearer=False)[0] == 200
+            release.set()
+
+
+def test_the_live_view_is_served_as_mjpeg_only_while_watched(demo_onnx):
+    release = threading.Event()
+    pictures: list[bytes] = []
+
+    def view(url: str) -> None:  # a viewer on its own thread, as a browser is
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            assert answer.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            while len(pictures) < 3:
+                line = answer.readline()
+                if line.startswith(b"Content-Length:"):
+                    answer.readline()
+                    pictures.append(answer.read(int(line.split(b":")[1])))
+
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        with model.track({"door": camera(400, 0.03, release)}, http=ctrt.HttpOptions("0", fps=20)) as run:
+            next(run)
+            status = json.loads(get(run.http_url + "streams")[1])
+            assert status["streams"][0]["pictures_encoded"] == 0  # nobody watched: nothing encoded
+            viewer = threading.Thread(target=view, args=(run.http_url + "streams/door.mjpg",))
+            viewer.start()
+            for _ in run:
+                if not viewer.is_alive():
+                    break
+            viewer.join()
+            release.set()
+    assert len(pictures) == 3
+    assert all(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3) for p in pictures)
+
+
+def test_chromium_renders_a_tile_per_camera_with_moving_pictures(demo_onnx, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is missing: make test installs it (apt-get install chromium)"
+    release = threading.Event()
+    shots: list[np.ndarray] = []
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        cameras = {"door": camera(400, 0.03, release), "yard": camera(400, 0.03, release)}
+        with model.track(cameras, tracker="robust,min_hits=1", http=ctrt.HttpOptions("0", fps=10)) as run:
+            url = run.http_url
+
+            def screenshot(index: int) -> None:
+                path = tmp_path / f"page{index}.png"
+                subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                "--window-size=700,300", f"--screenshot={path}", "--virtual-time-budget=2500", url],
+                               capture_output=True, timeout=60)
+                shots.append(cv2.imread(str(path)))
+
+            taker = threading.Thread(target=lambda: [screenshot(i) for i in range(2)])
+            taker.start()
+            for _ in run:
+                if not taker.is_alive():
+                    break
+            taker.join()
+            page = get(url)[1].decode()
+            release.set()
+    assert page.count("<figure>") == 2
+    assert len(shots) == 2 and all(s is not None for s in shots)
+    for shot in shots:
+        assert shot.std() > 20  # pictures, not a blank page
+    assert np.abs(shots[0].astype(int) - shots[1].astype(int)).mean() > 1  # and they moved
+
+
+def test_a_broker_that_comes_up_after_the_start_gets_the_run_from_then_on(broker, credentials, demo_onnx, caplog):
+    subscriber = Subscriber(broker, "late")
+    broker.stop()
+    release = threading.Event()
+    try:
+        with ctrt.load(demo_onnx, device="cpu") as model:
+            with model.track({"door": camera(40, 0.1, release)}, drop="none", tracker="robust,min_hits=1",
+                             publish=MqttOptions(f"mqtt://127.0.0.1:{broker.port}/late", rate_hz=0)) as run:
+                for r in run:
+                    if r.index == 5:
+                        broker.start()
+                release.set()
+        time.sleep(1.0)
+    finally:
+        subscriber.close()
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "is not reachable" in warnings[0]
+    report = run.report.published
+    events = subscriber.events("door")
+    assert report.sent > 0 and events and report.unsent == 0
+    assert sorted({e["seq"] for e in events}) == list(range(1, max(e["seq"] for e in events) + 1))
+
+
+def test_a_port_in_use_is_one_line_and_nothing_is_written(site, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("run", "--config", site, "--http", f"127.0.0.1:{port}")
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and "cannot listen there" in lines[0], lines
+    assert not (tmp_path / "out").exists()
