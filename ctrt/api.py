@@ -12,7 +12,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Union
@@ -142,11 +142,11 @@ class Model:
 
     def track(self, source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec] = "centertrack",
               topk: int = TOPK, threshold: float | None = None, drop: str | None | Mapping[str, str | None] = None,
-              max_frames: int | None = None, save_dir: str | Path | None = None,
+              max_frames: int | None = None, save_dir: str | Path | None | Mapping[str, str | Path | None] = None,
               save_video: str | Path | None = None, save_mot: str | Path | None = None,
               save_json: str | Path | None = None, show: bool = False, overlap: bool = True, reconnects: int = 5,
               segment: float | None = None, publish: str | MqttOptions | None = None,
-              http: str | HttpOptions | None = None, systemd: bool = True,
+              published: Collection[str] | None = None, http: str | HttpOptions | None = None, systemd: bool = True,
               protect: Sequence[str | Path] = ()) -> Run:
         """Track one source or several, batched on this model; iterate the ``Run`` for one ``Results`` per stream
         frame, in each stream's order::
@@ -163,9 +163,10 @@ class Model:
         defaults for cameras and files). ``save_dir``: per stream ``<name>.mp4``, ``.txt`` (MOT) and ``.jsonl``;
         ``save_video``/``save_mot``/``save_json``/``show``: the same for one source. ``segment``: write each video as
         numbered files of that many seconds (``v-00000.mp4``, ...), so that a crash loses at most one segment
-        (default: one file). ``tracker`` and ``drop`` may be mappings of stream names to each stream's own (the
-        others get the defaults). ``publish``: ``mqtt://HOST[:PORT]/PREFIX`` (or ``MqttOptions``) sends each
-        stream's track events to an MQTT broker (``ctrt/service/events.py``); ``http``: ``PORT`` or ``HOST:PORT``
+        (default: one file). ``tracker``, ``drop`` and ``save_dir`` may be mappings of stream names to each stream's
+        own (the others get the defaults; a stream without a folder is not saved). ``publish``:
+        ``mqtt://HOST[:PORT]/PREFIX`` (or ``MqttOptions``) sends the track events of every stream (or of the streams
+        named in ``published``) to an MQTT broker (``ctrt/service/events.py``); ``http``: ``PORT`` or ``HOST:PORT``
         (or ``HttpOptions``) serves metrics, health and the live view (``ctrt/service/http.py``); ``systemd``: when
         ``NOTIFY_SOCKET``
         is set, tell systemd when every stream is tracking and that the loop is alive. Every output is checked before
@@ -177,11 +178,14 @@ class Model:
             raise CtrtError(f"max_frames {max_frames}: give 1 or more", option="max_frames")
         named, inputs = _named_sources(source)
         config, own_trackers = _trackers(tracker, threshold, named)
-        for name in (drop if isinstance(drop, Mapping) else {}):
-            if name not in named:
-                raise CtrtError(f"drop: no stream is named {name!r}", option="drop")
+        for option, value in (("drop", drop), ("save_dir", save_dir), ("published", published)):
+            for name in value if isinstance(value, (Mapping, Collection)) and not isinstance(value, (str, Path)) \
+                    else ():
+                if name not in named:
+                    raise CtrtError(f"{option}: no stream is named {name!r}", option=option)
+        folders = {name: _folder(save_dir, name) for name in named}
         single = {"save_video": save_video, "save_mot": save_mot, "save_json": save_json}
-        if (len(named) > 1 or save_dir is not None) and (any(single.values()) or show):
+        if (len(named) > 1 or any(folders.values())) and (any(single.values()) or show):
             raise CtrtError("save_dir: with several sources (or save_dir) each stream gets its own video, MOT and "
                             "JSON-lines file there, instead of save_video, save_mot, save_json or show",
                             option="save_dir")
@@ -190,10 +194,9 @@ class Model:
         video = Path(save_video) if save_video is not None else None
         if video is not None and video.suffix.lower() not in VIDEO_SUFFIXES:
             raise CtrtError(f"save_video {video}: name it .mp4 (mp4v) or .avi (MJPG)", option="save_video")
-        folder = Path(save_dir) if save_dir is not None else None
-        if folder is not None:
-            planned = {f"save_dir {folder}: {path.name}": path for name in named
-                       for path in save_paths(folder, name)}
+        if any(folders.values()):
+            planned = {f"save_dir {folder}: {path.name}": path for name, folder in folders.items()
+                       if folder is not None for path in save_paths(folder, name)}
         else:
             planned = {label: Path(path) for label, path in single.items() if path is not None}
         if segment is not None:  # the first segment stands for the series in the checks and the lock
@@ -208,10 +211,13 @@ class Model:
             # Text first, the video last: a frame a text file refuses (a full disk) is taken back from the text
             # files before it, and has not reached the video, so every output ends on the same frame. Published
             # after them: only frames every file holds.
-            published: list[Sink] = [publisher.sink(name)] if publisher is not None else []
+            published_sinks: list[Sink] = [publisher.sink(name)] if publisher is not None and (
+                published is None or name in published) else []
+            folder = folders[name]
             if folder is not None:
                 video_path, mot_path, json_path = save_paths(folder, name)
-                return [MotSink(mot_path), JsonLinesSink(json_path), VideoSink(video_path, fps, segment), *published]
+                return [MotSink(mot_path), JsonLinesSink(json_path), VideoSink(video_path, fps, segment),
+                        *published_sinks]
             sinks: list[Sink] = []
             if save_mot is not None:
                 sinks.append(MotSink(Path(save_mot)))
@@ -219,7 +225,7 @@ class Model:
                 sinks.append(JsonLinesSink(Path(save_json)))
             if video is not None:
                 sinks.append(VideoSink(video, fps, segment))
-            return [*sinks, *published, *([WindowSink()] if show else [])]
+            return [*sinks, *published_sinks, *([WindowSink()] if show else [])]
 
         options = MqttOptions(publish) if isinstance(publish, str) else publish
         report = RunReport([StreamReport(name) for name in named])
@@ -363,6 +369,12 @@ def _trackers(tracker: TrackerSpec | Mapping[str, TrackerSpec], threshold: float
     if unknown:
         raise CtrtError(f"tracker: no stream is named {unknown[0]!r}", option="tracker")
     return resolve_tracker("centertrack", threshold), {n: resolve_tracker(t, threshold) for n, t in tracker.items()}
+
+
+def _folder(save_dir: str | Path | None | Mapping[str, str | Path | None], stream: str) -> Path | None:
+    """The folder a stream's files go to, if any."""
+    folder = save_dir.get(stream) if isinstance(save_dir, Mapping) else save_dir
+    return Path(folder) if folder is not None else None
 
 
 def _topk(k: int) -> int:

@@ -99,6 +99,8 @@ MISTAKES = {
     "unknown section": ('[cameras]\nname = "a"\n', "cameras: unknown section"),
     "no camera": ('[model]\ndevice = "cpu"\n', "camera: give at least one [[camera]]"),
     "bad camera name": ('[[camera]]\nname = "a/b"\nsource = "0"\n', "camera[0].name: 'a/b': use letters"),
+    "camera output not a boolean": (CAMERA + '[camera.outputs]\nsave = "no"\n',
+                                    "camera[0].outputs.save: 'no' is not true or false"),
     "missing model": ('[model]\npath = "gone.onnx"\n' + CAMERA, "model.path: "),
     "missing password file": ('[outputs]\npublish_password_file = "secret"\n' + CAMERA,
                               "outputs.publish_password_file: "),
@@ -547,3 +549,20 @@ def test_a_port_in_use_is_one_line_and_nothing_is_written(site, tmp_path):
     lines = message_lines(result.output)
     assert result.exit_code == 2 and len(lines) == 1 and "cannot listen there" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_a_camera_can_stay_out_of_the_files_and_the_broker(broker, credentials, site, tmp_path):
+    site.write_text(site.read_text() + "[camera.outputs]\nsave = false\npublish = false\n")  # the yard camera
+    checked = invoke("run", "--config", site, "--check")
+    assert checked.exit_code == 0 and "files, mqtt" not in checked.output.split("yard")[1].splitlines()[0]
+    subscriber = Subscriber(broker, "part")
+    try:
+        result = invoke("run", "--config", site, "--max-frames", 4, "--publish-rate", 0,
+                        "--publish", f"mqtt://127.0.0.1:{broker.port}/part")
+        assert result.exit_code == 0, result.output
+        time.sleep(0.5)
+    finally:
+        subscriber.close()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["door.jsonl", "door.mp4", "door.txt"]
+    assert subscriber.events("door") and not subscriber.events("yard")
+    assert {t.split("/")[1] for t, _ in subscriber.messages} == {"door", "status"}

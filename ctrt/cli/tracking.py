@@ -191,7 +191,8 @@ def run(
                                      **({"source": specs} if specs else {}))
         if specs:  # the command line's sources replace the site's cameras, with the site's tracker
             planned["tracker"] = TrackerConfig.from_options(**{**site.tracker, **cli_tracker})
-            planned["drop"] = drop
+            planned["drop"], planned["published"] = drop, None
+            planned["save_dir"] = save_dir if given("save_dir") else site.outputs.get("save_dir")
         planned["http"] = site.http_options(**{n: v for n, v in (("http", http), ("stale_after", stale_after),
                                                                  ("http_fps", http_fps)) if given(n)})
         if planned["http"] is not None and http_token_file is not None:
@@ -238,16 +239,22 @@ def render_site_check(site: Any, model: str, planned: dict[str, Any]) -> None:
 
     defaults = TrackerConfig()
     table = titled("cameras")
-    for column in ("camera", "source", "drop", "tracker"):
+    for column in ("camera", "source", "drop", "tracker", "outputs"):
         table.add_column(column)
     trackers = planned["tracker"]
     for camera in site.cameras:
         tracker = trackers[camera.name] if isinstance(trackers, dict) else trackers
         changed = {k: v for k, v in asdict(tracker).items() if getattr(defaults, k) != v}
+        folders = planned["save_dir"]
+        saved = folders.get(camera.name) if isinstance(folders, dict) else folders
+        published = planned.get("publish") and camera.name in (planned.get("published") or [camera.name])
         table.add_row(escape(camera.name), escape(camera.source), camera.drop or "auto",
-                      ", ".join(f"{k}={v}" for k, v in changed.items()) or "CenterTrack's")
+                      ", ".join(f"{k}={v}" for k, v in changed.items()) or "CenterTrack's",
+                      ", ".join(o for o, on in (("files", saved), ("mqtt", published)) if on) or "-")
     console.print(table)
-    outputs = [f"save_dir {planned['save_dir']}" if planned.get("save_dir") else None,
+    folders = {str(f) for f in (planned["save_dir"].values() if isinstance(planned["save_dir"], dict)
+                                 else [planned["save_dir"]]) if f}
+    outputs = [f"save_dir {', '.join(sorted(folders))}" if folders else None,
                f"publish {planned['publish'].url}" if planned.get("publish") else None,
                f"http {planned['http'].bind}" if planned.get("http") else None]
     console.print("outputs: " + (", ".join(o for o in outputs if o) or "none"), soft_wrap=True)

@@ -34,7 +34,8 @@ TRACKER_KEYS: dict[str, type] = {"preset": str, **SPEC_OPTIONS}
 OUTPUT_KEYS: dict[str, type] = {"save_dir": str, "segment": float, "publish": str, "publish_ca": str, "publish_rate": float,
                "publish_buffer": int, "publish_frames": bool, "publish_user": str, "publish_password_file": str,
                "http": str, "http_token_file": str, "stale_after": float, "http_fps": float}
-CAMERA_KEYS: dict[str, type] = {"name": str, "source": str, "drop": str, "tracker": dict}
+CAMERA_KEYS: dict[str, type] = {"name": str, "source": str, "drop": str, "tracker": dict, "outputs": dict}
+CAMERA_OUTPUT_KEYS: dict[str, type] = {"save": bool, "publish": bool}  # this camera in the site's outputs
 SECTIONS = {"model": MODEL_KEYS, "tracker": TRACKER_KEYS, "outputs": OUTPUT_KEYS, "camera": CAMERA_KEYS}
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}
 
@@ -45,6 +46,8 @@ class Camera:
     source: str
     drop: str | None = None
     tracker: dict[str, Any] = field(default_factory=dict)  # overrides of the site's [tracker]
+    save: bool = True  # files in the site's save_dir
+    publish: bool = True  # events to the site's broker
 
 
 @dataclass
@@ -84,7 +87,8 @@ class Site:
             "source": self.sources, "topk": self.model.get("topk", TOPK),
             "tracker": {c.name: self.tracker_for(c.name, tracker) for c in self.cameras},
             "drop": {c.name: c.drop for c in self.cameras},
-            "save_dir": self.outputs.get("save_dir"), "segment": self.outputs.get("segment"),
+            "save_dir": {c.name: self.outputs.get("save_dir") if c.save else None for c in self.cameras},
+            "segment": self.outputs.get("segment"), "published": [c.name for c in self.cameras if c.publish],
         }
         options.update({k: v for k, v in given.items() if v is not None})
         return options
@@ -169,7 +173,8 @@ def _camera(path: Path, index: int, table: Any, base: Path) -> Camera:
             raise CtrtError(f"{path}: {where}.source: {source} does not exist")
         source = str(resolved)
     tracker = _typed(path, f"{where}.tracker", dict(table.get("tracker", {})), TRACKER_KEYS)
-    return Camera(name, source, table.get("drop"), tracker)
+    outputs = _typed(path, f"{where}.outputs", dict(table.get("outputs", {})), CAMERA_OUTPUT_KEYS)
+    return Camera(name, source, table.get("drop"), tracker, outputs.get("save", True), outputs.get("publish", True))
 
 
 def read_site(path: Path) -> Site:
