@@ -168,8 +168,8 @@ class Model:
         ``mqtt://HOST[:PORT]/PREFIX`` (or ``MqttOptions``) sends the track events of every stream (or of the streams
         named in ``published``) to an MQTT broker (``ctrt/service/events.py``); ``http``: ``PORT`` or ``HOST:PORT``
         (or ``HttpOptions``) serves metrics, health and the live view (``ctrt/service/http.py``); ``systemd``: when
-        ``NOTIFY_SOCKET``
-        is set, tell systemd when every stream is tracking and that the loop is alive. Every output is checked before
+        ``NOTIFY_SOCKET`` is set, tell systemd when every stream is tracking and that the loop is alive. Every output
+        is checked before
         the run and is complete however the run ends (its end, ``break``, an exception, Ctrl-C, SIGTERM); none may
         replace the model, a source, or a file of ``protect`` (the caller's other inputs).
         """
@@ -205,12 +205,13 @@ class Model:
         local = None if "://" in self.path else Path(self.path)
         check_outputs(planned, [*((local, sidecar_path(local)) if local else ()), *inputs, *map(Path, protect)])
 
-        publisher = None
+        service = Service()
 
         def sinks_for(name: str, fps: float) -> list[Sink]:
             # Text first, the video last: a frame a text file refuses (a full disk) is taken back from the text
             # files before it, and has not reached the video, so every output ends on the same frame. Published
             # after them: only frames every file holds.
+            publisher = service.publisher
             published_sinks: list[Sink] = [publisher.sink(name)] if publisher is not None and (
                 published is None or name in published) else []
             folder = folders[name]
@@ -230,13 +231,12 @@ class Model:
         options = MqttOptions(publish) if isinstance(publish, str) else publish
         report = RunReport([StreamReport(name) for name in named])
         served = HttpOptions(http) if isinstance(http, str) else http
-        service = Service()
         locks = OutputLocks(planned)
         try:
             if options is not None:
-                publisher = service.publisher = MqttPublisher(options).start()
+                service.publisher = MqttPublisher(options).start()
             if served is not None:  # every camera asked for: one that does not open shows as stale
-                service.server = LiveServer(served, list(named), report, publisher).start()
+                service.server = LiveServer(served, list(named), report, service.publisher).start()
             streams = open_streams(named, drop, reconnects, sinks_for, own_trackers)
             report.streams = [StreamReport(s.name) for s in streams]
         except BaseException:

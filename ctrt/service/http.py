@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import numpy as np
 from ..errors import CtrtError
 from ..runtime.detections import Detections
 from ..runtime.results import Results
-from ..runtime.streams import RunReport
+from ..runtime.streams import RunReport, StreamReport
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
@@ -97,8 +98,6 @@ class LiveServer:
     """Serves one run; call it with each ``Results`` (a watcher of ``Run``)."""
 
     def __init__(self, options: HttpOptions, cameras: list[str], report: RunReport, publisher: Any = None) -> None:
-        import os
-
         self.options, self.report, self.publisher = options, report, publisher
         self.token = options.token or os.environ.get("CTRT_HTTP_TOKEN") or None
         self.host, self.port = parse_bind(options.bind)
@@ -112,6 +111,7 @@ class LiveServer:
         self.closing = False
         self.server: ThreadingHTTPServer | None = None
         self.threads: list[threading.Thread] = []
+        self._streams: tuple[list[StreamReport], dict[str, StreamReport]] = ([], {})
 
     # ------------------------------------------------------------------------------------------ tracking thread
     def __call__(self, results: Results) -> None:
@@ -119,7 +119,9 @@ class LiveServer:
         self.loop_seen = now
         camera = self.cameras[results.stream]
         camera.seen, camera.tracks = now, int(results.shown.sum())
-        stream = next((s for s in self.report.streams if s.name == results.stream), None)
+        if self._streams[0] is not self.report.streams:  # the run's reports, set when its loop starts
+            self._streams = (self.report.streams, {s.name: s for s in self.report.streams})
+        stream = self._streams[1].get(results.stream)
         if stream is not None and stream.latency_ms:
             latency = stream.latency_ms[-1] / 1e3
             camera.counts[np.searchsorted(LATENCY_BUCKETS_S, latency)] += 1
