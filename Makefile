@@ -12,7 +12,8 @@ STUBS := $(VENV)/tensorrt-stubs
 TRT_STUBS ?= tensorrt-stubs==10.13.0.35.1
 
 # Triton Inference Server (for `ctrt serve` and the Triton tests) comes in the nvidia-pytriton wheel, which needs
-# numpy < 2: it gets an environment of its own, with the same ONNX Runtime as the project's for identical results.
+# numpy < 2: it gets an environment of its own, with the same ONNX Runtime as the project's for identical results
+# and a numpy-1 OpenCV (< 4.11) for the stateful model's JPEG decoding.
 TRITON_ENV ?= .venv-triton
 TRITON_STAMP := $(TRITON_ENV)/.ctrt-installed
 
@@ -29,7 +30,7 @@ $(STAMP): pyproject.toml
 
 $(TRITON_STAMP): $(STAMP)
 	test -x $(TRITON_ENV)/bin/python || $(PYTHON) -m venv $(TRITON_ENV)
-	$(TRITON_ENV)/bin/pip install --disable-pip-version-check -q nvidia-pytriton==0.7.0 "numpy<2" \
+	$(TRITON_ENV)/bin/pip install --disable-pip-version-check -q nvidia-pytriton==0.7.0 "numpy<2" "opencv-python-headless<4.11" \
 		"onnxruntime==$$($(BIN)/python -c 'import onnxruntime; print(onnxruntime.__version__)')"
 	touch $@
 

@@ -48,7 +48,8 @@ TrackerSpec = Union[str, TrackerConfig]
 
 
 def load(model: str | Path, *, device: str = "auto", threads: int = 0, input_size: str | tuple[int, int] | None = None,
-         allow_partial: bool = False, cuda_graph: bool = False, shm: bool = False, reconnects: int = 5) -> Model:
+         allow_partial: bool = False, cuda_graph: bool = False, shm: bool = False, reconnects: int = 5,
+         transport: str | None = None) -> Model:
     """Open a model by its type: ``.onnx`` (ONNX Runtime), ``.engine`` (TensorRT), ``.pth`` (PyTorch, at
     ``input_size``, default 512x512) or ``triton://HOST:PORT/NAME`` / ``http://HOST:PORT/NAME`` (Triton)::
 
@@ -58,7 +59,8 @@ def load(model: str | Path, *, device: str = "auto", threads: int = 0, input_siz
 
     ``device``: auto, cpu, cuda (ONNX Runtime also tensorrt); ``threads``: ONNX Runtime's intra-op threads (0: all
     cores); ``cuda_graph``: replay a TensorRT engine as a CUDA graph; ``shm``/``reconnects``: a Triton model on this
-    host through shared memory, and how often to reconnect to its server.
+    host through shared memory, and how often to reconnect to its server; ``transport``: how frames travel to a
+    stateful Triton model (``ctrt triton --stateful``), ``raw`` (default) or ``jpeg[:QUALITY]`` (default 90).
     """
     cores = os.cpu_count() or 1
     if not 0 <= threads <= MAX_THREADS_PER_CORE * cores:
@@ -70,7 +72,7 @@ def load(model: str | Path, *, device: str = "auto", threads: int = 0, input_siz
     if is_checkpoint:
         check_memory(*hw)
     backend = open_backend(model, device, threads, hw, allow_partial, cuda_graph=cuda_graph, shm=shm,
-                           reconnects=reconnects, notify=log.warning)
+                           reconnects=reconnects, notify=log.warning, transport=transport)
     if input_size is not None and backend.meta.input_size != hw:
         backend.__exit__(None, None, None)
         h, w = backend.meta.input_size

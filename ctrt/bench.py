@@ -35,6 +35,7 @@ from . import __version__
 from .errors import CtrtError
 from .export.parity import random_feed
 from .runtime.backends.base import Backend
+from .runtime.decode import TOPK
 from .runtime.pipeline import Session
 
 PERCENTILES = {"median": 50, "p90": 90, "p95": 95, "p99": 99}
@@ -181,7 +182,8 @@ def bare_feed(backend: Backend, batch: int) -> dict[str, np.ndarray]:
     meta = backend.meta
     if meta.batch not in (0, batch):
         raise CtrtError(f"--batch {batch}: this model has a fixed batch of {meta.batch} (export with --dynamic-batch)")
-    return random_feed(meta.inputs, batch, *meta.input_size, meta.graph.source_size if meta.graph else None)
+    return random_feed(meta.inputs, batch, *meta.input_size, meta.graph.source_size if meta.graph else None,
+                       topk=(meta.graph.topk if meta.graph else None) or TOPK)
 
 
 def bare_runner(backend: Backend, settings: BenchSettings) -> Callable[[int], object]:

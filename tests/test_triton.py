@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from google.protobuf import text_format
@@ -274,3 +276,186 @@ def test_serve_runs_until_sigterm(repository, tmp_path):
     assert proc.returncode == 0 and "stopping tritonserver (SIGTERM)" in out, out + err
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports.grpc))  # the server is gone and its port free
+
+
+# ---- stateful: the previous frame stays on the server ----------------------------------------------------------
+
+FAST_FLAGS = ("--dynamic-batch", "--preprocess-in-graph", "--source-size", "320x240", "--decode-in-graph")
+
+
+@pytest.fixture(scope="module")
+def fast_onnx(tmp_path_factory) -> Path:
+    """The demo model on the fast path: raw 320x240 frames in, top-K out, any batch."""
+    out = tmp_path_factory.mktemp("fast") / "fast.onnx"
+    result = invoke("export", "--builtin", "demo", "--input-size", "256x256", *FAST_FLAGS, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_stateful_repositories_parse_with_tritons_schema(fast_onnx, tmp_path):
+    repo = tmp_path / "repo"
+    result = invoke("triton", fast_onnx, "-o", repo, "--stateful", "--backend", "python", "--sequence-idle-s", 30,
+                    "--max-sequences", 16, "--max-batch", 4)
+    assert result.exit_code == 0 and "sequence batching of up to 16 streams" in result.output, result.output
+    assert invoke("triton", fast_onnx, "-o", repo, "--name", "gpu", "--stateful").exit_code == 0
+    assert sorted(p.name for p in repo.iterdir()) == ["ctrt", "ctrt_net", "gpu", "gpu_net"]
+
+    front = parse(repo / "ctrt" / "config.pbtxt")
+    assert (front.backend, front.max_batch_size) == ("python", 4)
+    assert [(t.name, list(t.dims), t.optional) for t in front.input] == [
+        ("frame", [240, 320, 3], True), ("frame_jpeg", [1], True), ("pre_frame", [240, 320, 3], True),
+        ("pre_frame_jpeg", [1], True), ("pre_boxes", [100, 5], True)]
+    assert [t.name for t in front.output] == ["scores", "classes", "xs", "ys", "offset", "size", "tracking"]
+    batcher = front.sequence_batching
+    assert batcher.max_sequence_idle_microseconds == 30_000_000 and batcher.oldest.max_candidate_sequences == 16
+    kinds = model_config_pb2.ModelSequenceBatching.Control
+    assert [(c.name, c.control[0].kind) for c in batcher.control_input] == [
+        ("START", kinds.CONTROL_SEQUENCE_START), ("END", kinds.CONTROL_SEQUENCE_END),
+        ("CORRID", kinds.CONTROL_SEQUENCE_CORRID)]
+    # The server draws pre_hm with ctrt's own renderer, byte for byte the same file.
+    assert (repo / "ctrt" / "1" / "ctrt_prehm.py").read_bytes() == (
+        Path(__file__).parents[1] / "ctrt" / "runtime" / "prehm.py").read_bytes()
+    net = parse(repo / "ctrt_net" / "config.pbtxt")
+    assert (net.backend, net.max_batch_size) == ("python", 4)
+    assert tensors(net.input)[0] == ("frame", [240, 320, 3], model_config_pb2.TYPE_UINT8)
+    gpu_net = parse(repo / "gpu_net" / "config.pbtxt")
+    assert gpu_net.platform == "onnxruntime_onnx" and parse(repo / "gpu" / "config.pbtxt").backend == "python"
+
+
+def test_server_draws_the_pre_hm_a_local_run_draws(fast_onnx):
+    """What a stateful client sends (boxes in input pixels and scores, zero rows as padding) drawn as the server
+    does equals the local pre_hm bit for bit."""
+    from ctrt.artifacts import read_meta
+    from ctrt.runtime.detections import Detections
+    from ctrt.runtime.pipeline import StreamState
+    from ctrt.runtime.prehm import PreHeatmapRenderer
+
+    meta = read_meta(fast_onnx)
+    local = StreamState(meta)
+    stateful = StreamState(replace(meta, inputs=["frame", "pre_boxes", "sequence"]))
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-20, 300, (12, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + rng.uniform(2, 90, (12, 2))], 1).astype(np.float32)
+    dets = Detections.create(boxes, rng.uniform(0.05, 1, 12).astype(np.float32), np.ones(12, np.int32), xy,
+                             np.zeros((12, 2), np.float32))
+    frame = np.zeros((240, 320, 3), np.uint8)
+    for state in (local, stateful):
+        state.prepare(frame)
+        state.tracker.step(dets)
+        state.prepare(frame)
+    rows = stateful.feed()["pre_boxes"][0]
+    assert 0 < (rows[:, 4] > 0).sum() < len(rows)
+    drawn = np.empty((256, 256), np.float32)
+    PreHeatmapRenderer(256, 256).draw(rows[rows[:, 4] > 0, :4], drawn)
+    assert drawn.any() and np.array_equal(drawn, local.feed()["pre_hm"][0, 0])
+
+
+@pytest.fixture(scope="module")
+def stateful_repository(fast_onnx, tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("stateful") / "repo"
+    for args in (("--stateful", "--sequence-idle-s", 20), ("--name", "plain")):
+        result = invoke("triton", fast_onnx, "-o", repo, "--backend", "python", "--queue-delay-us", 50000, *args)
+        assert result.exit_code == 0, result.output
+    return repo
+
+
+@pytest.fixture(scope="module")
+def stateful_server(stateful_repository):
+    if not TRITON_ENV:
+        pytest.skip("the server's environment comes from make test (CTRT_TRITON_ENV)")
+    with LocalTriton(stateful_repository, Path(TRITON_ENV), log=stateful_repository.parent / "server.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def fast_videos(tmp_path_factory, fast_onnx) -> list[tuple[Path, list[dict]]]:
+    """Four demo videos with their tracks from a local ONNX Runtime run of the fast-path model."""
+    root = tmp_path_factory.mktemp("fast_videos")
+    made = []
+    for i in range(4):
+        video = make_demo_video(root / f"s{i}.avi", frames=6, size=(320, 240), seed=400 + i)
+        result = invoke("run", fast_onnx, "--source", video, "--save-json", root / f"s{i}.local.jsonl")
+        assert result.exit_code == 0, result.output
+        made.append((video, jsonl(root / f"s{i}.local.jsonl")))
+    return made
+
+
+@needs_server
+def test_stateful_streams_of_one_client_track_as_local_runs(stateful_server, fast_videos, tmp_path):
+    args = [a for video, _ in fast_videos[:3] for a in ("--source", video)]
+    result = invoke("run", url(stateful_server), *args, "--save-dir", tmp_path / "multi")
+    assert result.exit_code == 0, result.output
+    assert "stateful, raw frames" in result.output
+    for video, expected in fast_videos[:3]:
+        assert_same_tracks(jsonl(tmp_path / "multi" / f"{video.stem}.jsonl"), expected)
+
+
+@needs_server
+def test_stateful_concurrent_clients_each_track_exactly(stateful_server, fast_videos, tmp_path):
+    before = statistics(stateful_server)
+    procs = [subprocess.Popen([CTRT, "run", url(stateful_server), "--source", str(video), "--save-json",
+                               str(tmp_path / f"c{i}.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+             for i, (video, _) in enumerate(fast_videos)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), outputs
+    for i, (_, expected) in enumerate(fast_videos):
+        assert_same_tracks(jsonl(tmp_path / f"c{i}.jsonl"), expected)
+    inferences, executions = (a - b for a, b in zip(statistics(stateful_server), before))
+    assert inferences == len(fast_videos) * (6 + 1)  # every frame once, and one closing request per stream
+    assert executions < inferences  # the sequence batcher ran requests of different clients together
+
+
+@needs_server
+def test_jpeg_transport_keeps_the_ids(stateful_server, fast_videos, tmp_path):
+    args = [a for video, _ in fast_videos for a in ("--source", video)]
+    result = invoke("run", url(stateful_server), *args, "--transport", "jpeg:90", "--save-dir", tmp_path / "jpeg")
+    assert result.exit_code == 0 and "stateful, jpeg:90" in result.output, result.output
+    same = total = 0
+    for video, expected in fast_videos:
+        got = jsonl(tmp_path / "jpeg" / f"{video.stem}.jsonl")
+        assert len(got) == len(expected)
+        same += sum([r["tracking_id"] for r in a["results"]] == [r["tracking_id"] for r in b["results"]]
+                    for a, b in zip(got, expected))
+        total += len(expected)
+    assert same / total >= 0.99
+
+
+@needs_server
+def test_stateful_server_restarted_mid_run_restarts_the_sequence(stateful_repository, fast_onnx, tmp_path):
+    video = make_demo_video(tmp_path / "long.avi", frames=10, size=(320, 240), seed=500)
+    expected = tmp_path / "local.jsonl"
+    assert invoke("run", fast_onnx, "--source", video, "--save-json", expected).exit_code == 0
+    out = tmp_path / "t.jsonl"
+    with LocalTriton(stateful_repository, Path(TRITON_ENV), log=tmp_path / "server.log") as server:
+        client = subprocess.Popen([CTRT, "run", url(server), "--source", str(video), "--save-json", str(out),
+                                   "--reconnects", "8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while (not out.exists() or len(out.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        time.sleep(1.0)
+        server.start()
+        server.wait_ready()
+        output = client.communicate(timeout=300)[0]
+    assert client.returncode == 0, output
+    assert "lost stream sequence" in output and "(restart 1)" in output
+    assert_same_tracks(jsonl(out), jsonl(expected))  # the restarted sequence got its previous frame: exact
+
+
+@needs_server
+def test_stateful_mistakes_are_one_line(stateful_server, demo_onnx, tmp_path):
+    assert "takes no previous frame (pre_frame)" in one_error_line(
+        invoke("triton", demo_onnx, "-o", tmp_path / "r", "--stateful"))
+    assert not (tmp_path / "r").exists()
+    source = ("--source", tmp_path / "x.avi")
+    assert "cannot decode JPEG frames; serve a repository written by ctrt triton --stateful" in one_error_line(
+        invoke("run", url(stateful_server).replace("/ctrt", "/plain"), *source, "--transport", "jpeg"))
+    for spec, message in (("jpeg:101", "JPEG quality is a whole number from 1 to 100"),
+                          ("jpeg:0", "JPEG quality is a whole number from 1 to 100"), ("png", "give raw or jpeg[:QUALITY]")):
+        assert f"--transport {spec!r}: {message}" in one_error_line(
+            invoke("run", url(stateful_server), *source, "--transport", spec))
+    assert "--transport applies to a model served by Triton" in one_error_line(
+        invoke("run", demo_onnx, *source, "--transport", "raw"))

@@ -186,15 +186,21 @@ def triton(
     kind: Annotated[str, typer.Option(help="where instances run: auto (GPU, CPU for --backend python), cpu or gpu")] = "auto",
     ort_tensorrt: Annotated[bool, typer.Option(help="onnxruntime backend: TensorRT execution accelerator")] = False,
     fp16: Annotated[bool, typer.Option(help="with --ort-tensorrt: FP16 engines")] = False,
+    stateful: Annotated[bool, typer.Option(help="keep each stream's previous frame on the server (Triton's sequence batcher): clients send one raw or JPEG frame and last frame's boxes, get the top-K back; needs a fast-path model (--dynamic-batch --preprocess-in-graph --source-size WxH --decode-in-graph)")] = False,
+    sequence_idle_s: Annotated[int, typer.Option(min=1, max=86_400, help="with --stateful: seconds a silent stream keeps its sequence (its client then starts it again)")] = 60,
+    max_sequences: Annotated[int, typer.Option(min=1, max=4096, help="with --stateful: streams the server holds at once; more wait for a free one")] = 64,
 ) -> None:
     """Write a Triton Inference Server model repository for a model: config, model file, ctrt metadata."""
     from ..serving.repository import RepositoryOptions, write_repository
 
     if fp16 and not ort_tensorrt:
         raise CtrtError("--fp16 applies with --ort-tensorrt; for an FP16 model export or build one")
-    options = RepositoryOptions(name, backend, max_batch, instances, queue_delay_us, kind, ort_tensorrt, fp16)
+    options = RepositoryOptions(name, backend, max_batch, instances, queue_delay_us, kind, ort_tensorrt, fp16,
+                                stateful, sequence_idle_s, max_sequences)
     repository = write_repository(model, output, options)
-    batching = (f"dynamic batching up to {repository.max_batch}" if repository.max_batch
+    batching = (f"sequence batching of up to {max_sequences} streams, batches up to {repository.max_batch}, "
+                f"idle timeout {sequence_idle_s} s" if stateful else
+                f"dynamic batching up to {repository.max_batch}" if repository.max_batch
                 else "no server-side batching (the model takes a fixed batch)")
     console.print(f"wrote {escape(str(repository.model_dir))}: {repository.platform}, {batching}, "
                   f"{instances} instance(s)", soft_wrap=True)

@@ -81,6 +81,7 @@ def bench(
                                                         "vs N single-stream loops in turns (one model)")] = None,
     rounds: Annotated[int, typer.Option(min=1, max=100, help="--streams: turns per count; the best is kept")] = 2,
     shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
+    transport: Annotated[Optional[str], typer.Option(help="a stateful Triton model (ctrt triton --stateful): send frames raw (uint8, default) or as jpeg[:QUALITY] (1-100, default 90)")] = None,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
     from ..bench import BenchSettings, bench_models, load_frames, plot, report
@@ -97,7 +98,8 @@ def bench(
     loaded = load_frames(source, frames)
     opened = []
     for path in models:
-        model = load(path, device=device, threads=threads, input_size=input_size, cuda_graph=cuda_graph, shm=shm)
+        model = load(path, device=device, threads=threads, input_size=input_size, cuda_graph=cuda_graph, shm=shm,
+                     transport=transport)
         notes(model.notes)
         opened.append((path, model.backend))
     if counts:

@@ -154,6 +154,7 @@ def run(
     reconnects: Annotated[int, typer.Option(min=0, help="reopen attempts when a live source drops")] = 5,
     allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
     shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
+    transport: Annotated[Optional[str], typer.Option(help="a stateful Triton model (ctrt triton --stateful): send frames raw (uint8, default) or as jpeg[:QUALITY] (1-100, default 90)")] = None,
     config: Annotated[Optional[Path], typer.Option(help="a site file (TOML): [model], [tracker], [[camera]] and [outputs]; options given here override it")] = None,
     check: Annotated[bool, typer.Option(help="with --config: check the site file and exit, opening no model or camera")] = False,
     publish: Annotated[Optional[str], typer.Option(help="mqtt://HOST[:PORT]/PREFIX or mqtts://...: track events to an MQTT broker (credentials: CTRT_MQTT_USER, CTRT_MQTT_PASSWORD)")] = None,
@@ -184,7 +185,8 @@ def run(
         site = read_site(config)
         cli_tracker = {TRACKER_FLAGS[n]: v for n, v in tracker_options(locals()).items() if given(n)}
         loading = site.load_options(**{n: v for n, v in (("device", device), ("threads", threads),
-                                                          ("input_size", input_size)) if given(n)})
+                                                          ("input_size", input_size), ("transport", transport))
+                                         if given(n)})
         planned = site.track_options(cli_tracker, **{n: v for n, v in (("topk", k), ("save_dir", save_dir),
                                                                       ("segment", segment)) if given(n)},
                                      **({"drop": drop} if given("drop") else {}),
@@ -209,7 +211,7 @@ def run(
     else:
         if model is None:
             raise CtrtError("give a MODEL (or a site file with --config)")
-        loading = {"device": device, "threads": threads, "input_size": input_size}
+        loading = {"device": device, "threads": threads, "input_size": input_size, "transport": transport}
         planned = {"source": specs or ["0"], "topk": k, "drop": drop, "save_dir": save_dir, "segment": segment,
                    "tracker": TrackerConfig.from_options(track_thresh, pre_thresh, new_thresh, max_age, hungarian,
                                                          tracker_preset, coast, low_thresh, min_hits, gate),

@@ -68,11 +68,11 @@ class InGraph(nn.Module):
 
     def _decode(self, outputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         hm = outputs["hm"]
-        n, c, h, w = (int(v) for v in hm.shape)
+        _, c, h, w = (int(v) for v in hm.shape)  # the batch stays symbolic (-1 below): --dynamic-batch
         k = self.topk
         assert k is not None
         peak = F.max_pool2d(hm, 3, stride=1, padding=1) == hm
-        candidates = torch.where(peak, hm, torch.full_like(hm, HEATMAP_FLOOR)).reshape(n, c * h * w)
+        candidates = torch.where(peak, hm, torch.full_like(hm, HEATMAP_FLOOR)).reshape(-1, c * h * w)
         logits, index = torch.topk(candidates, k)
         flat = index.float()  # exact below 2^24 positions; float keeps TensorRT away from INT64 arithmetic
         classes = torch.floor(flat / (h * w))
@@ -82,16 +82,16 @@ class InGraph(nn.Module):
         gather_at = pixel.long().unsqueeze(1)
 
         def gather(name: str, first: int) -> torch.Tensor:
-            head = outputs[name][:, first : first + 2].reshape(n, 2, h * w)
-            return torch.gather(head, 2, gather_at.expand(n, 2, k)).permute(0, 2, 1)
+            head = outputs[name][:, first : first + 2].reshape(-1, 2, h * w)
+            return torch.gather(head, 2, gather_at.expand(-1, 2, k)).permute(0, 2, 1)
 
+        size = F.relu(gather("wh", 0))
         if "reg" in outputs:
             offset = gather("reg", 0)
         elif outputs["wh"].shape[1] == 4:
             offset = gather("wh", 2)
         else:
-            offset = torch.full((n, k, 2), 0.5)
-        size = F.relu(gather("wh", 0))
+            offset = torch.full_like(size, 0.5)
         tracking = gather("tracking", 0) if "tracking" in outputs else torch.zeros_like(offset)
         return [torch.sigmoid(logits), classes, xs, ys, offset, size, tracking]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
+import secrets
+
 import cv2
 import numpy as np
 
@@ -58,11 +60,17 @@ def real_feed(inputs: list[str], batch: int, h: int, w: int,
 
 
 def random_feed(inputs: list[str], batch: int, h: int, w: int, source_hw: tuple[int, int] | None = None,
-                seed: int = 0) -> dict[str, np.ndarray]:
+                seed: int = 0, topk: int = 100) -> dict[str, np.ndarray]:
+    """Random inputs by name; a stateful Triton model's ``pre_boxes`` empty and ``sequence`` ids fresh per call
+    (unique among the server's live sequences, whoever else benchmarks it)."""
     rng = np.random.default_rng(seed)
     feed: dict[str, np.ndarray] = {}
     for name in inputs:
-        if name in ("frame", "pre_frame"):
+        if name == "pre_boxes":
+            feed[name] = np.zeros((batch, topk, 5), np.float32)
+        elif name == "sequence":
+            feed[name] = np.array([secrets.randbits(63) | 1 for _ in range(batch)], np.uint64)
+        elif name in ("frame", "pre_frame"):
             assert source_hw is not None
             feed[name] = rng.integers(0, 256, (batch, *source_hw, 3), dtype=np.uint8)
         elif name == "pre_hm":

@@ -8,6 +8,7 @@ a stream's tracks do not depend on how it was batched.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import numpy as np
@@ -30,7 +31,9 @@ class StreamState:
     """CenterTrack's ``Detector.run`` + ``Tracker.step`` state for one camera, every buffer allocated once.
 
     ``prepare`` fills this frame's inputs (batch of one), ``finish`` decodes this stream's outputs and tracks.
-    The current and previous image buffers swap after each frame instead of being copied.
+    The current and previous image buffers swap after each frame instead of being copied. A stateful Triton model
+    (inputs ``frame``, ``pre_boxes``, ``sequence``) keeps the previous frame itself: this stream sends its camera
+    frame, last frame's boxes in input pixels for the server to draw, and its sequence id (new after a reset).
     """
 
     def __init__(self, meta: ArtifactMeta, k: int = TOPK, tracker: TrackerConfig | None = None,
@@ -48,6 +51,9 @@ class StreamState:
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
         self.pre_hm = np.zeros((1, 1, h, w), np.float32)
+        self.pre_boxes = np.zeros((1, meta.graph.topk if meta.graph and meta.graph.topk else k, 5), np.float32)
+        self.sequence = np.zeros(1, np.uint64)
+        self._new_sequence()
         self._frame: np.ndarray | None = None
         self._previous_frame: np.ndarray | None = None
         self.times = StageTimes(STAGES, keep_times)
@@ -60,6 +66,10 @@ class StreamState:
         self.tracker.reset()
         self._previous_frame = None
         self.frames = 0
+        self._new_sequence()
+
+    def _new_sequence(self) -> None:
+        self.sequence[0] = secrets.randbits(63) | 1  # Triton correlation ids: unique among live ones, never 0
 
     def prepare(self, frame: np.ndarray) -> None:
         clock = time.perf_counter
@@ -75,7 +85,14 @@ class StreamState:
             self._frame = frame[None]
         t1 = clock()
         if "pre_hm" in self.inputs:
-            self.renderer.render(self.tracker.pre_hm_boxes(), self._geometry.to_input, self.pre_hm[0, 0])
+            self.renderer.render(self.tracker.pre_hm_boxes()[0], self._geometry.to_input, self.pre_hm[0, 0])
+        elif "pre_boxes" in self.inputs:
+            boxes, scores = self.tracker.pre_hm_boxes()
+            rows = self.pre_boxes[0]
+            count = min(len(boxes), len(rows))  # active tracks come from this frame's top-K: at most K
+            rows.fill(0)  # score 0: an empty row
+            rows[:count, :4] = self.renderer.to_input(boxes[:count], self._geometry.to_input)
+            rows[:count, 4] = scores[:count]
         self._durations[0], self._durations[1] = t1 - t0, clock() - t1
 
     def input_layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -83,7 +100,8 @@ class StreamState:
         image = (self.image.shape[1:], self.image.dtype)
         frame = ((*self.source_hw, 3), np.dtype(np.uint8)) if self.source_hw is not None else image
         layout = {"image": image, "pre_img": image, "frame": frame, "pre_frame": frame,
-                  "pre_hm": (self.pre_hm.shape[1:], self.pre_hm.dtype)}
+                  "pre_hm": (self.pre_hm.shape[1:], self.pre_hm.dtype),
+                  "pre_boxes": (self.pre_boxes.shape[1:], self.pre_boxes.dtype), "sequence": ((), self.sequence.dtype)}
         return {name: layout[name] for name in self.inputs}
 
     def feed(self) -> dict[str, np.ndarray]:
@@ -96,7 +114,8 @@ class StreamState:
         else:
             assert self._frame is not None
             previous = self._frame if self._previous_frame is None else self._previous_frame
-            tensors = {"frame": self._frame, "pre_frame": previous, "pre_hm": self.pre_hm}
+            tensors = {"frame": self._frame, "pre_frame": previous, "pre_hm": self.pre_hm,
+                       "pre_boxes": self.pre_boxes, "sequence": self.sequence}
         return {name: tensors[name] for name in self.inputs}
 
     def detect(self, heads: dict[str, np.ndarray]) -> Detections:

@@ -49,14 +49,23 @@ class PreHeatmapRenderer:
 
     def render(self, boxes: np.ndarray, to_input: np.ndarray, out: np.ndarray) -> None:
         """Clear ``out`` and draw ``boxes`` ([N, 4] xyxy, frame px) mapped through ``to_input`` (2x3)."""
-        out.fill(0)
-        if len(boxes) == 0:
-            return
+        self.draw(self.to_input(boxes, to_input), out)
+
+    def to_input(self, boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
+        """``boxes`` ([N, 4] xyxy, frame px) in input pixels, clipped to the input: what ``draw`` takes. A client of
+        a stateful Triton model sends these and the server draws them, so both halves are this code."""
         corners = np.ones((len(boxes) * 2, 3), np.float32)
         corners[:, :2] = np.asarray(boxes, np.float32).reshape(-1, 2)
         mapped = (corners @ to_input.T).astype(np.float32).reshape(-1, 4)
         np.clip(mapped[:, 0::2], 0, self.input_w - 1, out=mapped[:, 0::2])
         np.clip(mapped[:, 1::2], 0, self.input_h - 1, out=mapped[:, 1::2])
+        return mapped
+
+    def draw(self, mapped: np.ndarray, out: np.ndarray) -> None:
+        """Clear ``out`` and draw boxes already in input pixels ([N, 4] float32 from ``to_input``)."""
+        out.fill(0)
+        if len(mapped) == 0:
+            return
         h = mapped[:, 3] - mapped[:, 1]
         w = mapped[:, 2] - mapped[:, 0]
         keep = (h > 0) & (w > 0)

@@ -16,7 +16,7 @@ ENGINE_SUFFIXES = {".engine", ".plan", ".trt"}
 
 def open_backend(model: str | Path, device: str = "auto", threads: int = 0, input_hw: tuple[int, int] = (512, 512),
                  allow_partial: bool = False, cuda_graph: bool = False, shm: bool = False, reconnects: int = 5,
-                 notify: Callable[[str], None] = lambda _: None) -> Backend:
+                 notify: Callable[[str], None] = lambda _: None, transport: str | None = None) -> Backend:
     """The backend for a model, chosen by its type: .onnx ONNX Runtime, .engine TensorRT, .pth PyTorch, and
     triton://HOST:PORT/MODEL (or http://...) a model served by Triton Inference Server."""
     from .backends.triton_backend import is_triton_url
@@ -27,9 +27,12 @@ def open_backend(model: str | Path, device: str = "auto", threads: int = 0, inpu
                             "decides how the server runs it", option="device")
         from .backends.triton_backend import TritonBackend
 
-        return TritonBackend(model, shm, reconnects, notify)
+        return TritonBackend(model, shm, reconnects, notify, transport)
     if shm:
         raise CtrtError("shm applies to a model served by Triton (triton://HOST:PORT/MODEL)", option="shm")
+    if transport is not None:
+        raise CtrtError("transport applies to a model served by Triton (triton://HOST:PORT/MODEL)",
+                        option="transport")
     path = Path(model)
     if not path.exists():
         raise CtrtError(f"model not found: {path}")

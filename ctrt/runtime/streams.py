@@ -207,7 +207,7 @@ class _Lane:
             return self.batch[0][0].state.feed()
         for slot, (live, _) in enumerate(self.batch):
             for name, array in live.state.feed().items():
-                np.copyto(self.buffers[name][slot], array[0])
+                np.copyto(self.buffers[name][slot : slot + 1], array)
         # A dynamic batch takes as many slots as there are frames; a fixed one runs its padding slots too.
         count = len(self.batch) if self.dynamic else self.size
         return {name: buffer[:count] for name, buffer in self.buffers.items()}

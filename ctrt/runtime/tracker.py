@@ -286,8 +286,7 @@ class Tracker:
         self.tracks.shown = (self.tracks.active > 0) & (self.tracks.hits >= config.min_hits)
         return self.tracks
 
-    def pre_hm_boxes(self) -> np.ndarray:
-        """Boxes CenterTrack draws into the next frame's pre_hm: score >= pre_thresh and active."""
+    def pre_hm_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes CenterTrack draws into the next frame's pre_hm (score >= pre_thresh and active), and their scores."""
         keep = (self.tracks.scores >= self.config.pre_thresh) & (self.tracks.active != 0)
-        boxes: np.ndarray = self.tracks.boxes[keep]
-        return boxes
+        return self.tracks.boxes[keep], self.tracks.scores[keep]

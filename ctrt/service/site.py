@@ -29,7 +29,8 @@ if sys.version_info >= (3, 11):
 else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 
-MODEL_KEYS: dict[str, type] = {"path": str, "device": str, "input_size": str, "topk": int, "threads": int}
+MODEL_KEYS: dict[str, type] = {"path": str, "device": str, "input_size": str, "topk": int, "threads": int,
+                               "transport": str}
 TRACKER_KEYS: dict[str, type] = {"preset": str, **SPEC_OPTIONS}
 OUTPUT_KEYS: dict[str, type] = {"save_dir": str, "segment": float, "publish": str, "publish_ca": str, "publish_rate": float,
                "publish_buffer": int, "publish_frames": bool, "publish_user": str, "publish_password_file": str,
@@ -76,7 +77,8 @@ class Site:
 
     def load_options(self, **given: Any) -> dict[str, Any]:
         """``ctrt.load`` keywords: the site's [model], ``given`` (not None) over it."""
-        options: dict[str, Any] = {k: self.model[k] for k in ("device", "threads", "input_size") if k in self.model}
+        options: dict[str, Any] = {k: self.model[k] for k in ("device", "threads", "input_size", "transport")
+                                  if k in self.model}
         options.update({k: v for k, v in given.items() if v is not None})
         return options
 

@@ -3,6 +3,10 @@
 The written model folder holds ``config.pbtxt`` (dynamic batching, instance groups, every tensor's type and dims),
 ``1/model.{plan,onnx,py}`` and ``ctrt.json``; the same ctrt metadata rides in the config's ``parameters`` so a
 client learns mean/std, input size, heads and fast-path flags from the server alone.
+
+``--stateful`` writes two models: ``<name>``, a Python-backend model under Triton's sequence batcher that keeps each
+stream's previous frame, decodes JPEG frames and draws pre_hm from boxes (``stateful_model.py``), and
+``<name>_net``, the network as above, which it calls for the whole batch.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ KINDS = ("auto", "cpu", "gpu")
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8",
                 "int32": "TYPE_INT32", "int64": "TYPE_INT64", "bool": "TYPE_BOOL"}
 PYTHON_MODEL = Path(__file__).with_name("python_model.py")
+STATEFUL_MODEL = Path(__file__).with_name("stateful_model.py")
+PREHM_SOURCE = Path(__file__).parents[1] / "runtime" / "prehm.py"  # the renderer the stateful model draws with
+STATEFUL_PARAMETER = "ctrt_stateful"
+FRAME_INPUTS = ("frame", "pre_frame")  # each also as <name>_jpeg: one JPEG file as a BYTES element
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -36,6 +44,9 @@ class RepositoryOptions:
     kind: str = "auto"  # instance placement: auto = GPU for engines and the onnxruntime backend, CPU for python
     ort_tensorrt: bool = False  # onnxruntime backend: TensorRT execution accelerator
     fp16: bool = False  # ... building FP16 engines
+    stateful: bool = False  # a sequence-batched front keeping each stream's previous frame (see the module doc)
+    sequence_idle_s: int = 60  # a stream silent this long loses its sequence (its client then starts it again)
+    max_sequences: int = 64  # streams the sequence batcher holds at once; more wait for a free one
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,55 @@ def model_config(name: str, platform: str, meta: ArtifactMeta, specs: TensorSpec
     return text
 
 
+def stateful_config(name: str, net: str, meta: ArtifactMeta, specs: TensorSpecs, max_batch: int,
+                    options: RepositoryOptions) -> str:
+    """The front model's config: optional frame inputs (raw or JPEG), pre_boxes, the net's top-K outputs, and the
+    sequence batcher's START/END/CORRID controls as inputs (Oldest: requests of different streams batch)."""
+    assert meta.graph is not None and meta.graph.source_size is not None and meta.graph.topk is not None
+    h, w = meta.graph.source_size
+    entries = []
+    for frame in FRAME_INPUTS:
+        entries.append(f"  {{ name: {_text(frame)} data_type: TYPE_UINT8 dims: [ {h}, {w}, 3 ] optional: true }}")
+        entries.append(f"  {{ name: {_text(frame + '_jpeg')} data_type: TYPE_STRING dims: [ 1 ] optional: true }}")
+    if "pre_hm" in meta.inputs:
+        entries.append(f"  {{ name: \"pre_boxes\" data_type: TYPE_FP32 dims: [ {meta.graph.topk}, 5 ] optional: true }}")
+    controls = [("START", "CONTROL_SEQUENCE_START", "int32_false_true: [ 0, 1 ]"),
+                ("END", "CONTROL_SEQUENCE_END", "int32_false_true: [ 0, 1 ]"),
+                ("CORRID", "CONTROL_SEQUENCE_CORRID", "data_type: TYPE_UINT64")]
+    stateful = {"net": net, "net_inputs": meta.inputs, "input_size": list(meta.input_size), "source_size": [h, w],
+                "k": meta.graph.topk, "decodes": ["jpeg"],
+                "outputs": [[specs[o][0], specs[o][1][1:]] for o in meta.outputs]}
+    text = (f"name: {_text(name)}\nbackend: \"python\"\nmax_batch_size: {max_batch}\n"
+            "input [\n" + ",\n".join(entries) + "\n]\n" + _tensors("output", meta.outputs, specs, True))
+    text += ("sequence_batching {\n"
+             f"  max_sequence_idle_microseconds: {options.sequence_idle_s * 1_000_000}\n"
+             f"  oldest {{ max_candidate_sequences: {options.max_sequences} "
+             f"max_queue_delay_microseconds: {options.queue_delay_us} }}\n"
+             "  control_input [\n" + ",\n".join(f"    {{ name: \"{n}\" control [ {{ kind: {k} {v} }} ] }}"
+                                               for n, k, v in controls) + "\n  ]\n}\n")
+    text += f"instance_group [ {{ kind: KIND_CPU count: {options.instances} }} ]\n"
+    text += f"parameters {{ key: {_text(META_PARAMETER)} value: {{ string_value: {_text(meta_json(meta))} }} }}\n"
+    text += (f"parameters {{ key: {_text(STATEFUL_PARAMETER)} value: {{ string_value: "
+             f"{_text(json.dumps(stateful, separators=(',', ':')))} }} }}\n")
+    return text
+
+
+def _check_stateful(model: Path, meta: ArtifactMeta, options: RepositoryOptions) -> None:
+    export = "ctrt export CHECKPOINT --dynamic-batch --preprocess-in-graph --source-size WxH --decode-in-graph"
+    graph = meta.graph
+    if "pre_frame" not in meta.inputs:
+        raise CtrtError(f"--stateful: {model} takes no previous frame (pre_frame), so the server has no frame to "
+                        f"keep; make a fast-path model: {export}")
+    if graph is None or not graph.decode_in_graph:
+        raise CtrtError(f"--stateful: {model} returns whole heads; a stateful model answers with the top-K "
+                        f"decoded in the graph: {export}")
+    if meta.batch != 0:
+        raise CtrtError(f"--stateful: {model} takes a fixed batch of {meta.batch}; streams batch on the server "
+                        f"only with a dynamic batch: {export}")
+    if options.max_batch == 0:
+        raise CtrtError("--stateful: the sequence batcher batches streams; give --max-batch 1 or more")
+
+
 def meta_json(meta: ArtifactMeta) -> str:
     return json.dumps(json.loads(meta.to_json()), separators=(",", ":"), ensure_ascii=True)
 
@@ -173,6 +233,9 @@ def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Rep
     if options.ort_tensorrt and (meta.kind == "engine" or options.backend == "python"):
         raise CtrtError("--ort-tensorrt applies to an ONNX served by the onnxruntime backend")
     _check_repository(repo, options.name)
+    if options.stateful:
+        _check_stateful(model, meta, options)
+        _check_repository(repo, options.name + "_net")
     data_files = external_data(model) if meta.kind == "onnx" else []
     check_outputs({f"-o {repo}": repo / options.name / "config.pbtxt"},
                   [model, sidecar_path(model), *(model.parent / f for f in data_files)])
@@ -182,17 +245,32 @@ def write_repository(model: Path, repo: Path, options: RepositoryOptions) -> Rep
     if missing:
         raise CtrtError(f"the metadata of {model} names tensors the model lacks ({', '.join(missing)}); re-export it")
     max_batch = _max_batch(model, meta, specs, options.max_batch)
-    config = model_config(options.name, platform, meta, specs, max_batch, options)
+    net = options.name + "_net" if options.stateful else options.name
+    config = model_config(net, platform, meta, specs, max_batch, options)
+    if not options.stateful:
+        with atomic_folder(repo / net) as staging:
+            _write_model(staging, model, meta, platform, data_files, config)
+        return Repository(repo / net, platform, max_batch, config)
+    front = stateful_config(options.name, net, meta, specs, max_batch, options)
+    with atomic_folder(repo / options.name) as front_staging, atomic_folder(repo / net) as staging:
+        _write_model(staging, model, meta, platform, data_files, config)
+        (front_staging / "1").mkdir()
+        shutil.copyfile(STATEFUL_MODEL, front_staging / "1" / "model.py")
+        shutil.copyfile(PREHM_SOURCE, front_staging / "1" / "ctrt_prehm.py")
+        (front_staging / "config.pbtxt").write_text(front)
+        (front_staging / "ctrt.json").write_text(meta.to_json())
+    return Repository(repo / options.name, "python (stateful) + " + platform, max_batch, front)
 
-    with atomic_folder(repo / options.name) as staging:
-        version = staging / "1"
-        version.mkdir()
-        shutil.copyfile(model, version / ("model.plan" if meta.kind == "engine" else "model.onnx"))
-        for relative in data_files:  # where the graph says, relative to the copied model
-            (version / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(model.parent / relative, version / relative)
-        if platform == "python":
-            shutil.copyfile(PYTHON_MODEL, version / "model.py")
-        (staging / "config.pbtxt").write_text(config)
-        (staging / "ctrt.json").write_text(meta.to_json())
-    return Repository(repo / options.name, platform, max_batch, config)
+
+def _write_model(staging: Path, model: Path, meta: ArtifactMeta, platform: str, data_files: list[Path],
+                 config: str) -> None:
+    version = staging / "1"
+    version.mkdir()
+    shutil.copyfile(model, version / ("model.plan" if meta.kind == "engine" else "model.onnx"))
+    for relative in data_files:  # where the graph says, relative to the copied model
+        (version / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model.parent / relative, version / relative)
+    if platform == "python":
+        shutil.copyfile(PYTHON_MODEL, version / "model.py")
+    (staging / "config.pbtxt").write_text(config)
+    (staging / "ctrt.json").write_text(meta.to_json())

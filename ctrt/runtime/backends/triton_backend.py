@@ -4,6 +4,11 @@ The network runs on the server, the tracker stays here: each call sends the curr
 pre_hm, like a local backend. The ctrt metadata (mean/std, size, heads, fast-path flags) comes from the model's
 config on the server, written there by ``ctrt triton``. A server that goes away mid-run is waited for with back-off
 and the same request is sent again, so no frame is lost or sent twice.
+
+A stateful model (``ctrt triton --stateful``) keeps each stream's previous frame: a stream is one Triton sequence
+(START on its first frame, a closing END request when the backend closes), and each frame travels once, raw or as
+JPEG (``transport``), with last frame's boxes. A sequence the server lost (a restart, its idle timeout) is started
+again with the frame before it, so tracking goes on exactly; ``restarts`` counts them.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +31,22 @@ from ..sources import backoff_delay
 SCHEMES = {"triton": "grpc", "grpc": "grpc", "http": "http"}
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
 META_PARAMETER = "ctrt_meta"  # written by ctrt.serving.repository
+STATEFUL_PARAMETER = "ctrt_stateful"  # ditto, on a --stateful front model
+LOST_SEQUENCE = ("must specify the START flag", "ctrt: no previous frame for sequence")  # Triton's, stateful_model's
+TRANSPORTS = ("raw", "jpeg")
+DEFAULT_JPEG_QUALITY = 90
+
+
+def parse_transport(spec: str) -> tuple[str, int]:
+    """``raw`` or ``jpeg[:QUALITY]`` (1-100, default 90) -> (kind, quality)."""
+    kind, _, quality = spec.strip().lower().partition(":")
+    if kind not in TRANSPORTS or (kind == "raw" and quality):
+        raise CtrtError(f"transport {spec!r}: give raw or jpeg[:QUALITY] (e.g. jpeg:90)", option="transport")
+    if not quality:
+        return kind, DEFAULT_JPEG_QUALITY
+    if not quality.isdigit() or not 1 <= int(quality) <= 100:
+        raise CtrtError(f"transport {spec!r}: JPEG quality is a whole number from 1 to 100", option="transport")
+    return kind, int(quality)
 
 
 def is_triton_url(spec: str) -> bool:
@@ -49,9 +72,10 @@ class TritonBackend:
     last_ms = device_bytes = run_on_device = None  # capabilities of TensorRT only
 
     def __init__(self, url: str, shm: bool = False, reconnects: int = 5,
-                 notify: Callable[[str], None] = lambda _: None) -> None:
+                 notify: Callable[[str], None] = lambda _: None, transport: str | None = None) -> None:
         self.url = url
         self.protocol, self.address, self.model = parse_url(url)
+        self.transport, self.quality = parse_transport(transport or "raw")
         try:
             if self.protocol == "grpc":
                 import tritonclient.grpc as client_module
@@ -73,7 +97,13 @@ class TritonBackend:
         self.specs = {t["name"]: (t["data_type"].removeprefix("TYPE_"), [int(d) for d in t["dims"]])
                       for t in [*config["input"], *config["output"]]}
         self.output_names = [t["name"] for t in config["output"]]
-        self.name = f"triton ({self.protocol} {self.address}, model {self.model}{', shared memory' if shm else ''})"
+        self.stateful = STATEFUL_PARAMETER in config.get("parameters", {})
+        self._check_transport(transport, shm)
+        self.restarts = 0  # sequences the server lost and this client started again
+        self._sent: dict[int, tuple[str, Any]] = {}  # sequence -> (input name, value) of its last frame sent
+        self._senders: ThreadPoolExecutor | None = None
+        shown = ", shared memory" if shm else f", stateful, {self._transport_name}" if self.stateful else ""
+        self.name = f"triton ({self.protocol} {self.address}, model {self.model}{shown})"
         self.shm = shm
         self._regions: dict[str, tuple[Any, int]] = {}  # tensor -> (handle, byte size)
         if shm:
@@ -126,6 +156,24 @@ class TritonBackend:
     def _reason(exc: Exception) -> str:
         text = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
         return (text or type(exc).__name__).strip().splitlines()[0][:200]
+
+    @property
+    def _transport_name(self) -> str:
+        return f"jpeg:{self.quality}" if self.transport == "jpeg" else "raw frames"
+
+    def _check_transport(self, transport: str | None, shm: bool) -> None:
+        if not self.stateful:
+            if self.transport == "jpeg":
+                raise CtrtError(f"transport {transport}: model {self.model!r} on {self.address} cannot decode JPEG "
+                                "frames; serve a repository written by ctrt triton --stateful", option="transport")
+            return
+        if shm:
+            raise CtrtError(f"shm: model {self.model!r} is stateful, its frames travel once already; drop shm "
+                            "(it is for a client on the server's host and a model without --stateful)", option="shm")
+        k = self.meta.graph.topk if self.meta.graph else None
+        self.meta = replace(self.meta, inputs=["frame", *(["pre_boxes"] if "pre_hm" in self.meta.inputs else []),
+                                               "sequence"])
+        assert k is not None, "a stateful repository is written for a model with the in-graph decode"
 
     # -- shared memory ---------------------------------------------------------------------------------------------
     def _rows(self) -> int:
@@ -244,7 +292,78 @@ class TritonBackend:
                     if self.shm:
                         self._register_shm()
 
+    # -- stateful: one sequence per stream ----------------------------------------------------------------------
+    def _frame_input(self, frame: np.ndarray) -> tuple[str, Any]:
+        if self.transport == "raw":
+            return "frame", frame[None].copy()  # kept for a restart; the caller's buffer is reused next frame
+        import cv2
+
+        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise CtrtError("OpenCV could not encode a frame as JPEG")
+        return "frame_jpeg", np.array([[data.tobytes()]], dtype=np.object_)
+
+    def _infer_sequence(self, sequence: int, frame: np.ndarray, boxes: np.ndarray | None) -> dict[str, np.ndarray]:
+        """One stream's frame as one request of its sequence, started again (with the frame before) when lost."""
+        name, value = self._frame_input(frame)
+        feed = {name: value, **({"pre_boxes": boxes[None]} if boxes is not None else {})}
+        start = sequence not in self._sent
+        refused = False
+        while True:
+            previous = self._sent.get(sequence) if start else None
+            sent = {**feed, **({"pre_" + previous[0]: previous[1]} if previous else {})}
+            inputs, outputs = self._request(sent)
+            try:
+                result = self.client.infer(self.model, inputs, outputs=outputs, sequence_id=sequence,
+                                           sequence_start=start)
+            except Exception as exc:  # tritonclient's InferenceServerException, or the transport's own errors
+                reason = self._reason(exc)
+                if any(text in reason for text in LOST_SEQUENCE) and not start:
+                    self.restarts += 1
+                    self.notify(f"Triton at {self.url} lost stream sequence {sequence} ({reason}); starting it "
+                                f"again with its previous frame (restart {self.restarts})")
+                    start = True
+                elif not self._server_ready():
+                    self._wait_for_server(reason)
+                elif refused:
+                    raise CtrtError(f"Triton at {self.url} failed the request: {reason}") from None
+                else:
+                    refused = True
+                continue
+            self._sent[sequence] = (name, value)
+            return self._outputs(result)
+
+    def _call_sequences(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each row is one stream: its requests go out at once (JPEG encoding in parallel too), and the server's
+        sequence batcher batches them again."""
+        rows = len(feed["sequence"])
+        boxes = feed.get("pre_boxes")
+
+        def row(i: int) -> dict[str, np.ndarray]:
+            return self._infer_sequence(int(feed["sequence"][i]), feed["frame"][i],
+                                        boxes[i] if boxes is not None else None)
+
+        if rows == 1:
+            parts = [row(0)]
+        else:
+            if self._senders is None:
+                self._senders = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ctrt-triton")
+            parts = list(self._senders.map(row, range(rows)))
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+
+    def _end_sequences(self) -> None:
+        """A closing request (END, no frame) per stream, so the server frees its state now rather than at the idle
+        timeout. A server gone by now has lost the sequences anyway."""
+        for sequence in self._sent:
+            try:
+                self.client.infer(self.model, [], sequence_id=sequence, sequence_end=True)
+            except Exception:  # noqa: BLE001 - best effort by design
+                pass
+        self._sent = {}
+
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.stateful:
+            return self._call_sequences(feed)
         rows = len(next(iter(feed.values())))
         if not self.max_batch or rows <= self.max_batch:
             return self._infer(feed)
@@ -257,6 +376,10 @@ class TritonBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+        if self._sent:
+            self._end_sequences()
         if self._regions:
             self._close_shm()
         self._client.close()
