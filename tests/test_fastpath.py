@@ -65,6 +65,7 @@ def fast_models(tmp_path_factory):
     paths = {}
     for name, flags in (("plain", []), ("pre", ["--preprocess-in-graph", "--source-size", "320x240"]),
                         ("dec", ["--decode-in-graph", "--topk", "100"]),
+                        ("dec_any_batch", ["--decode-in-graph", "--dynamic-batch"]),
                         ("both", ["--preprocess-in-graph", "--source-size", "320x240", "--decode-in-graph"])):
         paths[name] = folder / f"{name}.onnx"
         result = invoke("export", "--random-init", "--arch", "hardnet_68", "--input-size", "128x160",
@@ -113,6 +114,19 @@ def test_graph_decode_matches_host_decode(fast_models):
         assert host.classes.tolist() == ours.classes.tolist()
         assert np.abs(host.boxes - ours.boxes).max() <= 1e-4 and np.abs(host.scores - ours.scores).max() <= 1e-6
         assert np.abs(host.tracking - ours.tracking).max() <= 1e-4
+
+
+def test_graph_decode_takes_any_batch(fast_models):
+    """Triton batches requests into a dynamic-batch model: each row's top-K is that frame's alone."""
+    rng = np.random.default_rng(5)
+    feed = {"image": rng.standard_normal((3, 3, 128, 160), np.float32),
+            "pre_img": rng.standard_normal((3, 3, 128, 160), np.float32),
+            "pre_hm": rng.random((3, 1, 128, 160), np.float32)}
+    backend = OnnxRuntimeBackend(fast_models["dec_any_batch"], "cpu")
+    batched = backend(feed)
+    for row in range(3):
+        alone = backend({k: v[row : row + 1] for k, v in feed.items()})
+        assert all(np.abs(batched[k][row] - alone[k][0]).max() <= 1e-5 for k in alone)
 
 
 def tracks(path):

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -130,25 +131,32 @@ def repository(demo_onnx, tmp_path_factory) -> Path:
     return repo
 
 
-@pytest.fixture(scope="module")
-def server(repository):
+def local_server(repository: Path) -> LocalTriton:
     if not TRITON_ENV:
         pytest.skip("the server's environment comes from make test (CTRT_TRITON_ENV)")
-    with LocalTriton(repository, Path(TRITON_ENV), log=repository.parent / "server.log") as running:
+    return LocalTriton(repository, Path(TRITON_ENV), log=repository.parent / "server.log")
+
+
+def local_runs(root: Path, model: Path, count: int, frames: int, seed: int) -> list[tuple[Path, list[dict]]]:
+    """``count`` 320x240 demo videos, each with its tracks from a local ONNX Runtime run of ``model``."""
+    made = []
+    for i in range(count):
+        video = make_demo_video(root / f"v{i}.avi", frames=frames, size=(320, 240), seed=seed + i)
+        result = invoke("run", model, "--source", video, "--save-json", root / f"v{i}.local.jsonl")
+        assert result.exit_code == 0, result.output
+        made.append((video, jsonl(root / f"v{i}.local.jsonl")))
+    return made
+
+
+@pytest.fixture(scope="module")
+def server(repository):
+    with local_server(repository) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory, demo_onnx) -> list[tuple[Path, list[dict]]]:
-    """Eight short demo videos, each with its tracks from a local ONNX Runtime run."""
-    root = tmp_path_factory.mktemp("videos")
-    made = []
-    for i in range(8):
-        video = make_demo_video(root / f"v{i}.avi", frames=4, size=(320, 240), seed=200 + i)
-        result = invoke("run", demo_onnx, "--source", video, "--save-json", root / f"v{i}.local.jsonl")
-        assert result.exit_code == 0, result.output
-        made.append((video, jsonl(root / f"v{i}.local.jsonl")))
-    return made
+    return local_runs(tmp_path_factory.mktemp("videos"), demo_onnx, 8, 4, 200)
 
 
 def url(server: LocalTriton, scheme: str = "triton") -> str:
@@ -180,29 +188,40 @@ def test_one_client_tracks_as_a_local_run(server, videos, tmp_path, scheme, shm)
 @pytest.mark.parametrize("scheme, shm", [("triton", False), ("http", True)])
 def test_several_streams_on_triton_track_as_separate_local_runs(server, videos, tmp_path, scheme, shm):
     """Overlapped lanes call the model from a worker thread: both clients must work from there."""
-    args = [a for video, _ in videos[:3] for a in ("--source", video)]
-    result = invoke("run", url(server, scheme), *args, "--save-dir", tmp_path / "multi", *(["--shm"] if shm else []))
+    streams_track_exactly(url(server, scheme), videos[:3], tmp_path / "multi", *(["--shm"] if shm else []))
+
+
+def streams_track_exactly(address: str, videos: list[tuple[Path, list[dict]]], folder: Path, *args: str) -> str:
+    """One ``ctrt run`` of every video as a stream of its own; each stream's tracks as its local run's."""
+    sources = [a for video, _ in videos for a in ("--source", video)]
+    result = invoke("run", address, *sources, "--save-dir", folder, *args)
     assert result.exit_code == 0, result.output
-    for video, expected in videos[:3]:
-        assert_same_tracks(jsonl(tmp_path / "multi" / f"{video.stem}.jsonl"), expected)
+    for video, expected in videos:
+        assert_same_tracks(jsonl(folder / f"{video.stem}.jsonl"), expected)
+    return result.output
 
 
 @needs_server
 @pytest.mark.parametrize("clients", [4, 8])
 def test_concurrent_clients_are_batched_and_each_tracks_exactly(server, videos, tmp_path, clients):
+    inferences, executions = clients_track_exactly(server, videos[:clients], tmp_path)
+    assert inferences == 4 * clients  # every frame once: nothing lost, nothing sent twice
+    assert executions < inferences  # the dynamic batcher ran requests of different clients together
+
+
+def clients_track_exactly(server: LocalTriton, videos: list[tuple[Path, list[dict]]], tmp_path: Path) -> tuple[int, int]:
+    """A ``ctrt run`` process per video, all at once, each exact; the model's inferences and executions meanwhile."""
     before = statistics(server)
     procs = [subprocess.Popen([CTRT, "run", url(server), "--source", str(video), "--save-json",
                                str(tmp_path / f"c{i}.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
-             for i, (video, _) in enumerate(videos[:clients])]
+             for i, (video, _) in enumerate(videos)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * clients, outputs
-    for i, (_, expected) in enumerate(videos[:clients]):
+    assert [p.returncode for p in procs] == [0] * len(procs), outputs
+    for i, (_, expected) in enumerate(videos):
         assert_same_tracks(jsonl(tmp_path / f"c{i}.jsonl"), expected)
     after = statistics(server)
-    inferences, executions = after[0] - before[0], after[1] - before[1]
-    assert inferences == 4 * clients  # every frame once: nothing lost, nothing sent twice
-    assert executions < inferences  # the dynamic batcher ran requests of different clients together
+    return after[0] - before[0], after[1] - before[1]
 
 
 @needs_server
@@ -213,26 +232,33 @@ def test_bench_measures_a_served_model(server, tmp_path):
     assert "triton (grpc" in result.output and (tmp_path / "b.json").stat().st_size > 0
 
 
-@needs_server
-def test_server_killed_and_restarted_mid_run_loses_no_frame(repository, demo_onnx, tmp_path):
-    video = make_demo_video(tmp_path / "long.avi", frames=10, size=(320, 240), seed=300)
-    expected = tmp_path / "local.jsonl"
-    assert invoke("run", demo_onnx, "--source", video, "--save-json", expected).exit_code == 0
-    out = tmp_path / "t.jsonl"
-    with LocalTriton(repository, Path(TRITON_ENV), log=tmp_path / "server.log") as server:
+def run_through_a_restart(repository: Path, video: Path, out: Path, log: Path) -> str:
+    """``ctrt run`` of ``video`` against a server killed (SIGKILL: a crash or a pulled cable) after the third frame
+    and started again; the client's output, once it succeeded."""
+    with LocalTriton(repository, Path(TRITON_ENV or ""), log=log) as server:
         client = subprocess.Popen([CTRT, "run", url(server), "--source", str(video), "--save-json", str(out),
                                    "--reconnects", "8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 120
         while (not out.exists() or len(out.read_text().splitlines()) < 3) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.process is not None
-        server.process.kill()  # no goodbye: as a crash or a pulled cable
+        server.process.kill()
         server.process.wait()
         time.sleep(1.0)
         server.start()
         server.wait_ready()
         output = client.communicate(timeout=300)[0]
     assert client.returncode == 0, output
+    return output
+
+
+@needs_server
+def test_server_killed_and_restarted_mid_run_loses_no_frame(repository, demo_onnx, tmp_path):
+    video = make_demo_video(tmp_path / "long.avi", frames=10, size=(320, 240), seed=300)
+    expected = tmp_path / "local.jsonl"
+    assert invoke("run", demo_onnx, "--source", video, "--save-json", expected).exit_code == 0
+    out = tmp_path / "t.jsonl"
+    output = run_through_a_restart(repository, video, out, tmp_path / "server.log")
     assert "unreachable" in output and "is back after" in output
     assert_same_tracks(jsonl(out), jsonl(expected))  # every frame once, in order, as if nothing happened
 
@@ -361,48 +387,25 @@ def stateful_repository(fast_onnx, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stateful_server(stateful_repository):
-    if not TRITON_ENV:
-        pytest.skip("the server's environment comes from make test (CTRT_TRITON_ENV)")
-    with LocalTriton(stateful_repository, Path(TRITON_ENV), log=stateful_repository.parent / "server.log") as running:
+    with local_server(stateful_repository) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def fast_videos(tmp_path_factory, fast_onnx) -> list[tuple[Path, list[dict]]]:
-    """Four demo videos with their tracks from a local ONNX Runtime run of the fast-path model."""
-    root = tmp_path_factory.mktemp("fast_videos")
-    made = []
-    for i in range(4):
-        video = make_demo_video(root / f"s{i}.avi", frames=6, size=(320, 240), seed=400 + i)
-        result = invoke("run", fast_onnx, "--source", video, "--save-json", root / f"s{i}.local.jsonl")
-        assert result.exit_code == 0, result.output
-        made.append((video, jsonl(root / f"s{i}.local.jsonl")))
-    return made
+    return local_runs(tmp_path_factory.mktemp("fast_videos"), fast_onnx, 4, 5, 400)
 
 
 @needs_server
 def test_stateful_streams_of_one_client_track_as_local_runs(stateful_server, fast_videos, tmp_path):
-    args = [a for video, _ in fast_videos[:3] for a in ("--source", video)]
-    result = invoke("run", url(stateful_server), *args, "--save-dir", tmp_path / "multi")
-    assert result.exit_code == 0, result.output
-    assert "stateful, raw frames" in result.output
-    for video, expected in fast_videos[:3]:
-        assert_same_tracks(jsonl(tmp_path / "multi" / f"{video.stem}.jsonl"), expected)
+    output = streams_track_exactly(url(stateful_server), fast_videos[:3], tmp_path / "multi")
+    assert "stateful, raw frames" in output
 
 
 @needs_server
 def test_stateful_concurrent_clients_each_track_exactly(stateful_server, fast_videos, tmp_path):
-    before = statistics(stateful_server)
-    procs = [subprocess.Popen([CTRT, "run", url(stateful_server), "--source", str(video), "--save-json",
-                               str(tmp_path / f"c{i}.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-             for i, (video, _) in enumerate(fast_videos)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * len(procs), outputs
-    for i, (_, expected) in enumerate(fast_videos):
-        assert_same_tracks(jsonl(tmp_path / f"c{i}.jsonl"), expected)
-    inferences, executions = (a - b for a, b in zip(statistics(stateful_server), before))
-    assert inferences == len(fast_videos) * (6 + 1)  # every frame once, and one closing request per stream
+    inferences, executions = clients_track_exactly(stateful_server, fast_videos, tmp_path)
+    assert inferences == len(fast_videos) * (5 + 1)  # every frame once, and one closing request per stream
     assert executions < inferences  # the sequence batcher ran requests of different clients together
 
 
@@ -427,20 +430,7 @@ def test_stateful_server_restarted_mid_run_restarts_the_sequence(stateful_reposi
     expected = tmp_path / "local.jsonl"
     assert invoke("run", fast_onnx, "--source", video, "--save-json", expected).exit_code == 0
     out = tmp_path / "t.jsonl"
-    with LocalTriton(stateful_repository, Path(TRITON_ENV), log=tmp_path / "server.log") as server:
-        client = subprocess.Popen([CTRT, "run", url(server), "--source", str(video), "--save-json", str(out),
-                                   "--reconnects", "8"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 120
-        while (not out.exists() or len(out.read_text().splitlines()) < 3) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.process is not None
-        server.process.kill()
-        server.process.wait()
-        time.sleep(1.0)
-        server.start()
-        server.wait_ready()
-        output = client.communicate(timeout=300)[0]
-    assert client.returncode == 0, output
+    output = run_through_a_restart(stateful_repository, video, out, tmp_path / "server.log")
     assert "lost stream sequence" in output and "(restart 1)" in output
     assert_same_tracks(jsonl(out), jsonl(expected))  # the restarted sequence got its previous frame: exact
 
@@ -459,3 +449,20 @@ def test_stateful_mistakes_are_one_line(stateful_server, demo_onnx, tmp_path):
             invoke("run", url(stateful_server), *source, "--transport", spec))
     assert "--transport applies to a model served by Triton" in one_error_line(
         invoke("run", demo_onnx, *source, "--transport", "raw"))
+
+
+@needs_server
+def test_stateful_model_from_python(stateful_server, fast_videos):
+    import ctrt
+
+    video, expected = fast_videos[0]
+    with ctrt.load(url(stateful_server), transport="raw") as model:
+        assert "stateful, raw frames" in model.backend.name
+        session = model.session()
+        capture = cv2.VideoCapture(str(video))
+        ids = []
+        while (frame := capture.read()[1]) is not None:
+            ids.append(session.update(frame).tracks.ids.tolist())
+    assert ids == [[r["tracking_id"] for r in frame["results"]] for frame in expected]
+    with pytest.raises(ctrt.CtrtError, match="JPEG quality is a whole number"):
+        ctrt.load(url(stateful_server), transport="jpeg:0")

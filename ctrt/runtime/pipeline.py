@@ -110,7 +110,7 @@ class StreamState:
             # The first frame is its own previous frame. Feeding the same array (not a copy into pre_img) also tells
             # the TensorRT backend, which skips uploading a pre_img it has just seen, that this one is new.
             previous_image = self.image if self.frames == 0 else self.pre_img
-            tensors = {"image": self.image, "pre_img": previous_image, "pre_hm": self.pre_hm}
+            tensors: dict[str, np.ndarray] = {"image": self.image, "pre_img": previous_image, "pre_hm": self.pre_hm}
         else:
             assert self._frame is not None
             previous = self._frame if self._previous_frame is None else self._previous_frame

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # The stub's embedded interpreter ignores PYTHONPATH; honour it (see model.py of --backend python).
 sys.path[:0] = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry not in ("", *sys.path)]
@@ -42,7 +43,7 @@ class TritonPythonModel:
         self.pre_hm = np.zeros((1, 1, h, w), np.float32)
         self.previous: dict[int, tuple[np.ndarray, float]] = {}  # correlation id -> (frame, last seen)
 
-    def _frame(self, request, name: str) -> np.ndarray | None:
+    def _frame(self, request: Any, name: str) -> np.ndarray | None:
         raw = pb_utils.get_input_tensor_by_name(request, name)
         if raw is not None:
             return raw.as_numpy()[0].copy()  # the request's memory goes with the request
@@ -59,10 +60,10 @@ class TritonPythonModel:
         return frame
 
     @staticmethod
-    def _control(request, name: str) -> int:
+    def _control(request: Any, name: str) -> int:
         return int(pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1)[0])
 
-    def _feed(self, request, now: float) -> dict[str, np.ndarray] | None:
+    def _feed(self, request: Any, now: float) -> dict[str, np.ndarray] | None:
         """One request's network inputs, its sequence's state updated; None for a closing request."""
         sequence, start, end = (self._control(request, n) for n in ("CORRID", "START", "END"))
         frame = self._frame(request, "frame")
