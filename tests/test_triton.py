@@ -348,6 +348,20 @@ def test_stateful_repositories_parse_with_tritons_schema(fast_onnx, tmp_path):
     assert gpu_net.platform == "onnxruntime_onnx" and parse(repo / "gpu" / "config.pbtxt").backend == "python"
 
 
+def test_stateful_engine_repository_serves_the_plan_behind_the_front(monkeypatch, fast_onnx, tmp_path):
+    import trt_simulation as sim
+    from ctrt.engines.builder import BuildOptions, build_engine
+
+    sim.install(monkeypatch, "10.3.0")
+    engine = tmp_path / "fast.engine"
+    build_engine(fast_onnx, engine, BuildOptions(max_batch=4))
+    assert invoke("triton", engine, "-o", tmp_path / "repo", "--stateful").exit_code == 0
+    front = parse(tmp_path / "repo" / "ctrt" / "config.pbtxt")
+    net = parse(tmp_path / "repo" / "ctrt_net" / "config.pbtxt")
+    assert (front.backend, front.max_batch_size, net.platform, net.max_batch_size) == ("python", 4, "tensorrt_plan", 4)
+    assert (tmp_path / "repo" / "ctrt_net" / "1" / "model.plan").read_bytes() == engine.read_bytes()
+
+
 def test_server_draws_the_pre_hm_a_local_run_draws(fast_onnx):
     """What a stateful client sends (boxes in input pixels and scores, zero rows as padding) drawn as the server
     does equals the local pre_hm bit for bit."""
