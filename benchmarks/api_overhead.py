@@ -80,7 +80,7 @@ def by_hand(backend: Replay, frames, meta) -> tuple[float, list[list[int]]]:
     count = 0
     for frame in frames:
         geometry = pre(frame, image[0])
-        renderer.render(tracker.pre_hm_boxes(), geometry.to_input, pre_hm[0, 0])
+        renderer.render(tracker.pre_hm_boxes()[0], geometry.to_input, pre_hm[0, 0])
         out = backend({"image": image, "pre_img": image if first else pre_img, "pre_hm": pre_hm})
         tracks = tracker.step(decoder({k: v[0] for k, v in out.items()}, geometry))
         image, pre_img, first = pre_img, image, False

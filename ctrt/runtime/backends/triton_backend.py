@@ -101,6 +101,7 @@ class TritonBackend:
         self._check_transport(transport, shm)
         self.restarts = 0  # sequences the server lost and this client started again
         self._sent: dict[int, tuple[str, Any]] = {}  # sequence -> (input name, value) of its last frame sent
+        self._spare: dict[int, np.ndarray] = {}  # sequence -> the raw buffer its next frame is copied into
         self._senders: ThreadPoolExecutor | None = None
         shown = ", shared memory" if shm else f", stateful, {self._transport_name}" if self.stateful else ""
         self.name = f"triton ({self.protocol} {self.address}, model {self.model}{shown})"
@@ -170,10 +171,9 @@ class TritonBackend:
         if shm:
             raise CtrtError(f"shm: model {self.model!r} is stateful, its frames travel once already; drop shm "
                             "(it is for a client on the server's host and a model without --stateful)", option="shm")
-        k = self.meta.graph.topk if self.meta.graph else None
+        # What this client feeds a stateful model, in place of the network's own inputs.
         self.meta = replace(self.meta, inputs=["frame", *(["pre_boxes"] if "pre_hm" in self.meta.inputs else []),
                                                "sequence"])
-        assert k is not None, "a stateful repository is written for a model with the in-graph decode"
 
     # -- shared memory ---------------------------------------------------------------------------------------------
     def _rows(self) -> int:
@@ -293,9 +293,14 @@ class TritonBackend:
                         self._register_shm()
 
     # -- stateful: one sequence per stream ----------------------------------------------------------------------
-    def _frame_input(self, frame: np.ndarray) -> tuple[str, Any]:
+    def _frame_input(self, sequence: int, frame: np.ndarray) -> tuple[str, Any]:
         if self.transport == "raw":
-            return "frame", frame[None].copy()  # kept for a restart; the caller's buffer is reused next frame
+            # Kept for a restart (the caller's buffer is reused next frame): two buffers per stream, swapped.
+            buffer = self._spare.pop(sequence, None)
+            if buffer is None or buffer.shape[1:] != frame.shape:
+                buffer = np.empty((1, *frame.shape), frame.dtype)
+            np.copyto(buffer[0], frame)
+            return "frame", buffer
         import cv2
 
         ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
@@ -305,7 +310,7 @@ class TritonBackend:
 
     def _infer_sequence(self, sequence: int, frame: np.ndarray, boxes: np.ndarray | None) -> dict[str, np.ndarray]:
         """One stream's frame as one request of its sequence, started again (with the frame before) when lost."""
-        name, value = self._frame_input(frame)
+        name, value = self._frame_input(sequence, frame)
         feed = {name: value, **({"pre_boxes": boxes[None]} if boxes is not None else {})}
         start = sequence not in self._sent
         refused = False
@@ -330,7 +335,10 @@ class TritonBackend:
                 else:
                     refused = True
                 continue
+            replaced = self._sent.get(sequence)
             self._sent[sequence] = (name, value)
+            if replaced is not None and replaced[0] == "frame":
+                self._spare[sequence] = replaced[1]
             return self._outputs(result)
 
     def _call_sequences(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -359,7 +367,7 @@ class TritonBackend:
                 self.client.infer(self.model, [], sequence_id=sequence, sequence_end=True)
             except Exception:  # noqa: BLE001 - best effort by design
                 pass
-        self._sent = {}
+        self._sent, self._spare = {}, {}
 
     def __call__(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.stateful:
