@@ -27,9 +27,9 @@ import numpy as np
 
 import ctrt
 from ctrt.demo import demo_model, make_demo_video
-from ctrt.runtime.streams import RunReport, StreamReport
-from ctrt.service.http import HttpOptions, LiveServer
-from ctrt.service.mqtt import MqttOptions, MqttPublisher
+from ctrt.runtime.reports import RunReport, StreamReport
+from ctrt.site.http import HttpOptions, LiveServer
+from ctrt.site.mqtt import MqttOptions, MqttPublisher
 
 CAMERAS = 4
 

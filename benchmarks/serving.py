@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from run_ctrt import CTRT, ctrt
 
-from ctrt.serving.local_server import LocalTriton
+from ctrt.triton.local_server import LocalTriton
 
 
 def statistics(server: LocalTriton, model: str) -> tuple[int, int]:

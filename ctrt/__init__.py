@@ -14,7 +14,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # The most pixels an image may have for OpenCV to decode it (8192x8192, above any camera; OpenCV's own default is
 # 2^30, a 3 GiB frame). OpenCV reads it once, when it is first imported: a program that imports cv2 before ctrt
@@ -24,29 +24,37 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "load": "api", "Model": "api", "Run": "api",
+    "load": "api", "Model": "api", "Run": "run",
     "Session": "runtime.pipeline", "Results": "runtime.results",
-    "RunReport": "runtime.streams", "StreamReport": "runtime.streams",
+    "RunReport": "runtime.reports", "StreamReport": "runtime.reports",
     "TrackerConfig": "runtime.tracker", "tracker_preset": "runtime.tracker", "PRESETS": "runtime.tracker",
     "Detections": "runtime.detections",
     "CtrtError": "errors", "Interrupted": "errors",
-    "read_site": "service.site", "Site": "service.site", "MqttOptions": "service.mqtt", "HttpOptions": "service.http",
+    "read_site": "api", "Site": "api", "run_plan": "api", "RunPlan": "plan", "plan_run": "plan",
+    "MqttOptions": "site.mqtt", "HttpOptions": "site.http", "TrackerLike": "runtime.tracker_protocol",
+    "register_backend": "runtime.backends.registry", "LoadOptions": "runtime.backends.registry",
+    "OPTIONS": "options",
 }
 __all__ = ["__version__", "load", "Model", "Run", "Session", "Results", "RunReport", "StreamReport", "TrackerConfig",
-           "tracker_preset", "PRESETS", "Detections", "CtrtError", "Interrupted", "read_site", "Site", "MqttOptions",
-           "HttpOptions"]
+           "tracker_preset", "PRESETS", "Detections", "CtrtError", "Interrupted", "read_site", "Site", "run_plan",
+           "RunPlan", "plan_run", "MqttOptions", "HttpOptions", "TrackerLike", "register_backend", "LoadOptions",
+           "OPTIONS"]
 
 if TYPE_CHECKING:
-    from .api import Model, Run, load
+    from .api import Model, Site, load, read_site, run_plan
     from .errors import CtrtError, Interrupted
     from .runtime.detections import Detections
     from .runtime.pipeline import Session
     from .runtime.results import Results
-    from .runtime.streams import RunReport, StreamReport
+    from .options import OPTIONS
+    from .plan import RunPlan, plan_run
+    from .run import Run
+    from .runtime.backends.registry import LoadOptions, register_backend
+    from .runtime.reports import RunReport, StreamReport
     from .runtime.tracker import PRESETS, TrackerConfig, tracker_preset
-    from .service.http import HttpOptions
-    from .service.mqtt import MqttOptions
-    from .service.site import Site, read_site
+    from .runtime.tracker_protocol import TrackerLike
+    from .site.http import HttpOptions
+    from .site.mqtt import MqttOptions
 
 
 def __getattr__(name: str) -> Any:

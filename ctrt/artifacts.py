@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import __version__
+from .version import __version__
 from .errors import CtrtError
 from .inputs import parse_json
 from .model.config import MEAN_BGR, STD_BGR, ModelConfig

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import CtrtError
 from .export.parity import random_feed
 from .runtime.backends.base import Backend

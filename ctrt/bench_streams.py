@@ -24,7 +24,8 @@ from .errors import CtrtError
 from .runtime.backends.base import Backend
 from .runtime.pipeline import Session
 from .runtime.sources import FrameSource
-from .runtime.streams import RunReport, Stream, schedule
+from .runtime.reports import RunReport
+from .runtime.scheduler import Stream, schedule
 
 
 class MemorySource(FrameSource):

@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .errors import CtrtError
 
 # L4T major.minor -> JetPack release (NVIDIA's JetPack archive).

@@ -134,8 +134,8 @@ def test_errors_name_the_parameter_and_the_cli_its_flag(model, demo_onnx, videos
     assert error.value.option == "drop" and str(error.value).startswith("drop 'sometimes'")
     with pytest.raises(ctrt.CtrtError) as error:
         model.track(videos[0], tracker="robust,gate=2")
-    assert error.value.option == "tracker" and str(error.value) == "tracker 'robust,gate=2': gate 2: give a share " \
-        "of the box size in (0, 1]"
+    assert error.value.option == "tracker" and str(error.value) == "tracker 'robust,gate=2': gate 2: give more " \
+        "than 0, up to 1 (a share of the box size)"
     with pytest.raises(ctrt.CtrtError) as error:
         model.track(videos[0], tracker=ctrt.TrackerConfig.from_options(gate=2))
     assert error.value.option == "gate"

@@ -17,10 +17,10 @@ from ctrt.calibration.int8_rewrites import int8_friendly
 from ctrt.calibration.workflow import fp32_detector
 from ctrt.errors import CtrtError
 from ctrt.model.config import MEAN_BGR, STD_BGR
-from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, x86_without_vnni
 from ctrt.runtime.prehm import PreHeatmapRenderer
 from ctrt.runtime.preprocess import Preprocessor, normalisation_table
-from ctrt.runtime.runner import int8_kernel_warning, open_backend, x86_without_vnni
+from ctrt.runtime.backends.registry import LoadOptions, open_backend
 from conftest import invoke, message_lines
 
 INPUTS = ["image", "pre_img", "pre_hm"]
@@ -285,7 +285,7 @@ def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(
 
 def test_tensorrt_target_on_a_cpu_without_vnni_warns_once(quantized, quantized_cpu, monkeypatch, tmp_path):
     from ctrt.demo import make_demo_video
-    import ctrt.runtime.runner as runner
+    import ctrt.runtime.backends.onnxruntime_backend as runner
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse avx2 fma\n")
@@ -293,8 +293,8 @@ def test_tensorrt_target_on_a_cpu_without_vnni_warns_once(quantized, quantized_c
     cpuinfo.write_text("flags\t\t: fpu sse avx2 avx512_vnni\n")
     assert not x86_without_vnni(cpuinfo)
     monkeypatch.setattr(runner, "x86_without_vnni", lambda: True)
-    assert int8_kernel_warning(open_backend(quantized[0], "cpu")) is not None
-    assert int8_kernel_warning(open_backend(quantized_cpu[0], "cpu")) is None
+    assert open_backend(quantized[0], LoadOptions("cpu")).notes
+    assert not open_backend(quantized_cpu[0], LoadOptions("cpu")).notes
     video = make_demo_video(tmp_path / "v.mp4", frames=2, size=(320, 240))
     result = invoke("run", quantized[0], "--source", video)
     assert result.exit_code == 0 and result.output.count("--target cpu") == 1

@@ -7,32 +7,56 @@ import ctrt
 
 # Lowest first. Within a layer anything goes; the top layer holds the commands.
 LAYERS = [
-    {"errors", "inputs", "outputs", "progress", "shutdown", "sizes"},
-    {"model", "artifacts", "onnx_graph", "trt_rules", "trt_api"},
+    {"errors", "inputs", "outputs", "progress", "shutdown", "sizes", "version"},
+    {"model", "artifacts", "onnx_graph", "trt_rules", "trt_api", "options"},
     {"runtime"},
-    {"service"},
+    {"site"},
+    {"plan"},
+    {"run"},
     {"export"},
     {"calibration"},
     {"engines"},
     {"api"},
-    {"eval", "bench", "bench_streams", "demo", "doctor", "selftest", "inspection", "serving"},
+    {"eval", "bench", "bench_streams", "demo", "doctor", "selftest", "inspection", "triton"},
     {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+ROOT = Path(ctrt.__file__).parent
+FRONT_DOOR = "__init__"  # ctrt itself: above every room (it re-exports the API)
+RANK[FRONT_DOOR] = len(LAYERS)
 
 
 def imports(path: Path, package: list[str]):
+    """(line, top-level room of ctrt) for every import of ctrt in the file, in every form: ``from .x import y``,
+    ``from . import x`` (each name a room, or the front door when it names no room), ``import ctrt.x``."""
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package[: len(package) - node.level + 1]
             target = base + (node.module.split(".") if node.module else [])
-            if len(target) == 1:  # "from . import __version__" and the like: the package itself
-                continue
-            yield node.lineno, target[1]
+            if len(target) > 1:
+                yield node.lineno, target[1]
+            else:  # "from . import x": the room x, or a name of the package's front door
+                for alias in node.names:
+                    yield node.lineno, alias.name if (ROOT / f"{alias.name}.py").exists() or (
+                        ROOT / alias.name).is_dir() else FRONT_DOOR
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ctrt":
+            yield node.lineno, node.module.split(".")[1] if "." in node.module else FRONT_DOOR
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "ctrt":
+                    yield node.lineno, alias.name.split(".")[1] if "." in alias.name else FRONT_DOOR
+
+
+def test_the_reader_sees_every_import_form(tmp_path):
+    """The check itself: each form of importing a room, and the front door, is read as the room it names."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("from . import __version__\nfrom . import api\nfrom .plan import RunPlan\nimport ctrt.run\n"
+                     "from ctrt import load\n")
+    assert list(imports(probe, ["ctrt"])) == [(1, FRONT_DOOR), (2, "api"), (3, "plan"), (4, "run"), (5, FRONT_DOOR)]
 
 
 def test_no_import_runs_up_the_chain():
-    root = Path(ctrt.__file__).parent
+    root = ROOT
     upward, unknown = [], set()
     for path in sorted(root.rglob("*.py")):
         parts = ["ctrt", *path.relative_to(root).with_suffix("").parts]

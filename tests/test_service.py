@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import ctrt
 from ctrt.demo import DemoScene, make_demo_video
 from ctrt.runtime.sources import FrameSource
-from ctrt.service.mqtt import MqttOptions, MqttPublisher
-from ctrt.service.site import read_site
+from ctrt.site.mqtt import MqttOptions, MqttPublisher
+from ctrt.site.file import read_site
 from conftest import invoke, message_lines
 from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto, make_ca
 

@@ -20,7 +20,9 @@ from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.capture import FrameReader
 from ctrt.runtime.sinks import JsonLinesSink
 from ctrt.runtime.sources import FrameSource
-from ctrt.runtime.streams import RunReport, Stream, lanes_for, schedule, stream_names
+from ctrt.runtime.scheduler import Stream, lanes_for, schedule
+from ctrt.runtime.reports import RunReport
+from ctrt.runtime.stream_setup import stream_names
 from conftest import assert_same_tracks, invoke, jsonl
 
 CTRT = str(Path(sys.executable).with_name("ctrt"))

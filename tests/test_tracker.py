@@ -277,5 +277,5 @@ def test_presets_and_overrides():
         TrackerConfig.from_options(preset="fast")
     with pytest.raises(CtrtError, match="low_thresh 0.4 must be below the track threshold 0.3"):
         TrackerConfig.from_options(low_thresh=0.4)
-    with pytest.raises(CtrtError, match=r"gate 1.5: give a share of the box size in \(0, 1\]"):
+    with pytest.raises(CtrtError, match=r"gate 1.5: give more than 0, up to 1 \(a share of the box size\)"):
         TrackerConfig.from_options(gate=1.5)

@@ -21,7 +21,7 @@ from tritonclient.grpc import model_config_pb2
 
 from ctrt.artifacts import read_meta
 from ctrt.demo import make_demo_video
-from ctrt.serving.local_server import LocalTriton, Ports
+from ctrt.triton.local_server import LocalTriton, Ports
 from conftest import assert_same_tracks, invoke, jsonl
 
 CTRT = str(Path(sys.executable).with_name("ctrt"))

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .. import __version__
+from ..version import __version__
 from ..errors import CtrtError, Interrupted
+from ..options import OPTIONS, flag_of
 from ..progress import Progress
 from ..shutdown import stop_on_signals
 
@@ -34,7 +35,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    help="CenterTrack-HarDNet: checkpoint -> ONNX -> TensorRT engine -> tracking on a live camera.",
 )
 # In a pipe or a log rich would wrap at 80 columns, mid-sentence; there, lines may be as long as they need.
 LOG_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
@@ -55,6 +55,12 @@ def _show_version(value: bool) -> None:
     if value:
         console.print(f"ctrt {__version__}")
         raise typer.Exit()
+
+
+@app.command()
+def version() -> None:
+    """Print the ctrt version."""
+    console.print(f"ctrt {__version__}")
 
 
 @app.callback()
@@ -99,8 +105,9 @@ def warning(message: str) -> None:
 
 
 def spell(option: str, flags: dict[str, str] | None = None) -> str:
-    """The flag of a library parameter: ``save_video`` is ``--save-video`` unless the command names it otherwise."""
-    return (flags or {}).get(option) or "--" + option.replace("_", "-")
+    """The flag of a library parameter: the command's own where it names it otherwise, else the options table's
+    (``threshold`` is ``--track-thresh``), else ``--`` + the name with dashes."""
+    return (flags or {}).get(option) or flag_of(option)
 
 
 class _WarningLines(logging.Handler):
@@ -150,15 +157,18 @@ def command(fn: F | None = None, *, flags: dict[str, str] | None = None) -> Any:
     return fn
 
 
+def opt(name: str, **extra: Any) -> Any:
+    """A typer option from the options table: its flags and help (the default is the parameter's, from the table
+    too). Bounds are not given to click: the library refuses a bad value in the table's words, spelled as the
+    flag."""
+    option = OPTIONS[name]
+    flag = option.cli if option.kind is not bool or "/" in option.cli else f"{option.cli}/--no-{option.cli[2:]}"
+    return typer.Option(*(d for d in (option.short, flag) if d), help=option.help, **extra)
+
+
 def positive(value: Optional[float]) -> Optional[float]:
     if value is not None and value <= 0:
         raise typer.BadParameter(f"{value:g} is not > 0")
-    return value
-
-
-def probability(value: Optional[float]) -> Optional[float]:
-    if value is not None and not 0 <= value <= 1:
-        raise typer.BadParameter(f"{value:g} is not a score in [0, 1]")
     return value
 
 
@@ -171,9 +181,9 @@ def sidecars(*paths: Optional[Path]) -> list[Optional[Path]]:
 
 def local(model: str) -> Optional[Path]:
     """The file a model argument names, None for a model served by Triton."""
-    from ..runtime.backends.triton_backend import is_triton_url
+    from ..runtime.backends.registry import is_remote
 
-    return None if is_triton_url(model) else Path(model)
+    return None if is_remote(model) else Path(model)
 
 
 def next_steps(*commands: str) -> None:

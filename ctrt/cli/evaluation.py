@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from .. import __version__
+from ..version import __version__
 from .app import command, console, local, next_steps, notes, sidecars, titled, write_results
 
 
@@ -49,7 +49,7 @@ def _delta(value: float, base: float, share: bool) -> str:
     return f"{shown} ({value - base:+.3f})" if share else f"{shown} ({value - base:+.0f})"
 
 
-@command(flags={"threshold": "--track-thresh"})
+@command(flags={"tracker": "--tracker"})
 def eval(
     models: Annotated[Optional[list[str]], typer.Argument(help="models to compare (.onnx, .engine, .pth, triton://); the first is the baseline")] = None,
     mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge sequences: SEQ/img1 (or a video) + SEQ/gt/gt.txt")] = None,

@@ -22,7 +22,7 @@ from .prehm import PreHeatmapRenderer
 from .preprocess import FrameGeometry, Preprocessor
 from .timing import RUN_KEEP, StageTimes
 from .results import Results
-from .tracker import Tracker, TrackerConfig
+from .tracker_protocol import TrackerLike, TrackerSource, make_tracker
 
 STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
 
@@ -30,13 +30,13 @@ STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
 class StreamState:
     """CenterTrack's ``Detector.run`` + ``Tracker.step`` state for one camera, every buffer allocated once.
 
-    ``prepare`` fills this frame's inputs (batch of one), ``finish`` decodes this stream's outputs and tracks.
+    ``prepare`` fills this frame's inputs (batch of one), ``track_heads`` decodes this stream's outputs and tracks.
     The current and previous image buffers swap after each frame instead of being copied. A stateful Triton model
     (inputs ``frame``, ``pre_boxes``, ``sequence``) keeps the previous frame itself: this stream sends its camera
     frame, last frame's boxes in input pixels for the server to draw, and its sequence id (new after a reset).
     """
 
-    def __init__(self, meta: ArtifactMeta, k: int = TOPK, tracker: TrackerConfig | None = None,
+    def __init__(self, meta: ArtifactMeta, k: int = TOPK, tracker: TrackerSource = None,
                  keep_times: int | None = RUN_KEEP) -> None:
         h, w = meta.input_size
         self.inputs = meta.inputs
@@ -45,8 +45,8 @@ class StreamState:
         self.decode_in_graph = bool(meta.graph and meta.graph.decode_in_graph)
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
-        self.tracker = Tracker(tracker)
-        self.threshold = self.tracker.config.decode_floor
+        self.tracker = make_tracker(tracker)
+        self.threshold = self.tracker.decode_floor
         self.decoder = Decoder.for_meta(meta, k, self.threshold)
         self.image = np.empty((1, 3, h, w), np.float32)
         self.pre_img = np.empty((1, 3, h, w), np.float32)
@@ -60,12 +60,14 @@ class StreamState:
         self._durations = np.zeros(len(STAGES))
         self._geometry: FrameGeometry | None = None
         self.frames = 0
+        self.ids_given = 0  # the highest track id so far: how many the tracker gave out
 
     def reset(self) -> None:
         """Forget every track and the previous frame: the next frame is a first frame again."""
         self.tracker.reset()
         self._previous_frame = None
         self.frames = 0
+        self.ids_given = 0
         self._new_sequence()
 
     def _new_sequence(self) -> None:
@@ -125,7 +127,7 @@ class StreamState:
             return decode_topk(heads, self._geometry, self.threshold)
         return self.decoder(heads, self._geometry)
 
-    def finish(self, heads: dict[str, np.ndarray], infer_s: float) -> Detections:
+    def track_heads(self, heads: dict[str, np.ndarray], infer_s: float) -> Detections:
         """Decode this stream's heads (unbatched), track, and make this frame the next one's previous frame."""
         clock = time.perf_counter
         t0 = clock()
@@ -133,6 +135,8 @@ class StreamState:
         t1 = clock()
         tracks = self.tracker.step(dets)
         t2 = clock()
+        if len(tracks):
+            self.ids_given = max(self.ids_given, int(tracks.ids.max()))
         if self.source_hw is None:
             self.image, self.pre_img = self.pre_img, self.image
         else:
@@ -155,7 +159,7 @@ class Session:
         ...     r = session.update(frame)
     """
 
-    def __init__(self, backend: Backend, k: int = TOPK, tracker: TrackerConfig | None = None,
+    def __init__(self, backend: Backend, k: int = TOPK, tracker: TrackerSource = None,
                  keep_times: int | None = RUN_KEEP, name: str = "session") -> None:
         if backend.meta.batch not in (0, 1):
             raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; one stream needs batch 1 "
@@ -164,7 +168,7 @@ class Session:
         self.stream = StreamState(backend.meta, k, tracker, keep_times)
 
     @property
-    def tracker(self) -> Tracker:
+    def tracker(self) -> TrackerLike:
         """The stream's tracker (its ``tracks`` are the live ones, kept ones included)."""
         return self.stream.tracker
 
@@ -183,5 +187,5 @@ class Session:
         t0 = time.perf_counter()
         outputs = self.backend(self.stream.feed())
         infer_s = time.perf_counter() - t0
-        tracks = self.stream.finish({name: value[0] for name, value in outputs.items()}, infer_s)
+        tracks = self.stream.track_heads({name: value[0] for name, value in outputs.items()}, infer_s)
         return self.stream.results(self.name, frame, tracks)

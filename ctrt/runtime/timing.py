@@ -38,8 +38,3 @@ class StageTimes:
     def mean(self) -> dict[str, float]:
         """Mean ms per stage over every frame so far."""
         return dict(zip(self.stages, (self._total / max(self.count, 1)).tolist()))
-
-    def recent_mean(self, frames: int = 30) -> dict[str, float]:
-        recent = self.samples[-frames:]
-        means = recent.mean(axis=0) if len(recent) else np.zeros(len(self.stages))
-        return dict(zip(self.stages, means.tolist()))

@@ -6,14 +6,15 @@ CenterTrack-HarDNet fork's version of that path is broken: it treats scipy's tup
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import CtrtError
+from ..options import OPTIONS, TRACKER_OPTIONS, check, default
 from .detections import Detections
 
-TRACK_THRESH = 0.3  # CenterTrack's --track_thresh (also its new_thresh and pre_thresh unless given)
+TRACK_THRESH: float = default("track_thresh")  # CenterTrack's (also its new_thresh and pre_thresh unless given)
 
 INVALID = 1e18
 MATCH_LIMIT = 1e16
@@ -22,10 +23,6 @@ VELOCITY_MEMORY = 0.9  # weight of a track's velocity against the newest offset 
 GATE_GROWTH = 0.05  # --gate: an unseen track's gate widens by this share per frame, up to CenterTrack's
 GATE_SIGMAS = 4.0  # --gate: the gate never closes below this many times the typical miss of matched detections
 RESIDUAL_MEMORY = 0.98  # per frame: weight of the residual estimate so far against the newest frame's
-
-
-# Bounds of the integer options: a track kept unmatched for a day at 30 FPS, reported after 100 matched frames.
-MAX_AGE, MAX_MIN_HITS = 30 * 86_400, 100
 
 
 @dataclass(frozen=True)
@@ -65,26 +62,20 @@ class TrackerConfig:
         """A preset, then the options given (None: the preset's). CenterTrack's rule for thresholds: each is
         max(track_thresh, its own value), its own value unset by default."""
         base = preset_config(preset)
-        for name, value in (("track_thresh", track_thresh), ("pre_thresh", pre_thresh), ("new_thresh", new_thresh),
-                            ("low_thresh", low_thresh)):
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise CtrtError(f"{name} {value:g} is not a score in [0, 1]", option=name)
-        low = low_thresh if low_thresh is not None else base.low_thresh
+        given = {name: check(name, value) for name, value in (
+            ("track_thresh", track_thresh), ("pre_thresh", pre_thresh), ("new_thresh", new_thresh),
+            ("low_thresh", low_thresh), ("max_age", max_age), ("hungarian", hungarian), ("coast", coast),
+            ("min_hits", min_hits), ("gate", gate))}
+        track_thresh = given.pop("track_thresh")
+        low = given.pop("low_thresh")
+        low = low if low is not None else base.low_thresh
         if low is not None and low >= track_thresh:
             raise CtrtError(f"low_thresh {low:g} must be below the track threshold {track_thresh:g}",
                             option="low_thresh")
-        if gate is not None and not 0.0 < gate <= 1.0:
-            raise CtrtError(f"gate {gate:g}: give a share of the box size in (0, 1]", option="gate")
-        if min_hits is not None and not 1 <= min_hits <= MAX_MIN_HITS:
-            raise CtrtError(f"min_hits {min_hits}: from 1 (report a track from its first matched frame) to "
-                            f"{MAX_MIN_HITS}", option="min_hits")
-        if max_age is not None and not -1 <= max_age <= MAX_AGE:
-            raise CtrtError(f"max_age {max_age}: -1 (keep no unmatched track) to {MAX_AGE} frames", option="max_age")
-        return cls(new_thresh=max(track_thresh, new_thresh or 0.0), pre_thresh=max(track_thresh, pre_thresh or 0.0),
-                   max_age=base.max_age if max_age is None else max_age,
-                   hungarian=base.hungarian if hungarian is None else hungarian,
-                   coast=base.coast if coast is None else coast, low_thresh=low, track_thresh=track_thresh,
-                   min_hits=base.min_hits if min_hits is None else min_hits, gate=base.gate if gate is None else gate)
+        own = {name: value for name, value in given.items() if value is not None}
+        return replace(base, **{**own, "new_thresh": max(track_thresh, own.get("new_thresh", 0.0)),
+                                "pre_thresh": max(track_thresh, own.get("pre_thresh", 0.0)), "low_thresh": low,
+                                "track_thresh": track_thresh})
 
 
 # "robust": the settings that measured best on generated pedestrian sequences with CenterTrack-like detection noise
@@ -94,8 +85,7 @@ PRESETS = {
     "robust": TrackerConfig(max_age=45, coast=True, min_hits=2, gate=0.25),
 }
 # What a tracker spec may set after its preset, and how each value is read.
-SPEC_OPTIONS = {"max_age": int, "min_hits": int, "low_thresh": float, "gate": float, "track_thresh": float,
-                "pre_thresh": float, "new_thresh": float, "coast": bool, "hungarian": bool}
+SPEC_OPTIONS: dict[str, type] = {name: OPTIONS[name].kind for name in TRACKER_OPTIONS}
 
 
 def preset_config(name: str) -> TrackerConfig:
@@ -199,6 +189,10 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.reset()
+
+    @property
+    def decode_floor(self) -> float:
+        return self.config.decode_floor
 
     def reset(self) -> None:
         self.tracks = Detections.empty()

@@ -20,7 +20,8 @@ class Backend(Protocol):
     name: str
 
     # Optional capabilities, declared (None where a backend has none) as Polygraphy's runners declare
-    # inference_time; ``ctrt bench`` reads them.
+    # inference_time; ``ctrt bench`` reads them. A backend may also have ``notes``: lines its user should read
+    # about it on this machine (``model_notes`` reads them where present).
     @property
     def last_ms(self) -> Mapping[str, float] | None:
         """Device-side stage times of the last call ({"h2d", "compute", "d2h"}, from CUDA events)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,17 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+
+
+def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """x86 CPUs without VNNI multiply uint8 by int8 with VPMADDUBSW, whose 16-bit pair sums saturate."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return False  # unknown: no warning rather than a wrong one
+    return not flags & {"avx512_vnni", "avx_vnni"}
 
 
 class OnnxRuntimeBackend:
@@ -66,6 +78,17 @@ class OnnxRuntimeBackend:
         if problems:
             raise CtrtError(f"the metadata of {path} does not describe it ({'; '.join(problems)}): a sidecar "
                             f"{path.name}.json from another export? Delete it or re-export the model")
+
+    @property
+    def notes(self) -> list[str]:
+        """A TensorRT-target INT8 model (8-bit weights) on ONNX Runtime's CPU kernels where they saturate."""
+        quantization = self.meta.quantization
+        if (self.provider != "CPUExecutionProvider" or self.meta.precision != "int8"
+                or (quantization and quantization.target) != "tensorrt" or not x86_without_vnni()):
+            return []
+        return ["this INT8 model was quantized for TensorRT; on this CPU (no VNNI) ONNX Runtime's INT8 kernels "
+                "saturate its 8-bit weights and lose accuracy. For ONNX Runtime on CPU use ctrt quantize ... "
+                "--target cpu"]
 
     def __enter__(self) -> OnnxRuntimeBackend:
         return self

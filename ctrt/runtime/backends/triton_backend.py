@@ -30,7 +30,7 @@ from ..sources import backoff_delay
 
 SCHEMES = {"triton": "grpc", "grpc": "grpc", "http": "http"}
 DEFAULT_PORTS = {"grpc": 8001, "http": 8000}
-META_PARAMETER = "ctrt_meta"  # written by ctrt.serving.repository
+META_PARAMETER = "ctrt_meta"  # written by ctrt.triton.repository
 STATEFUL_PARAMETER = "ctrt_stateful"  # ditto, on a --stateful front model
 LOST_SEQUENCE = ("must specify the START flag", "ctrt: no previous frame for sequence")  # Triton's, stateful_model's
 TRANSPORTS = ("raw", "jpeg")
@@ -47,10 +47,6 @@ def parse_transport(spec: str) -> tuple[str, int]:
     if not quality.isdigit() or not 1 <= int(quality) <= 100:
         raise CtrtError(f"transport {spec!r}: JPEG quality is a whole number from 1 to 100", option="transport")
     return kind, int(quality)
-
-
-def is_triton_url(spec: str) -> bool:
-    return spec.split("://", 1)[0].lower() in SCHEMES and "://" in spec
 
 
 def parse_url(url: str) -> tuple[str, str, str]:

@@ -86,7 +86,7 @@ class TrackEvents:
             out.append(("frames", f'{head[:-1]}, "record": {results.to_json()}}}'))
         return out
 
-    def finish(self, now: float) -> list[tuple[str, str]]:
+    def end_all(self, now: float) -> list[tuple[str, str]]:
         """``end`` for every track still held when the run ends."""
         out = [self._event("end", track, now) for track in self.tracks.values()]
         self.tracks.clear()

@@ -29,12 +29,13 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import CtrtError
+from ..options import check, default
 from ..runtime.detections import Detections
+from ..runtime.pipeline import STAGES
 from ..runtime.results import Results
-from ..runtime.streams import RunReport, StreamReport
+from ..runtime.reports import RunReport, StreamReport
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
 WATCH_GRACE_S = 3.0  # a page polling pictures counts as watching for this long after its last request
 BOUNDARY = "ctrtframe"
 
@@ -45,15 +46,22 @@ class HttpOptions:
 
     bind: str
     token: str | None = None
-    stale_after: float = 10.0
-    fps: float = 5.0
+    stale_after: float = default("stale_after")
+    fps: float = default("http_fps")
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.stale_after <= 86_400:
-            raise CtrtError(f"stale_after {self.stale_after:g}: give 0.5 to 86400 seconds", option="stale_after")
-        if not 0.1 <= self.fps <= 60:
-            raise CtrtError(f"http_fps {self.fps:g}: give 0.1 to 60 pictures a second", option="http_fps")
-        parse_bind(self.bind)
+        check("stale_after", self.stale_after)
+        check("http_fps", self.fps)
+        check("http", self.bind)
+        host, _ = parse_bind(self.bind)
+        if not is_loopback(host) and not self.secret:
+            raise CtrtError(f"http {self.bind}: serving beyond loopback needs a token (CTRT_HTTP_TOKEN or "
+                            "http_token_file)", option="http")
+
+    @property
+    def secret(self) -> str | None:
+        """The token: the one given, else ``CTRT_HTTP_TOKEN``."""
+        return self.token or os.environ.get("CTRT_HTTP_TOKEN") or None
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -99,11 +107,8 @@ class LiveServer:
 
     def __init__(self, options: HttpOptions, cameras: list[str], report: RunReport, publisher: Any = None) -> None:
         self.options, self.report, self.publisher = options, report, publisher
-        self.token = options.token or os.environ.get("CTRT_HTTP_TOKEN") or None
+        self.token = options.secret
         self.host, self.port = parse_bind(options.bind)
-        if not is_loopback(self.host) and not self.token:
-            raise CtrtError(f"http {options.bind}: serving beyond loopback needs a token (CTRT_HTTP_TOKEN or "
-                            "http_token_file)", option="http")
         self.cameras = {name: _Camera(name) for name in cameras}
         self.loop_seen = time.monotonic()
         self.started = time.monotonic()

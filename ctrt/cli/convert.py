@@ -41,7 +41,7 @@ def export(
     """Checkpoint -> simplified ONNX, checked against PyTorch and TensorRT's parser rules, with a metadata sidecar."""
     from ..artifacts import sidecar_path
     from ..export.exporter import default_output, export_options, run_export, source_model
-    from ..runtime.runner import meta_notes
+    from ..runtime.model_notes import meta_notes
     from ..sizes import check_memory
     from ..trt_rules import parse_lines
 
@@ -191,7 +191,7 @@ def triton(
     max_sequences: Annotated[int, typer.Option(min=1, max=4096, help="with --stateful: streams the server holds at once; more wait for a free one")] = 64,
 ) -> None:
     """Write a Triton Inference Server model repository for a model: config, model file, ctrt metadata."""
-    from ..serving.repository import RepositoryOptions, write_repository
+    from ..triton.repository import RepositoryOptions, write_repository
 
     if fp16 and not ort_tensorrt:
         raise CtrtError("--fp16 applies with --ort-tensorrt; for an FP16 model export or build one")
@@ -220,7 +220,7 @@ def serve(
 ) -> None:
     """Run Triton Inference Server here, without a container, from the nvidia-pytriton wheel (Python-backend models;
     on GPU servers use NVIDIA's container). Ctrl-C or SIGTERM stops it."""
-    from ..serving.local_server import LocalTriton, Ports
+    from ..triton.local_server import LocalTriton, Ports
 
     if len({grpc_port, http_port, metrics_port}) < 3:
         raise CtrtError("--grpc-port, --http-port and --metrics-port must differ")

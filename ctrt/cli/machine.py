@@ -10,9 +10,9 @@ from rich.markup import escape
 
 from ..errors import CtrtError
 from ..outputs import check_outputs
+from ..version import __version__
 from dataclasses import asdict
 
-from .. import __version__
 from .app import command, console, notes, positive, sidecars, local, titled, write_results
 
 
@@ -154,8 +154,3 @@ def _bench_streams(path: str, backend: Any, frames: list[Any], counts: list[int]
     console.print(table)
     write_results(data, json_out, plot_out, plot_streams)
 
-
-@command
-def version() -> None:
-    """Print the ctrt version."""
-    console.print(f"ctrt {__version__}")

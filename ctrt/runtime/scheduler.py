@@ -9,35 +9,27 @@ result: the per-stream code is ``StreamState``, the same as a single-stream run.
 
 from __future__ import annotations
 
-import logging
 import math
-import re
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import CtrtError, Interrupted
-from ..inputs import read_text
 from ..shutdown import signals_held
 from .backends.base import Backend
-from .capture import FrameReader, drop_policy
+from .capture import FrameReader
+from .decode import TOPK
 from .pipeline import StreamState
+from .reports import RunReport, StreamReport
+from .results import Results
 from .sinks import Sink, TextSink
 from .sources import FrameSource
-from .decode import TOPK
-from .results import Results
 from .tracker import TrackerConfig
-
-
-LATENCY_SAMPLES = 4096
-log = logging.getLogger("ctrt")
+from .tracker_protocol import TrackerSource
 
 
 @dataclass
@@ -46,71 +38,8 @@ class Stream:
     source: FrameSource
     sinks: list[Sink]
     policy: str  # "latest" or "none"
-    tracker: TrackerConfig | None = None  # this stream's own, else the run's
+    tracker: TrackerSource = None  # this stream's own, else the run's
 
-
-@dataclass
-class StreamReport:
-    """One stream of a run: what it gave and how it went (``Run.report.streams``)::
-
-        >>> for s in run.report.streams:
-        ...     print(s.name, s.frames, s.dropped, f"{s.fps:.1f} FPS", s.latency_percentiles().get("p99"))
-    """
-
-    name: str
-    frames: int = 0
-    dropped: int = 0  # stale frames of a live source dropped to stay live
-    skipped: int = 0  # unreadable frames or images
-    reconnects: int = 0
-    tracks: int = 0  # track ids given out
-    seconds: float = 0.0
-    lost: bool = False  # a live source that dropped and did not come back
-    error: str | None = None
-    stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame
-    # ms from capture (live) or from being taken (files) to tracks, latest frames only (a run may last months)
-    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), repr=False)
-
-    @property
-    def fps(self) -> float:
-        """Frames per second of the stream's own wall time."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def latency_percentiles(self) -> dict[str, float]:
-        """p50, p90 and p99 of the latest frames' latency in ms (empty before the first frame)."""
-        if not self.latency_ms:
-            return {}
-        values = np.percentile(np.fromiter(self.latency_ms, float), (50, 90, 99))
-        return dict(zip(("p50", "p90", "p99"), values.tolist()))
-
-
-@dataclass
-class RunReport:
-    """A whole run: every stream's report, and the exit status the CLI ends with::
-
-        >>> run.report.frames, run.report.exit_status
-        (300, 0)
-    """
-
-    streams: list[StreamReport]
-    seconds: float = 0.0
-    batches: int = 0  # model calls
-    interrupted: Interrupted | None = None  # the signal that stopped the run
-    published: Any = None  # a ``PublishReport`` when the run published its tracks
-
-    @property
-    def frames(self) -> int:
-        """Frames tracked over all streams."""
-        return sum(s.frames for s in self.streams)
-
-    @property
-    def exit_status(self) -> int:
-        """128 + signal when stopped by Ctrl-C/SIGTERM/SIGHUP, 1 when a stream was lost or failed, 2 when no
-        stream gave a frame, 0 when every stream ran to its end (outputs are complete in every case)."""
-        if self.interrupted is not None:
-            return self.interrupted.exit_code
-        if not self.frames:
-            return 2
-        return 1 if any(s.lost or s.error for s in self.streams) else 0
 
 
 def lanes_for(count: int, model_batch: int, overlap: bool) -> int:
@@ -153,7 +82,7 @@ class _Live:
         s.seconds = time.perf_counter() - self.start
         s.dropped, s.skipped = self.reader.dropped, self.stream.source.skipped
         s.reconnects, s.lost = self.stream.source.reconnected, self.stream.source.lost
-        s.tracks = self.state.tracker.next_id - 1
+        s.tracks = self.state.ids_given
 
     @property
     def stop_requested(self) -> bool:
@@ -235,7 +164,7 @@ def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int 
             busy = False
             for lane in lanes:
                 if lane.future is not None:
-                    yield from _finish(lane, max_frames)
+                    yield from _track_batch(lane, max_frames)
                     busy = True
                 if any(live.stop_requested for live in lives):
                     return
@@ -278,14 +207,14 @@ def _timed(backend: Backend, feed: dict[str, np.ndarray],
     return (lane.keep(outputs) if lane is not None else outputs), seconds
 
 
-def _finish(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
+def _track_batch(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
     assert lane.future is not None
     outputs, seconds = lane.future.result()
     lane.future = None
     infer_s = seconds / max(len(lane.batch), 1)  # the batch's inference time, shared by its frames
     batch, lane.batch = lane.batch, []
     for slot, (live, captured_at) in enumerate(batch):
-        tracks = live.state.finish({name: value[slot] for name, value in outputs.items()}, infer_s)
+        tracks = live.state.track_heads({name: value[slot] for name, value in outputs.items()}, infer_s)
         assert live.frame is not None
         results = live.state.results(live.stream.name, live.frame, tracks)
         with signals_held():  # a stop signal waits until every sink of this stream has this frame
@@ -317,76 +246,3 @@ def _close_finished(lane: _Lane) -> None:
     for live in lane.members:
         if not live.closed and live.reader.finished:
             live.close()
-
-
-def stream_names(specs: list[str]) -> list[str]:
-    """A short file-name-safe name per source (``cam0``, the video's stem, the URL's path), made unique."""
-    names: list[str] = []
-    for spec in specs:
-        if spec.isdigit():
-            base = f"cam{spec}"
-        elif "://" in spec:
-            base = spec.split("://", 1)[1].split("?")[0].strip("/").replace("/", "_").replace(":", "_") or "stream"
-        elif "!" in spec:
-            base = "gstreamer"
-        else:
-            path = Path(spec.rstrip("/*?"))
-            base = path.stem or path.name or "images"
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base)[:60] or "stream"
-        name, n = base, 2
-        while name in names:
-            name, n = f"{base}-{n}", n + 1
-        names.append(name)
-    return names
-
-
-def read_sources_file(path: Path) -> list[str]:
-    """One source spec a line; blank lines and lines starting with # are skipped."""
-    lines = read_text(path, "sources").splitlines()
-    specs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    if not specs:
-        raise CtrtError(f"sources {path} lists no source (one camera index, file, folder or URL a line)",
-                        option="sources")
-    return specs
-
-
-def save_paths(save_dir: Path, name: str) -> tuple[Path, Path, Path]:
-    """Per stream under ``save_dir``: annotated video, MOTChallenge txt, JSON lines."""
-    return save_dir / f"{name}.mp4", save_dir / f"{name}.txt", save_dir / f"{name}.jsonl"
-
-
-def open_streams(sources: dict[str, str | FrameSource], drop: str | None | Mapping[str, str | None], reconnects: int,
-                 sinks_for: Callable[[str, float], list[Sink]],
-                 trackers: Mapping[str, TrackerConfig] | None = None) -> list[Stream]:
-    """Open every source (by stream name); one that cannot open is skipped with a warning naming it, unless it is
-    the only one or none opens at all. ``drop`` and ``trackers`` may name a stream's own."""
-    streams, failures = [], []
-    for name, spec in sources.items():
-        def notify(text: str, name: str = name) -> None:
-            log.warning(f"{name}: {text}")
-
-        try:
-            source = spec if isinstance(spec, FrameSource) else FrameSource(spec, reconnects=reconnects,
-                                                                            notify=notify)
-        except CtrtError as exc:
-            if len(sources) == 1:
-                raise
-            failures.append(f"{name}: {exc}")
-            continue
-        own_drop = drop.get(name) if isinstance(drop, Mapping) else drop
-        streams.append(Stream(name, source, sinks_for(name, source.fps), drop_policy(own_drop, source.live),
-                              (trackers or {}).get(name)))
-    if not streams:
-        raise CtrtError("no source could be opened: " + "; ".join(failures))
-    for failure in failures:
-        log.warning(f"skipping stream {failure}")
-    return streams
-
-
-def batch_note(model_batch: int, streams: int) -> str | None:
-    """One line when the model's batch cannot hold every stream in one call (it still serves them, in turns)."""
-    if model_batch == 0 or streams <= model_batch:
-        return None
-    return (f"this model has a fixed batch of {model_batch}, so the {streams} streams take "
-            f"{math.ceil(streams / model_batch)} calls per tick; for one call export it with a dynamic batch (ONNX "
-            f"Runtime) or a batch of {streams} (then build it for TensorRT)")

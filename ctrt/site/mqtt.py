@@ -1,6 +1,6 @@
 """Tracks to an MQTT broker (paho-mqtt): per camera lifecycle events (``PREFIX/<camera>/events``), optionally each
 frame's tracks (``PREFIX/<camera>/frames``), and ``PREFIX/status`` (``online``, retained; ``offline`` as the last
-will and on a clean stop). Schemas: ``ctrt/service/events.py``. QoS 1.
+will and on a clean stop). Schemas: ``ctrt/site/events.py``. QoS 1.
 
 The tracking thread only hands each frame's tracks over (``PublishSink.write``: a copy and an append). A publisher
 thread turns them into messages and keeps them in a bounded outbox (``buffer`` messages; when full the oldest is
@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import CtrtError
+from ..options import check, default
 from ..runtime.results import Results
 from .events import TrackEvents
 
@@ -42,19 +43,18 @@ class MqttOptions:
 
     url: str
     ca: Path | None = None
-    rate_hz: float = 2.0
-    buffer: int = 10_000
-    frames: bool = False
+    rate_hz: float = default("publish_rate")
+    buffer: int = default("publish_buffer")
+    frames: bool = default("publish_frames")
     user: str | None = None
     password: str | None = None
     flush_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.rate_hz <= 1000:
-            raise CtrtError(f"publish_rate {self.rate_hz:g}: give 0 (every frame) to 1000 updates a second per track",
-                            option="publish_rate")
-        if not 1 <= self.buffer <= 10_000_000:
-            raise CtrtError(f"publish_buffer {self.buffer}: give 1 to 10000000 messages", option="publish_buffer")
+        for name, value in (("publish", self.url), ("publish_rate", self.rate_hz), ("publish_buffer", self.buffer),
+                            ("publish_frames", self.frames)):
+            check(name, value)
+        parse_broker(self.url)
         if self.ca is not None and not self.ca.is_file():
             raise CtrtError(f"publish_ca {self.ca}: no such file", option="publish_ca")
 
@@ -201,7 +201,7 @@ class MqttPublisher:
         while self._frames:
             camera, results, now = self._frames.popleft()
             events = self._events[camera]
-            self._queue(events.update(results, now) if results is not None else events.finish(now), camera)
+            self._queue(events.update(results, now) if results is not None else events.end_all(now), camera)
 
     def _pump(self) -> None:
         while self._inflight and self._inflight[0].is_published():
@@ -219,7 +219,7 @@ class MqttPublisher:
             self._pump()
         self._convert()
         for camera, events in self._events.items():
-            self._queue(events.finish(time.time()), camera)
+            self._queue(events.end_all(time.time()), camera)
         deadline = time.monotonic() + self.options.flush_s
         while (self._outbox or self._inflight) and time.monotonic() < deadline:
             self._pump()

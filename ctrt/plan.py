@@ -1,0 +1,240 @@
+"""One plan for a run, whichever face asks for it. ``Model.track``'s keywords and ``ctrt run``'s flags
+(``plan_run``), and a site file with flags over it (``plan_site``), all become one ``RunPlan``: named streams with
+their tracker, drop policy, reconnects and outputs, and the run's MQTT, HTTP and systemd settings. ``ctrt.run``
+executes a plan; every value in it was checked against the options table (``options.py``) on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from .artifacts import sidecar_path
+from .errors import CtrtError
+from .options import OPTIONS, TRACKER_OPTIONS, check, default
+from .outputs import check_outputs
+from .runtime.backends.registry import is_remote
+from .runtime.sinks import VIDEO_SUFFIXES, segment_path
+from .runtime.sources import FrameSource, source_files
+from .runtime.stream_setup import StreamPlan, check_stream_name, save_paths, stream_names
+from .runtime.tracker import TrackerConfig, resolve_tracker
+from .runtime.tracker_protocol import TrackerSource, is_user_tracker
+from .runtime.user_sinks import UserSink, user_sinks
+from .site.file import SiteFile, read_secret
+from .site.http import HttpOptions
+from .site.mqtt import MqttOptions
+
+SourceSpec = Union[str, int, Path, FrameSource]
+Sources = Union[SourceSpec, Sequence[SourceSpec], Mapping[str, SourceSpec]]
+TrackerSpec = Union[str, TrackerConfig, TrackerSource]
+# ctrt.load's keywords a plan may carry for a site's model (the command line's over the site's [model]).
+LOAD_OPTIONS = ("device", "threads", "input_size", "transport", "allow_partial", "shm", "reconnects")
+PUBLISH_OPTIONS = {"publish": "url", "publish_ca": "ca", "publish_rate": "rate_hz", "publish_buffer": "buffer",
+                   "publish_frames": "frames", "publish_user": "user"}
+HTTP_OPTIONS = {"http": "bind", "stale_after": "stale_after", "http_fps": "fps"}
+
+
+@dataclass
+class RunPlan:
+    """Everything a run will do, decided before any model, camera or broker is opened (``ctrt run --check``
+    prints one)."""
+
+    streams: list[StreamPlan]
+    topk: int = default("topk")
+    max_frames: int | None = None
+    segment: float | None = None
+    overlap: bool = True
+    save_video: Path | None = None  # one stream's own files (no save_dir)
+    save_mot: Path | None = None
+    save_json: Path | None = None
+    show: bool = False
+    publish: MqttOptions | None = None
+    http: HttpOptions | None = None
+    systemd: bool = True
+    protect: list[Path] = field(default_factory=list)  # the caller's other inputs, which no output may replace
+    sinks: list[UserSink] = field(default_factory=list)  # the caller's sinks and callables, fed every frame
+    model: str | None = None  # the model a site file (or the command line) names
+    load: dict[str, Any] = field(default_factory=dict)  # ctrt.load keywords for it
+
+    def outputs(self) -> dict[str, Path]:
+        """Every file the run will write, by how the user named it (a segmented video by its first segment)."""
+        if any(s.save_dir for s in self.streams):
+            planned = {f"save_dir {s.save_dir}: {path.name}": path for s in self.streams if s.save_dir is not None
+                       for path in save_paths(s.save_dir, s.name)}
+        else:
+            planned = {label: path for label, path in (("save_video", self.save_video), ("save_mot", self.save_mot),
+                                                       ("save_json", self.save_json)) if path is not None}
+        if self.segment is not None:
+            planned = {label: segment_path(p, 0) if p.suffix.lower() in VIDEO_SUFFIXES else p
+                       for label, p in planned.items()}
+        return planned
+
+    def inputs(self, model: str | None = None) -> list[Path]:
+        """Every file the run reads: the sources, the model and its sidecar, and ``protect``."""
+        files = [p for s in self.streams if isinstance(s.source, str) for p in source_files(s.source)]
+        model = model or self.model
+        if model is not None and not is_remote(model):
+            files += [Path(model), sidecar_path(Path(model))]
+        return [*files, *self.protect]
+
+    def check_outputs(self, model: str | None = None) -> None:
+        """Refuse an output that could not be written or would replace an input (before anything is opened)."""
+        check_outputs(self.outputs(), self.inputs(model))
+
+
+def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec] = "centertrack",
+             topk: int = default("topk"), threshold: float | None = None,
+             drop: str | None | Mapping[str, str | None] = None, max_frames: int | None = None,
+             save_dir: str | Path | None | Mapping[str, str | Path | None] = None, save_video: str | Path | None = None,
+             save_mot: str | Path | None = None, save_json: str | Path | None = None, show: bool = False,
+             overlap: bool = True, reconnects: int = default("reconnects"), segment: float | None = None,
+             publish: str | MqttOptions | None = None, published: Collection[str] | None = None,
+             publish_ca: str | Path | None = None, publish_rate: float = default("publish_rate"),
+             publish_buffer: int = default("publish_buffer"), publish_frames: bool = False,
+             http: str | HttpOptions | None = None, http_token_file: str | Path | None = None,
+             stale_after: float = default("stale_after"), http_fps: float = default("http_fps"),
+             systemd: bool = True, protect: Sequence[str | Path] = (),
+             sinks: Sequence[UserSink] = (), on_result: Callable[[Any], object] | None = None,
+             model: str | None = None, load: Mapping[str, Any] | None = None) -> RunPlan:
+    """The plan for ``Model.track``'s keywords (``ctrt run``'s flags are the same names); see ``Model.track``."""
+    scalars: dict[str, Any] = {"topk": topk, "threshold": threshold, "max_frames": max_frames, "show": show,
+                               "overlap": overlap, "reconnects": reconnects, "segment": segment, "systemd": systemd,
+                               "save_video": save_video, "save_mot": save_mot, "save_json": save_json}
+    for name, value in scalars.items():
+        check(name, value)
+    named = _named_sources(source)
+    per_stream: dict[str, Any] = {"tracker": tracker, "drop": drop, "save_dir": save_dir, "published": published}
+    for option, given in per_stream.items():
+        if isinstance(given, (Mapping, Collection)) and not isinstance(given, (str, Path, TrackerConfig)):
+            for stream in given:
+                if stream not in named:
+                    raise CtrtError(f"{option}: no stream is named {stream!r}", option=option)
+    streams = [StreamPlan(name, spec, _tracker(_own(tracker, name, "centertrack"), threshold),
+                          check("drop", _own(drop, name, None)), reconnects,
+                          check("save_dir", _own(save_dir, name, None)),
+                          published is None or name in published) for name, spec in named.items()]
+    single = {"save_video": save_video, "save_mot": save_mot, "save_json": save_json}
+    if (len(streams) > 1 or any(s.save_dir for s in streams)) and (any(v is not None for v in single.values())
+                                                                    or show):
+        raise CtrtError("save_dir: with several sources (or save_dir) each stream gets its own video, MOT and "
+                        "JSON-lines file there, instead of save_video, save_mot, save_json or show",
+                        option="save_dir")
+    video = check("save_video", save_video)
+    if video is not None and video.suffix.lower() not in VIDEO_SUFFIXES:
+        raise CtrtError(f"save_video {video}: name it .mp4 (mp4v) or .avi (MJPG)", option="save_video")
+    plan = RunPlan(streams, topk, max_frames, segment, overlap, video, check("save_mot", save_mot),
+                   check("save_json", save_json), show, systemd=systemd, protect=[Path(p) for p in protect],
+                   sinks=user_sinks(sinks, on_result), model=model, load=_load(load or {}))
+    plan.publish = publish if isinstance(publish, MqttOptions) else mqtt_options(
+        {"publish": publish, "publish_ca": publish_ca, "publish_rate": publish_rate,
+         "publish_buffer": publish_buffer, "publish_frames": publish_frames})
+    plan.http = http if isinstance(http, HttpOptions) else http_options(
+        {"http": http, "http_token_file": http_token_file, "stale_after": stale_after, "http_fps": http_fps})
+    return plan
+
+
+def plan_site(site: SiteFile, **given: Any) -> RunPlan:
+    """The plan for a site file, with ``given`` (options by the table's names, ``source``: specs that replace the
+    site's cameras, ``model``, ``max_frames``, ``protect``) over it. Values from the site file were checked when it
+    was read; a refusal of one given here names the option, of one from the file the file and its key."""
+    tracker_given = {n: given.pop(n) for n in (*TRACKER_OPTIONS, "tracker") if n in given}
+    if "tracker" in tracker_given:
+        tracker_given["preset"] = tracker_given.pop("tracker")
+    outputs = {**site.outputs, **{k: v for k, v in given.items() if k in OPTIONS and OPTIONS[k].site
+                                  and OPTIONS[k].site.startswith("outputs.")}}  # type: ignore[union-attr]
+    specs = given.pop("source", None)
+    reconnects = check("reconnects", given.get("reconnects", default("reconnects")))
+    if specs:  # the command line's sources replace the site's cameras, with the site's tracker
+        config = site.tracker_for(None, tracker_given)
+        streams = [StreamPlan(name, spec, config, check("drop", given.get("drop")), reconnects,
+                              _path(outputs.get("save_dir"))) for name, spec in zip(stream_names(specs), specs)]
+    else:
+        streams = [StreamPlan(c.name, c.source, site.tracker_for(c.name, tracker_given),
+                              check("drop", given["drop"]) if "drop" in given else c.drop,
+                              given["reconnects"] if "reconnects" in given else c.reconnects,
+                              _path(outputs.get("save_dir")) if c.save else None, c.publish) for c in site.cameras]
+    with site.blame(set(given)):
+        plan = RunPlan(streams, check("topk", given.get("topk", site.model.get("topk", default("topk")))),
+                       check("max_frames", given.get("max_frames")), check("segment", outputs.get("segment")),
+                       protect=[site.path, *map(Path, given.get("protect", ()))],
+                       model=given.get("model") or site.model.get("path"),
+                       load=_load({**{k: v for k, v in site.model.items() if k in LOAD_OPTIONS},
+                                   **{k: v for k, v in given.items() if k in LOAD_OPTIONS}}))
+        plan.publish = mqtt_options(outputs, site.outputs.get("publish_password_file"))
+        plan.http = http_options(outputs)
+    if plan.model is None:
+        raise CtrtError(f"{site.path}: model.path: missing, and no model given", option="model")
+    return plan
+
+
+def mqtt_options(values: Mapping[str, Any], password_file: str | None = None) -> MqttOptions | None:
+    """``MqttOptions`` from the publish options by the table's names; None when nothing is published. The password
+    comes from ``password_file`` (else ``CTRT_MQTT_PASSWORD``)."""
+    if values.get("publish") is None:
+        return None
+    settings = {PUBLISH_OPTIONS[k]: check(k, v) for k, v in values.items() if k in PUBLISH_OPTIONS and v is not None}
+    if password_file:
+        settings["password"] = read_secret(Path(password_file), "publish_password_file")
+    return MqttOptions(**settings)
+
+
+def http_options(values: Mapping[str, Any]) -> HttpOptions | None:
+    """``HttpOptions`` from the HTTP options by the table's names; None when nothing is served. The token comes
+    from ``http_token_file`` (else ``CTRT_HTTP_TOKEN``)."""
+    if values.get("http") is None:
+        return None
+    settings = {HTTP_OPTIONS[k]: check(k, v) for k, v in values.items() if k in HTTP_OPTIONS and v is not None}
+    token_file = check("http_token_file", values.get("http_token_file"))
+    if token_file is not None:
+        settings["token"] = read_secret(token_file, "http_token_file")
+    return HttpOptions(**settings)
+
+
+def _load(values: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = [k for k in values if k not in LOAD_OPTIONS]
+    if unknown:
+        raise CtrtError(f"load: {unknown[0]!r} is not one of {', '.join(LOAD_OPTIONS)}", option="load")
+    return {k: check(k, v) for k, v in values.items()}
+
+
+def _own(value: Any, stream: str, fallback: Any) -> Any:
+    """A stream's own value of a per-stream option given as a mapping of stream names (the rest get ``fallback``)."""
+    if isinstance(value, Mapping):
+        return value.get(stream, fallback)
+    return value
+
+
+def _tracker(spec: TrackerSpec, threshold: float | None) -> TrackerSource:
+    if is_user_tracker(spec):
+        return spec  # type: ignore[return-value]
+    if not isinstance(spec, (str, TrackerConfig)):
+        raise CtrtError(f"tracker {spec!r}: give a preset or spec (centertrack, robust, 'robust,gate=1'), a "
+                        "TrackerConfig, or a tracker (see ctrt.TrackerLike)", option="tracker")
+    return resolve_tracker(spec, threshold)
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+def _named_sources(source: Sources) -> dict[str, str | FrameSource]:
+    """Stream names for the sources: a mapping's keys, else short names made from the specs."""
+    def spec_of(value: object) -> str | FrameSource:
+        if isinstance(value, FrameSource):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (str, int, Path)) or not str(value):
+            raise CtrtError(f"source {value!r}: give a camera index, file, folder, glob, URL or GStreamer pipeline",
+                            option="source")
+        return str(value)
+
+    if isinstance(source, Mapping):
+        named = {check_stream_name(name): spec_of(spec) for name, spec in source.items()}
+    else:
+        specs = [spec_of(s) for s in (source if isinstance(source, Sequence) and not isinstance(source, str)
+                                      else [source])]
+        named = dict(zip(stream_names([s.spec if isinstance(s, FrameSource) else s for s in specs]), specs))
+    if not named:
+        raise CtrtError("source: give at least one camera index, file, folder, glob or URL", option="source")
+    return named
