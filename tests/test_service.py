@@ -19,7 +19,7 @@ import ctrt
 from ctrt.demo import DemoScene, make_demo_video
 from ctrt.runtime.sources import FrameSource
 from ctrt.site.mqtt import MqttOptions, MqttPublisher
-from ctrt.site.file import read_site
+from ctrt.site.file import read_site_file
 from conftest import invoke, message_lines
 from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto, make_ca
 
@@ -64,7 +64,7 @@ def test_a_site_file_runs_its_cameras_with_their_own_trackers(site, tmp_path):
     checked = invoke("run", "--config", site, "--check")
     assert checked.exit_code == 0, checked.output
     assert "2 cameras" in checked.output and "site file ok" in checked.output and not (tmp_path / "out").exists()
-    parsed = read_site(site)
+    parsed = read_site_file(site)
     assert parsed.tracker_for("yard").max_age == 10 and parsed.tracker_for("door").max_age != 10
     result = invoke("run", "--config", site, "--max-frames", 5)
     assert result.exit_code == 0, result.output
@@ -76,13 +76,11 @@ def test_a_site_file_runs_its_cameras_with_their_own_trackers(site, tmp_path):
     assert len((tmp_path / "elsewhere" / "yard.jsonl").read_text().splitlines()) == 2
 
 
-def test_the_python_api_runs_a_site_file(site):
-    parsed = ctrt.read_site(site)
-    with ctrt.load(parsed.model["path"], **parsed.load_options()) as model:
-        options = parsed.track_options(save_dir=None)
-        with model.track(**options, max_frames=3) as run:
-            streams = [r.stream for r in run]
+def test_the_python_api_runs_a_site_file(site, tmp_path):
+    with ctrt.read_site(str(site)).track(max_frames=3, save_dir=tmp_path / "py") as run:
+        streams = [r.stream for r in run]
     assert sorted(set(streams)) == ["door", "yard"] and len(streams) == 6
+    assert len((tmp_path / "py" / "yard.jsonl").read_text().splitlines()) == 3
 
 
 CAMERA = '[[camera]]\nname = "x"\nsource = "0"\n'
@@ -95,10 +93,10 @@ MISTAKES = {
                             "camera[0].source: nowhere.mp4 does not exist"),
     "unknown tracker option": (CAMERA + '[camera.tracker]\nage = 3\n', "camera[0].tracker.age: unknown key"),
     "tracker value out of range": ('[tracker]\ngate = 3.0\n' + CAMERA,
-                                   "tracker: gate 3: give a share of the box size in (0, 1]"),
+                                   "tracker.gate 3: give more than 0, up to 1 (a share of the box size)"),
     "unknown section": ('[cameras]\nname = "a"\n', "cameras: unknown section"),
     "no camera": ('[model]\ndevice = "cpu"\n', "camera: give at least one [[camera]]"),
-    "bad camera name": ('[[camera]]\nname = "a/b"\nsource = "0"\n', "camera[0].name: 'a/b': use letters"),
+    "bad camera name": ('[[camera]]\nname = "a/b"\nsource = "0"\n', "camera[0].name: 'a/b': use up to 100 ASCII letters"),
     "camera output not a boolean": (CAMERA + '[camera.outputs]\nsave = "no"\n',
                                     "camera[0].outputs.save: 'no' is not true or false"),
     "missing model": ('[model]\npath = "gone.onnx"\n' + CAMERA, "model.path: "),

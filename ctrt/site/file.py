@@ -135,7 +135,7 @@ def _camera(path: Path, index: int, table: Any, base: Path) -> Camera:
     try:
         check_stream_name(name)
     except CtrtError as exc:
-        raise CtrtError(f"{path}: {where}.name: {str(exc).split(': ', 2)[-1]}") from None
+        raise CtrtError(f"{path}: {where}.name: {name!r}: {str(exc).split(': ', 2)[-1]}") from None
     source = table["source"]
     files = source_files(source)
     if files and not any(ch in source for ch in "*?["):  # a file or folder: relative to the site file
