@@ -19,6 +19,7 @@ from .version import __version__
 from .errors import CtrtError
 from .inputs import parse_json
 from .model.config import MEAN_BGR, STD_BGR, ModelConfig
+from .trt_rules import TOPK_MAX_K
 
 ONNX_METADATA_KEY = "ctrt"
 TensorSpecs = dict[str, tuple[str, list[int]]]  # name -> (numpy dtype name, dims; -1 = the dynamic batch)
@@ -210,7 +211,7 @@ _META_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "graph": (lambda v: v is None or isinstance(v, dict), "an object or null"),
     "graph.opset": (lambda v: _whole(v, 7, 30), "an ONNX opset"),
     "graph.source_size": (lambda v: v is None or _size(v, 1, 16384), "[H, W] or null"),
-    "graph.topk": (lambda v: v is None or _whole(v, 1, 3840), "a K from 1 to 3840 or null"),
+    "graph.topk": (lambda v: v is None or _whole(v, 1, TOPK_MAX_K), f"a K from 1 to {TOPK_MAX_K} or null"),
     "quantization": (lambda v: v is None or isinstance(v, dict), "an object or null"),
     "engine": (lambda v: v is None or isinstance(v, dict), "an object or null"),
     "calibration": (lambda v: v is None or isinstance(v, dict), "an object or null"),

@@ -13,6 +13,7 @@ from rich.table import Table
 from ..errors import CtrtError
 from ..outputs import check_outputs
 
+from ..options import DAY_S, check as check_option, default
 from .app import command, console, error, next_steps, notes, phases, positive, sidecars, size, titled, warning
 
 
@@ -35,7 +36,7 @@ def export(
     preprocess_in_graph: Annotated[bool, typer.Option(help="take raw uint8 BGR frames; letterbox and normalise in the graph")] = False,
     source_size: Annotated[Optional[str], typer.Option(help="WxH of the camera frames, with --preprocess-in-graph")] = None,
     decode_in_graph: Annotated[bool, typer.Option(help="peak test and top-K in the graph: K-sized outputs")] = False,
-    topk: Annotated[int, typer.Option(min=1, max=3840, help="K for --decode-in-graph (TensorRT's TopK allows 3840)")] = 100,
+    topk: Annotated[int, typer.Option(help="K for --decode-in-graph (at most TensorRT's TopK limit)")] = default("topk"),
     trt: Annotated[Optional[str], typer.Option(help="TensorRT lines whose ONNX parser must take the graph, e.g. 8.5 or 8.6,10 (default: 8.5, 8.6, 10, 11)")] = None,
 ) -> None:
     """Checkpoint -> simplified ONNX, checked against PyTorch and TensorRT's parser rules, with a metadata sidecar."""
@@ -49,7 +50,7 @@ def export(
         raise CtrtError("give a CHECKPOINT, or --builtin demo, or --random-init for seeded random weights")
     options = export_options(input_size, opset=opset, batch=batch, dynamic_batch=dynamic_batch, simplify=simplify,
                              preprocess_in_graph=preprocess_in_graph, source_size=source_size,
-                             topk=topk if decode_in_graph else None, half=fp16)
+                             topk=check_option("topk", topk) if decode_in_graph else None, half=fp16)
     lines = parse_lines(trt)
     check_memory(options.input_h, options.input_w, batch)
     output = output or default_output(checkpoint, options, arch, builtin)
@@ -187,7 +188,7 @@ def triton(
     ort_tensorrt: Annotated[bool, typer.Option(help="onnxruntime backend: TensorRT execution accelerator")] = False,
     fp16: Annotated[bool, typer.Option(help="with --ort-tensorrt: FP16 engines")] = False,
     stateful: Annotated[bool, typer.Option(help="keep each stream's previous frame on the server (Triton's sequence batcher): clients send one raw or JPEG frame and last frame's boxes, get the top-K back; needs a fast-path model (--dynamic-batch --preprocess-in-graph --source-size WxH --decode-in-graph)")] = False,
-    sequence_idle_s: Annotated[int, typer.Option(min=1, max=86_400, help="with --stateful: seconds a silent stream keeps its sequence (its client then starts it again)")] = 60,
+    sequence_idle_s: Annotated[int, typer.Option(min=1, max=DAY_S, help="with --stateful: seconds a silent stream keeps its sequence (its client then starts it again)")] = 60,
     max_sequences: Annotated[int, typer.Option(min=1, max=4096, help="with --stateful: streams the server holds at once; more wait for a free one")] = 64,
 ) -> None:
     """Write a Triton Inference Server model repository for a model: config, model file, ctrt metadata."""

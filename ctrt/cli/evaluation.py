@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from ..version import __version__
-from .app import command, console, local, next_steps, notes, sidecars, titled, write_results
+from ..options import check, default
+from .app import command, console, local, next_steps, notes, opt, sidecars, titled, write_results
 
 
 @command
@@ -58,13 +59,13 @@ def eval(
     tracker_only: Annotated[bool, typer.Option(help="--mot: feed noisy ground truth straight to the tracker (no model): association quality alone")] = False,
     tracker: Annotated[Optional[list[str]], typer.Option(help="tracker settings to compare: centertrack, robust, or options on a preset, e.g. max_age=30 or robust,low_thresh=0.1 (repeat)")] = None,
     classes: Annotated[str, typer.Option(help="--mot: classes tracked: person (COCO class 1), all, or numbers like 1,3")] = "person",
-    k: Annotated[int, typer.Option("-k", "--topk", min=1, max=3840, help="detections kept per frame")] = 100,
-    track_thresh: Annotated[float, typer.Option(min=0.0, max=1.0, help="score threshold for output and new tracks")] = 0.3,
+    k: Annotated[int, opt("topk")] = default("topk"),
+    track_thresh: Annotated[float, opt("track_thresh")] = default("track_thresh"),
     max_images: Annotated[Optional[int], typer.Option(min=1, help="--coco: the first N images (by id)")] = None,
     seed: Annotated[int, typer.Option(min=0, help="--tracker-only: seed of the detection noise")] = 0,
     offset_noise: Annotated[Optional[float], typer.Option(min=0.0, max=100.0, help="--tracker-only: std of the tracking offsets' error in px (default 1.5, a precise model): how a setting holds up with a less precise one")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
-    threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    device: Annotated[str, opt("device")] = default("device"),
+    threads: Annotated[int, opt("threads")] = default("threads"),
     input_size: Annotated[Optional[str], typer.Option(help="HxW for .pth checkpoints (default 512x512)")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="every metric, per sequence and combined")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: metrics per model and per sequence")] = None,
@@ -98,14 +99,14 @@ def eval(
         return opened
 
     if coco is not None:
-        _eval_coco(models, coco, images, max_images, k, open_model, json_out, plot_out)
+        _eval_coco(models, coco, images, max_images, check("topk", k), open_model, json_out, plot_out)
         return
     assert mot is not None
-    entries = comparison(models, tracker, track_thresh)
+    entries = comparison(models, tracker, check("track_thresh", track_thresh))
     sequences = find_sequences(mot)
     noise = DetectionNoise() if offset_noise is None else DetectionNoise(offset_noise_px=offset_noise)
     with console.status("evaluating") as status:
-        result = evaluate_mot(sequences, entries, open_model, k, parse_classes(classes), noise=noise, seed=seed,
+        result = evaluate_mot(sequences, entries, open_model, check("topk", k), parse_classes(classes), noise=noise, seed=seed,
                               progress=lambda text: status.update(escape(text)))
     _mot_tables(result, len(sequences))
     data = {"schema": 1, "ctrt_version": __version__, "kind": "mot", "tracker_only": tracker_only,

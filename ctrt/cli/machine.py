@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import CtrtError
+from ..options import DAY_S
 from ..outputs import check_outputs
 from ..version import __version__
 from dataclasses import asdict
@@ -65,7 +66,7 @@ def bench(
     source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
     frames: Annotated[int, typer.Option(min=1, max=10_000, help="distinct frames loaded from the source and cycled")] = 60,
     warmup: Annotated[float, typer.Option(min=0.0, max=600_000.0, help="warm-up in ms (trtexec --warmUp)")] = 200.0,
-    duration: Annotated[float, typer.Option(callback=positive, max=86_400.0, help="measuring time in s per loop, > 0 (trtexec --duration)")] = 3.0,
+    duration: Annotated[float, typer.Option(callback=positive, max=float(DAY_S), help="measuring time in s per loop, > 0 (trtexec --duration)")] = 3.0,
     iterations: Annotated[int, typer.Option(min=1, max=10_000_000, help="minimum measured iterations (trtexec --iterations)")] = 10,
     batch: Annotated[int, typer.Option(min=1, max=256, help="batch of the bare-model loop")] = 1,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,

@@ -16,7 +16,7 @@ from ..api import Model
 from ..runtime.detections import Detections
 from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
-from ..runtime.tracker import Tracker, TrackerConfig, parse_tracker
+from ..runtime.tracker import TRACK_THRESH, Tracker, TrackerConfig, parse_tracker
 from .mot import Sequence, read_ground_truth
 from .scores import score
 from .synthetic import DetectionNoise
@@ -42,7 +42,7 @@ class MotEvaluation:
     files: dict[str, dict[str, str]]  # label -> sequence -> tracker file text (MOTChallenge format)
 
 
-def comparison(models: list[str], trackers: list[str] | None, track_thresh: float = 0.3) -> list[Entry]:
+def comparison(models: list[str], trackers: list[str] | None, track_thresh: float = TRACK_THRESH) -> list[Entry]:
     """Every model with every tracker setting (no models: the settings alone, on noisy ground truth). Without
     settings: CenterTrack's for models, CenterTrack's against the robust preset for the tracker alone."""
     specs = trackers or (["centertrack"] if models else ["centertrack", "robust"])
