@@ -172,9 +172,9 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
 def mqtt_options(values: Mapping[str, Any], password_file: str | None = None) -> MqttOptions | None:
     """``MqttOptions`` from the publish options by the table's names; None when nothing is published. The password
     comes from ``password_file`` (else ``CTRT_MQTT_PASSWORD``)."""
-    if values.get("publish") is None:
-        return None
     settings = {PUBLISH_OPTIONS[k]: check(k, v) for k, v in values.items() if k in PUBLISH_OPTIONS and v is not None}
+    if values.get("publish") is None:  # checked all the same: a bad value is a mistake even when unused
+        return None
     if password_file:
         settings["password"] = read_secret(Path(password_file), "publish_password_file")
     return MqttOptions(**settings)
@@ -183,10 +183,10 @@ def mqtt_options(values: Mapping[str, Any], password_file: str | None = None) ->
 def http_options(values: Mapping[str, Any]) -> HttpOptions | None:
     """``HttpOptions`` from the HTTP options by the table's names; None when nothing is served. The token comes
     from ``http_token_file`` (else ``CTRT_HTTP_TOKEN``)."""
-    if values.get("http") is None:
-        return None
     settings = {HTTP_OPTIONS[k]: check(k, v) for k, v in values.items() if k in HTTP_OPTIONS and v is not None}
     token_file = check("http_token_file", values.get("http_token_file"))
+    if values.get("http") is None:
+        return None
     if token_file is not None:
         settings["token"] = read_secret(token_file, "http_token_file")
     return HttpOptions(**settings)
