@@ -4,6 +4,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -564,3 +565,91 @@ def test_a_camera_can_stay_out_of_the_files_and_the_broker(broker, credentials, 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["door.jsonl", "door.mp4", "door.txt"]
     assert subscriber.events("door") and not subscriber.events("yard")
     assert {t.split("/")[1] for t, _ in subscriber.messages} == {"door", "status"}
+
+
+# ------------------------------------------------------------------------------------------- one plan, every face
+FACE_SITE = """\
+[model]
+path = "{model}"
+device = "cpu"
+threads = 1
+
+[tracker]
+preset = "robust"
+min_hits = 1
+
+[outputs]
+save_dir = "out"
+publish = "mqtt://127.0.0.1:{broker}/{prefix}"
+publish_rate = 0
+http = "127.0.0.1:{http}"
+
+[[camera]]
+name = "door"
+source = "door.avi"
+drop = "none"
+
+[[camera]]
+name = "yard"
+source = "yard.avi"
+drop = "none"
+[camera.tracker]
+max_age = 5
+"""
+ROUTES = ("/", "/healthz", "/metrics", "/streams")
+
+
+def poll_routes(base: str, done: threading.Event, seen: dict[str, int]) -> None:
+    """Each route's first 200 (or its last answer) while the run serves them."""
+    while not done.is_set() and not all(seen.get(r) == 200 for r in ROUTES):
+        for route in ROUTES:
+            if seen.get(route) != 200:
+                code, _ = get(base + route)
+                if code:
+                    seen[route] = code
+        time.sleep(0.05)
+
+
+def test_a_site_file_runs_the_same_from_the_cli_and_from_python(broker, credentials, demo_onnx, tmp_path):
+    """``ctrt run --config`` and ``ctrt.read_site(...).track()``: the same files byte for byte, the same events on
+    the broker (kinds, ids and order per camera), the same HTTP routes served."""
+    from mqtt_broker import free_port
+
+    faces = {}
+    for face in ("cli", "python"):
+        folder = tmp_path / face
+        folder.mkdir()
+        for seed, name in enumerate(("door", "yard")):
+            make_demo_video(folder / f"{name}.avi", frames=24, size=(320, 240), seed=60 + seed)
+        port = free_port()
+        site = folder / "site.toml"
+        site.write_text(FACE_SITE.format(model=demo_onnx, broker=broker.port, prefix=face, http=port))
+        subscriber = Subscriber(broker, face)
+        done, routes = threading.Event(), {}
+        poller = threading.Thread(target=poll_routes, args=(f"http://127.0.0.1:{port}", done, routes))
+        poller.start()
+        try:
+            if face == "cli":
+                result = subprocess.run([str(Path(sys.executable).with_name("ctrt")), "run", "--config", str(site)],
+                                        capture_output=True, text=True, timeout=300)
+                assert result.returncode == 0, result.stderr
+            else:
+                with ctrt.read_site(str(site)).track() as run:
+                    for _ in run:
+                        pass
+                assert run.report.exit_status == 0
+            time.sleep(0.5)
+        finally:
+            done.set()
+            poller.join()
+            subscriber.close()
+        faces[face] = (folder / "out", {camera: [(e["event"], e["id"]) for e in subscriber.events(camera)]
+                                        for camera in ("door", "yard")}, routes)
+    (cli_out, cli_events, cli_routes), (py_out, py_events, py_routes) = faces["cli"], faces["python"]
+    names = sorted(p.name for p in cli_out.iterdir())
+    assert names == [camera + suffix for camera in ("door", "yard") for suffix in (".jsonl", ".mp4", ".txt")]
+    assert names == sorted(p.name for p in py_out.iterdir())
+    for name in names:
+        assert (cli_out / name).read_bytes() == (py_out / name).read_bytes(), name
+    assert cli_events == py_events and all(cli_events.values())
+    assert cli_routes == py_routes == dict.fromkeys(ROUTES, 200)

@@ -14,11 +14,12 @@ import cv2
 import numpy as np
 
 from ..artifacts import ArtifactMeta
+from ..options import default
 from .detections import Detections
 from .preprocess import DOWN_RATIO, FrameGeometry
 from .tracker import TRACK_THRESH
 
-TOPK = 100  # CenterTrack's --K: detections kept per image
+TOPK: int = default("topk")  # CenterTrack's --K: detections kept per image
 
 # Beyond this many above-threshold pixels the whole-map max is cheaper than 9 gathers per candidate.
 SPARSE_LIMIT = 8192

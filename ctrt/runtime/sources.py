@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
+from ..options import default
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_TIMEOUT_MS = 5000
@@ -67,7 +68,7 @@ def backoff_delay(attempt: int, base_s: float = 0.5) -> float:
 
 
 class FrameSource:
-    def __init__(self, spec: str, reconnects: int = 5, backoff_s: float = 0.5,
+    def __init__(self, spec: str, reconnects: int = default("reconnects"), backoff_s: float = 0.5,
                  capture_factory: CaptureFactory = cv2.VideoCapture,
                  notify: Callable[[str], None] | None = None) -> None:
         self.spec = spec

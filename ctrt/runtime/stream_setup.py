@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import CtrtError
 from ..inputs import read_text
+from ..options import default
 from .capture import drop_policy
 from .scheduler import Stream
 from .sinks import Sink
@@ -78,7 +79,7 @@ class StreamPlan:
     source: str | FrameSource
     tracker: TrackerSource = None  # CenterTrack's when None
     drop: str | None = None  # None: by the source (latest for live ones, none for files)
-    reconnects: int = 5
+    reconnects: int = default("reconnects")
     save_dir: Path | None = None  # <name>.mp4, .txt and .jsonl there
     publish: bool = True  # its events to the run's broker, when it has one
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..options import default
 from ..runtime.results import Results, class_name
 
 EVENT_SCHEMA = "ctrt.event/1"
@@ -42,7 +43,7 @@ class _Track:
 class TrackEvents:
     """Turns a camera's successive ``Results`` into lifecycle messages (JSON text) in order."""
 
-    def __init__(self, camera: str, rate_hz: float = 2.0, frames: bool = False) -> None:
+    def __init__(self, camera: str, rate_hz: float = default("publish_rate"), frames: bool = False) -> None:
         self.camera, self.frames = camera, frames
         self.interval = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.tracks: dict[int, _Track] = {}

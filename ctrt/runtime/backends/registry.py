@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import CtrtError
+from ...options import default
 from ...sizes import check_memory
 from .base import Backend
 from .triton_backend import SCHEMES as TRITON_SCHEMES
@@ -23,13 +24,13 @@ from .triton_backend import SCHEMES as TRITON_SCHEMES
 class LoadOptions:
     """``ctrt.load``'s keywords, as a factory receives them."""
 
-    device: str = "auto"
-    threads: int = 0
+    device: str = default("device")
+    threads: int = default("threads")
     input_hw: tuple[int, int] = (512, 512)  # a checkpoint's export size
     allow_partial: bool = False
     cuda_graph: bool = False
     shm: bool = False
-    reconnects: int = 5
+    reconnects: int = default("reconnects")
     transport: str | None = None
     notify: Callable[[str], None] = lambda _: None  # a line for the user (a server reconnecting)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ...artifacts import ArtifactMeta
 from ...errors import CtrtError
+from ...options import default
 from ..sources import backoff_delay
 
 SCHEMES = {"triton": "grpc", "grpc": "grpc", "http": "http"}
@@ -67,7 +68,7 @@ def parse_url(url: str) -> tuple[str, str, str]:
 class TritonBackend:
     last_ms = device_bytes = run_on_device = None  # capabilities of TensorRT only
 
-    def __init__(self, url: str, shm: bool = False, reconnects: int = 5,
+    def __init__(self, url: str, shm: bool = False, reconnects: int = default("reconnects"),
                  notify: Callable[[str], None] = lambda _: None, transport: str | None = None) -> None:
         self.url = url
         self.protocol, self.address, self.model = parse_url(url)
