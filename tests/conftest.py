@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from ctrt.cli import app
 from ctrt.model.config import ModelConfig
-from ctrt.model.seg import HarDNetSeg
 
 SMALL = (128, 160)
 
@@ -48,8 +46,13 @@ def assert_same_tracks(got: list[dict], expected: list[dict]) -> None:
             assert np.abs(boxes_a - boxes_b).max() < 1e-4
 
 
-def seeded_model(config: ModelConfig, seed: int = 0) -> HarDNetSeg:
-    """Random weights plus non-trivial BatchNorm statistics, so BN is not the identity."""
+def seeded_model(config: ModelConfig, seed: int = 0):
+    """Random weights plus non-trivial BatchNorm statistics, so BN is not the identity (PyTorch is imported here:
+    tests that need no checkpoint run without it)."""
+    import torch
+
+    from ctrt.model.seg import HarDNetSeg
+
     model = HarDNetSeg(config)
     model.init_weights(seed)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -65,6 +68,8 @@ def seeded_model(config: ModelConfig, seed: int = 0) -> HarDNetSeg:
 @pytest.fixture(scope="session")
 def checkpoint_85(tmp_path_factory) -> Path:
     """A checkpoint as CenterTrack's trainer saves it: {'epoch', 'state_dict'} with DataParallel's 'module.' prefix."""
+    import torch
+
     path = tmp_path_factory.mktemp("ckpt") / "model_last.pth"
     state = seeded_model(ModelConfig(85)).state_dict()
     torch.save({"epoch": 70, "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)

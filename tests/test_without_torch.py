@@ -70,3 +70,12 @@ def test_core_install_without_torch_serves_onnx_models(demo_onnx, tmp_path):
     result = subprocess.run([ctrt, "export", "--builtin", "demo", "-o", tmp_path / "m.onnx"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip() == (
         "error: ctrt export needs PyTorch, which is not installed: pip install 'ctrt[export]'")
+
+
+def test_the_shared_fixtures_import_no_torch():
+    """Tests that need no checkpoint run where PyTorch is not installed: the shared fixtures import it lazily."""
+    tests = Path(__file__).parent
+    probe = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None; import conftest, "
+                            "test_options, test_extensions, test_layering, test_service, test_streams"],
+                           capture_output=True, text=True, cwd=tests)
+    assert probe.returncode == 0, probe.stderr[-2000:]
