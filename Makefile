@@ -21,7 +21,7 @@ TRITON_STAMP := $(TRITON_ENV)/.ctrt-installed
 # Chromium (the live-view page, headless).
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto systemd-analyze:systemd chromium:chromium
 
-.PHONY: demo test typecheck triton-env system-tools clean
+.PHONY: demo test check typecheck triton-env system-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ system-tools:
 
 test: $(STAMP) $(TRITON_STAMP) system-tools typecheck
 	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q
+
+# The fast tier, before each commit: no Triton, broker, HTTP, browser or test marked slow (pyproject.toml).
+check: $(STAMP) $(STUBS)/.patched
+	$(BIN)/python -m pytest -q -m "not slow and not triton and not service and not browser"
 
 clean:
 	rm -rf export/*.onnx* engines/*.engine* calibration/*.cache* runs/

@@ -52,6 +52,7 @@ def test_import_ctrt_loads_no_heavy_dependency():
     assert "load" in dir(ctrt) and ctrt.Results.__module__ == "ctrt.runtime.results"
 
 
+@pytest.mark.slow
 def test_track_over_three_sources_equals_three_sessions_and_ctrt_run(model, demo_onnx, videos, tmp_path):
     records: dict[str, list[str]] = {}
     rows: dict[str, list[str]] = {}
@@ -167,6 +168,7 @@ def test_break_and_an_exception_in_the_loop_body_leave_complete_outputs(model, v
     assert frame_count(tmp_path / "e.avi") == 2 and len((tmp_path / "e.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_track_loop_leaves_complete_outputs(demo_onnx, tmp_path):
     video = make_demo_video(tmp_path / "long.avi", frames=300, size=(320, 240), seed=41)
     script = textwrap.dedent(f"""
@@ -193,6 +195,7 @@ def test_sigterm_during_a_track_loop_leaves_complete_outputs(demo_onnx, tmp_path
     assert 3 <= frames < 300 and frame_count(tmp_path / "t.mp4") == frames
 
 
+@pytest.mark.slow
 def test_a_finished_run_reports_latency_and_an_unstarted_run_closes_its_sources(model, videos):
     run = model.track(videos[:2])
     for _ in run:
@@ -211,6 +214,7 @@ def test_a_finished_run_reports_latency_and_an_unstarted_run_closes_its_sources(
     ("several_cameras.py", ["{video}", "{video2}", "--save-dir", "{tmp}/site"]),
     ("count_line_crossings.py", ["{video}", "--line", "0,120,320,120"]),
 ])
+@pytest.mark.slow
 def test_examples_run(demo_onnx, videos, tmp_path, example, args):
     values = {"video": videos[2], "video2": videos[1], "tmp": tmp_path}
     result = subprocess.run([sys.executable, REPO / "examples" / example, demo_onnx,

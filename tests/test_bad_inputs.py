@@ -276,6 +276,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_error_line_and_touches_nothing(world, args, message):
     before = snapshot(world)
@@ -284,6 +285,7 @@ def test_bad_input_is_one_error_line_and_touches_nothing(world, args, message):
     assert snapshot(world) == before
 
 
+@pytest.mark.slow
 def test_triton_copies_external_data_beside_the_model(world, tmp_path):
     result = ctrt("triton", world / "ext" / "ok.onnx", "-o", tmp_path / "repo", "--backend", "python", cwd=world)
     assert result.returncode == 0, result.stderr
@@ -313,6 +315,7 @@ def read_back(video: Path) -> int:
     return frames
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_mid_run_leaves_playable_video_and_whole_lines(world, tmp_path, signum):
     video = make_demo_video(tmp_path / "long.mp4", frames=2000, size=(320, 240))
@@ -342,6 +345,7 @@ def dead_pid() -> int:
     return process.pid
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_segmented_run_loses_one_segment_and_its_partial_is_removed(world, tmp_path):
     video = make_demo_video(tmp_path / "long.mp4", frames=2000, size=(320, 240))
     per_segment = round(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS))  # one second of it
@@ -375,6 +379,7 @@ def test_sigkill_of_a_segmented_run_loses_one_segment_and_its_partial_is_removed
     assert sorted(out.glob("v-*.mp4")) == closed and read_back(out / "again.mp4") == FRAMES
 
 
+@pytest.mark.slow
 def test_export_removes_partials_its_killed_predecessor_left(world, tmp_path):
     stale_file = tmp_path / f".m.onnx.{dead_pid()}.k2j3h4.partial"
     stale_file.write_bytes(b"\0" * 1000)
@@ -400,6 +405,7 @@ def small_filesystem(path: Path, size: str):
         subprocess.run(["umount", str(path)], check=True)
 
 
+@pytest.mark.slow
 def test_full_disk_during_export_and_run(world, tmp_path):
     with small_filesystem(tmp_path / "disk", "64k") as disk:
         result = ctrt(*EXPORT, "--no-check", "-o", disk / "m.onnx", cwd=world)
@@ -417,6 +423,7 @@ def test_full_disk_during_export_and_run(world, tmp_path):
         assert max(mot_frames) <= text.count("\n")  # both end on the same frame: none has a frame the other lacks
 
 
+@pytest.mark.slow
 def test_file_size_limit_during_export_is_one_line_and_leaves_nothing(world, tmp_path):
     """The same path without root: RLIMIT_FSIZE makes writes past 1 MB fail with EFBIG (Python ignores SIGXFSZ)."""
     def limit() -> None:

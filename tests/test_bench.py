@@ -61,6 +61,7 @@ def test_interleaved_steps_take_turns_until_each_has_its_own_duration():
     assert fast == [62.5] * 4 and slow == [125.0] * 4
 
 
+@pytest.mark.slow
 def test_bench_interleave_measures_every_model_in_turns(onnx_85, tmp_path):
     out = tmp_path / "bench.json"
     result = invoke("bench", onnx_85, onnx_85, "--interleave", "--duration", "0.1", "--iterations", "3",
@@ -95,6 +96,7 @@ def test_bench_cli_json_and_plot(onnx_85, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_bench_engine_reports_device_stages(monkeypatch, onnx_85, tmp_path):
     sim.install(monkeypatch, "10.3.0")
     engine = tmp_path / "m.engine"
@@ -111,6 +113,7 @@ def test_bench_engine_reports_device_stages(monkeypatch, onnx_85, tmp_path):
     assert model["device_memory_mb"] == io_bytes / 2**20 and "device memory MB" in result.output
 
 
+@pytest.mark.slow
 def test_cuda_graph_replays_one_graph_per_buffer_layout(monkeypatch, onnx_85, tmp_path):
     import sys
 

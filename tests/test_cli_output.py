@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ctrt.demo import make_demo_video
 
 CTRT = str(Path(sys.executable).with_name("ctrt"))
@@ -21,6 +23,7 @@ def piped(*args) -> list[str]:
     return (result.stdout + result.stderr).splitlines()
 
 
+@pytest.mark.slow
 def test_piped_output_is_one_line_per_phase_and_never_wraps_mid_sentence(tmp_path):
     model = tmp_path / "demo.onnx"
     lines = piped("export", "--builtin", "demo", "--input-size", "128x160", "-o", model)

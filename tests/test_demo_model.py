@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from ctrt.demo import DEMO_RUN_OPTIONS, DemoScene, make_demo_video
@@ -37,6 +38,7 @@ def truth_and_tracks(lines: list[dict], scene: DemoScene):
     return truth, tracks
 
 
+@pytest.mark.slow
 def test_tracks_follow_the_photographs_of_an_unseen_scene(demo_onnx, tmp_path):
     frames = 30
     video = make_demo_video(tmp_path / "scene.avi", frames, seed=SEED)
@@ -58,6 +60,7 @@ def test_random_init_stays_random(tmp_path):
     assert meta["random_weights"] and meta["builtin"] == ""
 
 
+@pytest.mark.slow
 def test_demo_command_exports_once_and_tracks_one_or_several_videos(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("demo", "--frames", "4")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import trt_simulation as sim
 from ctrt import selftest
 from ctrt.doctor import jetson_release
@@ -53,6 +55,7 @@ def test_jetson_release_names_jetpack(tmp_path):
     assert jetson_release(tmp_path / "missing") is None
 
 
+@pytest.mark.slow
 def test_selftest_without_tensorrt_skips_that_part():
     result = invoke("selftest")
     assert result.exit_code == 0, result.output
@@ -60,6 +63,7 @@ def test_selftest_without_tensorrt_skips_that_part():
     assert "selftest: 2 passed, 0 failed, 1 skipped" in result.output
 
 
+@pytest.mark.slow
 def test_selftest_with_tensorrt_compares_both_precisions(monkeypatch):
     sim.install(monkeypatch, "10.3.0")
     result = invoke("selftest")

@@ -62,6 +62,7 @@ def test_coco_ap_of_the_ground_truth_is_one(tmp_path):
     assert half["AP50"] < 0.75
 
 
+@pytest.mark.slow
 def test_tracker_alone_robust_preset_keeps_identities_centertrack_loses(tmp_path):
     assert invoke("make-data", "pedestrians", tmp_path / "ped", "--count", 2, "--frames", 300).exit_code == 0
     result = invoke("eval", "--tracker-only", "--mot", tmp_path / "ped", "--tracker", "centertrack", "--tracker",
@@ -97,6 +98,7 @@ def fp32_and_int8(tmp_path_factory) -> tuple[Path, Path, Path]:
     return fp32, root / "demo_int8.onnx", root / "coco"
 
 
+@pytest.mark.slow
 def test_fp32_and_int8_side_by_side_on_tracking_and_detection(fp32_and_int8, tmp_path):
     fp32, int8, coco = fp32_and_int8
     make_dataset("demo-mot", tmp_path / "mot", 2, 12, (640, 360), 200)
@@ -121,6 +123,7 @@ def test_fp32_and_int8_side_by_side_on_tracking_and_detection(fp32_and_int8, tmp
     assert (tmp_path / "coco.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_bad_evaluation_data_is_one_line_naming_the_file(tmp_path, fp32_and_int8):
     fp32, _, coco = fp32_and_int8
     (tmp_path / "nogt" / "SEQ" / "img1").mkdir(parents=True)
@@ -139,7 +142,7 @@ def test_bad_evaluation_data_is_one_line_naming_the_file(tmp_path, fp32_and_int8
         ((fp32, "--coco", tmp_path / "unknown.json", "--images", coco / "images"), "image ids that are not in its images list (999)"),
         ((fp32, "--coco", coco / "annotations.json", "--images", tmp_path / "few"), "10 of the 10 images are missing"),
         (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "max_age=soon"), "'max_age=soon'"),
-        (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "robust,gate=2"), "--tracker 'robust,gate=2': gate 2: give a share"),
+        (("--tracker-only", "--mot", tmp_path / "nogt", "--tracker", "robust,gate=2"), "--tracker 'robust,gate=2': gate 2: give more than 0, up to 1"),
         ((fp32, "--tracker-only", "--mot", bad), "without models"),
         (("--mot", bad), "give one or more models"),
         ((fp32, "--mot", bad, "--offset-noise", 3), "models make their own"),
@@ -164,6 +167,7 @@ class BatchCounter:
         return self.inner(feed)
 
 
+@pytest.mark.slow
 def test_sequences_run_as_batched_streams_track_as_they_would_alone(demo_onnx, tmp_path):
     import numpy as np
 

@@ -64,6 +64,7 @@ def test_export_checkpoint_verified_against_pytorch(onnx_85, checkpoint_85):
         assert np.abs(got - want.numpy()).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_random_init_hardnet68_cli_prints_parity_and_next_step(tmp_path):
     out = tmp_path / "h68.onnx"
     result = invoke("export", "--random-init", "--arch", "hardnet_68", "--input-size", "128x160", "-o", out)
@@ -76,6 +77,7 @@ def test_random_init_hardnet68_cli_prints_parity_and_next_step(tmp_path):
     assert read_meta(out).random_weights and read_meta(out).config.arch == 68
 
 
+@pytest.mark.slow
 def test_dynamic_batch_runs_any_batch(tmp_path, checkpoint_85):
     out = tmp_path / "dyn.onnx"
     result = invoke("export", checkpoint_85, "--input-size", "64x64", "--dynamic-batch", "-o", out)
@@ -99,6 +101,7 @@ def test_dynamic_batch_runs_any_batch(tmp_path, checkpoint_85):
     (["--input-size", "100x200"], "nearest valid: 96x192, 96x224, 128x192, 128x224"),
     (["--input-size", "big"], "expected HxW"),
 ])
+@pytest.mark.slow
 def test_failures_leave_no_files(tmp_path, checkpoint_85, args, message):
     out = tmp_path / "sub" / "model.onnx"
     result = invoke("export", checkpoint_85, "--input-size", "64x64", *args, "-o", out)
@@ -107,6 +110,7 @@ def test_failures_leave_no_files(tmp_path, checkpoint_85, args, message):
     assert not out.exists() and not list(tmp_path.rglob("*.partial")) and not list(tmp_path.rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_parity_tolerance_is_relative_only_beyond_one(tmp_path):
     """A trained wh head predicts sizes up to ~100 output px; FP32 summation order alone moves those by ~1e-5
     relative, so the check scales the tolerance by max(1, max |output|) — and stays absolute for logits."""

@@ -108,6 +108,7 @@ class _nothing:
         return False
 
 
+@pytest.mark.slow
 def test_user_sinks_close_complete_on_sigterm(demo_onnx, tmp_path):
     video = make_demo_video(tmp_path / "long.avi", frames=200, size=(320, 240), seed=41)
     script = textwrap.dedent(f"""
@@ -185,6 +186,7 @@ def test_a_tracker_factory_that_makes_no_tracker_is_refused(model, video):
     assert error.value.option == "tracker"
 
 
+@pytest.mark.slow
 def test_the_sink_example_writes_its_totals(demo_onnx, video, tmp_path):
     out = example("user_sink.py", demo_onnx, video, "--save-dir", tmp_path / "runs", "--counts",
                   tmp_path / "counts.json", cwd=tmp_path)

@@ -74,6 +74,7 @@ def fast_models(tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 def test_fast_path_exports_record_themselves(fast_models):
     meta = read_meta(fast_models["both"])
     assert meta.inputs == ["frame", "pre_frame", "pre_hm"] and meta.outputs[:2] == ["scores", "classes"]
@@ -85,6 +86,7 @@ def test_fast_path_exports_record_themselves(fast_models):
     assert {"GridSample", "TopK", "GatherElements", "MaxPool"} <= ops
 
 
+@pytest.mark.slow
 def test_fast_path_has_no_intermediate_uint8_tensor(fast_models):
     # TensorRT 8.6+ refuses a node producing UINT8 unless it is a graph output; 8.5 takes UINT8 only into a Cast.
     model = onnx.shape_inference.infer_shapes(onnx.load(str(fast_models["both"])))
@@ -99,6 +101,7 @@ def test_fast_path_has_no_intermediate_uint8_tensor(fast_models):
     assert not [out for n in graph.node for out in n.output if out in uint8 and out not in outputs]
 
 
+@pytest.mark.slow
 def test_graph_decode_matches_host_decode(fast_models):
     rng = np.random.default_rng(4)
     feed = {"image": rng.standard_normal((1, 3, 128, 160), np.float32),
@@ -116,6 +119,7 @@ def test_graph_decode_matches_host_decode(fast_models):
         assert np.abs(host.tracking - ours.tracking).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_graph_decode_takes_any_batch(fast_models):
     """Triton batches requests into a dynamic-batch model: each row's top-K is that frame's alone."""
     rng = np.random.default_rng(5)
@@ -133,6 +137,7 @@ def tracks(path):
     return [json.loads(line)["results"] for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_run_with_both_fast_paths_gives_the_same_tracks(fast_models, tmp_path):
     video = make_demo_video(tmp_path / "v.mp4", frames=5, size=(320, 240))
     runs = {}
@@ -149,6 +154,7 @@ def test_run_with_both_fast_paths_gives_the_same_tracks(fast_models, tmp_path):
             assert np.abs(np.array([r["bbox"] for r in plain]) - [r["bbox"] for r in fast]).max() < 0.1
 
 
+@pytest.mark.slow
 def test_wrong_frame_size_is_a_clear_error(fast_models, tmp_path):
     video = make_demo_video(tmp_path / "big.mp4", frames=2, size=(640, 480))
     result = invoke("run", fast_models["pre"], "--source", video)
@@ -163,6 +169,7 @@ def test_export_option_errors(checkpoint_85, tmp_path):
         assert result.exit_code == 2 and message in result.output
 
 
+@pytest.mark.slow
 def test_tensorrt_keeps_the_previous_raw_frame_on_the_device(monkeypatch, fast_models, tmp_path):
     sim.install(monkeypatch, "10.3.0")
     engine = tmp_path / "both.engine"

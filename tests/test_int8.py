@@ -105,6 +105,7 @@ def quantized(onnx_85, coco_dir, tmp_path_factory):
     return out, result.output
 
 
+@pytest.mark.slow
 def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, onnx_85, coco_dir):
     import onnx
 
@@ -151,6 +152,7 @@ def test_quantize_writes_qdq_model_that_runs_and_a_computed_report(quantized, on
     assert len(missed) == report["fp32_detections"] - report["matched"] and all(s >= 0.3 for s in missed)
 
 
+@pytest.mark.slow
 def test_quantized_model_runs_through_ctrt_run(quantized, tmp_path):
     out, _ = quantized
     from ctrt.demo import make_demo_video
@@ -160,6 +162,7 @@ def test_quantized_model_runs_through_ctrt_run(quantized, tmp_path):
     assert result.exit_code == 0 and len((tmp_path / "t.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_tensorrt_int8_calibrates_caches_and_reuses(monkeypatch, onnx_85, coco_dir, tmp_path):
     monkeypatch.chdir(tmp_path)
     sim.install(monkeypatch, "10.3.0")
@@ -207,6 +210,7 @@ def test_quantize_bad_inputs_fail_with_one_line(onnx_85, coco_dir, tmp_path):
     assert not (tmp_path / "q.onnx").exists()
 
 
+@pytest.mark.slow
 def test_tensorrt11_needs_qdq_and_builds_it(monkeypatch, quantized, onnx_85, coco_dir, tmp_path):
     out, _ = quantized
     sim.install(monkeypatch, "11.4.1")
@@ -221,6 +225,7 @@ def test_tensorrt11_needs_qdq_and_builds_it(monkeypatch, quantized, onnx_85, coc
     assert sim_header(tmp_path / "q10.engine")["int8"]  # weakly typed TensorRT 10 needs the flag for Q/DQ
 
 
+@pytest.mark.slow
 def test_int8_rewrites_are_exact_and_leave_only_quotient_channels_float(onnx_85):
     import onnx
 
@@ -258,6 +263,7 @@ def quantized_cpu(onnx_85, coco_dir, tmp_path_factory):
     return out, result.output
 
 
+@pytest.mark.slow
 def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(quantized_cpu, monkeypatch, tmp_path):
     import onnx
 
@@ -283,6 +289,7 @@ def test_cpu_target_uses_uint8_activations_7bit_weights_and_tensorrt_refuses_it(
     assert len(message_lines(refused.output)) == 1 and not (tmp_path / "cpu.engine").exists()
 
 
+@pytest.mark.slow
 def test_tensorrt_target_on_a_cpu_without_vnni_warns_once(quantized, quantized_cpu, monkeypatch, tmp_path):
     from ctrt.demo import make_demo_video
     import ctrt.runtime.backends.onnxruntime_backend as runner

@@ -55,6 +55,7 @@ def test_harmonic_block_widths_match_reference_arithmetic():
     assert HarDBlock(96, 24, 1.7, 8).out_channels == 214
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", [85, 68])
 def test_forward_shapes_and_head_order(arch):
     model = seeded_model(ModelConfig(arch, {"hm": 3, "wh": 2, "tracking": 2, "reg": 2}))
@@ -64,6 +65,7 @@ def test_forward_shapes_and_head_order(arch):
     assert [tuple(o.shape) for o in outputs] == [(1, 3, 24, 40), (1, 2, 24, 40), (1, 2, 24, 40), (1, 2, 24, 40)]
 
 
+@pytest.mark.slow
 def test_stem_replaces_base0_and_previous_frame_layers_are_used():
     model = seeded_model(ModelConfig(85))
     x, pre_img, pre_hm = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 64, 64), torch.rand(1, 1, 64, 64)

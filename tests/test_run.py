@@ -57,6 +57,7 @@ def test_run_video_writes_all_three_outputs_consistently(onnx_85, video, tmp_pat
             assert x2 >= x1 and y2 >= y1 and r["score"] > 0.3
 
 
+@pytest.mark.slow
 def test_checkpoint_and_onnx_give_the_same_tracks(onnx_85, checkpoint_85, video, tmp_path):
     for name, model in (("onnx", onnx_85), ("torch", checkpoint_85)):
         result = invoke("run", model, "--input-size", "128x160", "--source", video, "--max-frames", 4,
@@ -161,6 +162,7 @@ def run_camera(onnx_path, tmp_path, connections, interrupt_at=None):
     return run.report.streams[0], run.report, state
 
 
+@pytest.mark.slow
 def test_live_source_reconnects_after_a_drop(onnx_85, tmp_path):
     stream, report, state = run_camera(onnx_85, tmp_path, connections=2)
     # 3 frames, drop, reopen (2nd connection), 3 frames, drop, two failed reopens -> lost.
@@ -265,6 +267,7 @@ print(resident_bytes() - before)
 """
 
 
+@pytest.mark.slow
 def test_a_long_run_keeps_pipeline_memory_constant():
     # A fresh interpreter: threads other tests leave running would allocate while this one measures.
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
@@ -275,6 +278,7 @@ def test_a_long_run_keeps_pipeline_memory_constant():
     assert grown < 512 << 10, f"{grown} bytes more after 30k more frames"
 
 
+@pytest.mark.slow
 def test_frames_of_several_sizes_all_reach_the_video(demo_onnx, video, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -291,6 +295,7 @@ def test_frames_of_several_sizes_all_reach_the_video(demo_onnx, video, tmp_path)
     assert result.output.count("letterboxed") == 1 and "1 unreadable frames skipped" in result.output
 
 
+@pytest.mark.slow
 def test_two_runs_never_write_one_file(demo_onnx, tmp_path):
     long = make_demo_video(tmp_path / "long.mp4", frames=300, size=(320, 240))
     out = tmp_path / "t.jsonl"

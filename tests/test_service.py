@@ -24,6 +24,8 @@ from ctrt.site.file import read_site_file
 from conftest import invoke, message_lines
 from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto, make_ca
 
+pytestmark = pytest.mark.service  # Mosquitto, HTTP on loopback, systemd-analyze
+
 SITE = """\
 [model]
 path = "{model}"
@@ -484,6 +486,7 @@ def test_the_live_view_is_served_as_mjpeg_only_while_watched(demo_onnx):
     assert all(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3) for p in pictures)
 
 
+@pytest.mark.browser
 def test_chromium_renders_a_tile_per_camera_with_moving_pictures(demo_onnx, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Chromium is missing: make test installs it (apt-get install chromium)"

@@ -62,6 +62,7 @@ def separate_runs(model: Path, specs: list[Path], out: Path) -> dict[str, list[d
     return runs
 
 
+@pytest.mark.slow
 def test_batched_streams_track_exactly_as_separate_runs(demo_onnx, sources, tmp_path):
     expected = separate_runs(demo_onnx, sources, tmp_path)
     args = [a for s in sources for a in ("--source", s)]
@@ -74,6 +75,7 @@ def test_batched_streams_track_exactly_as_separate_runs(demo_onnx, sources, tmp_
     assert [len(f) for f in expected.values()] == [7, 4, 5, len(expected["cut"])] and len(expected["cut"]) < 8
 
 
+@pytest.mark.slow
 def test_overlapped_lanes_give_the_sequential_result(demo_onnx, sources, tmp_path):
     backend = OnnxRuntimeBackend(demo_onnx, "cpu")
     outputs = {}
@@ -115,6 +117,7 @@ class ReusingBackend:
         return {name: self.buffers[name][: len(array)] for name, array in outputs.items()}
 
 
+@pytest.mark.slow
 def test_overlapped_lanes_keep_outputs_a_backend_reuses(demo_onnx, sources, tmp_path):
     results = {}
     for overlap in (False, True):
@@ -126,6 +129,7 @@ def test_overlapped_lanes_keep_outputs_a_backend_reuses(demo_onnx, sources, tmp_
     assert results[True] == results[False]
 
 
+@pytest.mark.slow
 def test_fixed_batch_engine_pads_and_matches_separate_runs(monkeypatch, demo_onnx, demo_onnx_batch3, sources,
                                                            tmp_path):
     import trt_simulation as sim
@@ -215,6 +219,7 @@ class SlowBackend:
         return self.inner(feed)
 
 
+@pytest.mark.slow
 def test_a_slow_consumer_of_a_live_camera_drops_stale_frames_and_stays_current(demo_onnx):
     backend = SlowBackend(OnnxRuntimeBackend(demo_onnx, "cpu"), delay=0.15)
     camera = FrameSource("0", reconnects=0, capture_factory=lambda *a: PacedCamera(frames=60, period=0.02))
@@ -252,6 +257,7 @@ def test_a_waiting_take_gets_each_frame_as_it_is_read():
     assert np.median(delays) < 0.003 and time.perf_counter() - camera.start < 0.4  # 40 x 5 ms paced = 0.2 s
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_run_leaves_complete_outputs_for_every_stream(demo_onnx, tmp_path):
     videos = [make_demo_video(tmp_path / f"long{i}.mp4", frames=400, size=(320, 240), seed=30 + i) for i in range(2)]
     out = tmp_path / "out"
@@ -274,6 +280,7 @@ def test_ctrl_c_mid_run_leaves_complete_outputs_for_every_stream(demo_onnx, tmp_
         assert 0 < len(lines) == frames < 400
 
 
+@pytest.mark.slow
 def test_dynamic_batch_engine_takes_the_batch_of_each_tick(monkeypatch, demo_onnx, sources, tmp_path):
     import trt_simulation as sim
     from ctrt.runtime.backends.tensorrt_backend import TensorRTBackend
@@ -296,6 +303,7 @@ def test_dynamic_batch_engine_takes_the_batch_of_each_tick(monkeypatch, demo_onn
         backend(feed)
 
 
+@pytest.mark.slow
 def test_in_graph_preprocessing_and_decode_work_batched(tmp_path):
     model = tmp_path / "fast.onnx"
     result = invoke("export", "--builtin", "demo", "--input-size", "256x256", "--dynamic-batch", "--no-check",

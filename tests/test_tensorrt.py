@@ -37,6 +37,7 @@ def test_without_tensorrt_build_and_run_say_what_is_missing(onnx_85, tmp_path):
     assert not (tmp_path / "x.engine").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["8.5.2", "10.3.0", "11.4.1"])
 def test_fp32_build_on_every_supported_major(monkeypatch, onnx_85, tmp_path, version):
     sim.install(monkeypatch, version)
@@ -54,6 +55,7 @@ def test_fp32_build_on_every_supported_major(monkeypatch, onnx_85, tmp_path, ver
     assert f"ctrt run {engine} --source 0" in result.output
 
 
+@pytest.mark.slow
 def test_fp16_keeps_exactly_the_heatmap_head_in_fp32(monkeypatch, onnx_85, tmp_path):
     sim.install(monkeypatch, "10.3.0")
     engine = tmp_path / "fp16.engine"
@@ -80,6 +82,7 @@ def fp16_onnx(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_fp16_export_keeps_io_heatmap_head_and_context_in_fp32(fp16_onnx):
     import onnx
 
@@ -107,6 +110,7 @@ def test_fp16_onnx_builds_strongly_typed_where_it_can(monkeypatch, fp16_onnx, tm
     assert header["flags"] == flags and header["fp16"] == fp16_flag and read_meta(engine).precision == "fp16"
 
 
+@pytest.mark.slow
 def test_timing_cache_is_read_and_written_back(monkeypatch, onnx_85, tmp_path):
     sim.install(monkeypatch, "10.3.0")
     cache = tmp_path / "timing.cache"
@@ -115,6 +119,7 @@ def test_timing_cache_is_read_and_written_back(monkeypatch, onnx_85, tmp_path):
         assert json.loads(cache.read_bytes())["builds"] == expected_builds
 
 
+@pytest.mark.slow
 def test_dla_core_with_gpu_fallback(monkeypatch, onnx_85, tmp_path):
     sim.install(monkeypatch, "10.3.0", dla_cores=2)
     assert invoke("build", onnx_85, "--fp16", "--dla-core", "1", "-o", tmp_path / "dla.engine").exit_code == 0
@@ -123,6 +128,7 @@ def test_dla_core_with_gpu_fallback(monkeypatch, onnx_85, tmp_path):
     assert result.exit_code == 2 and "has 2 DLA cores" in result.output
 
 
+@pytest.mark.slow
 def test_parser_and_file_errors_are_reported(monkeypatch, onnx_85, tmp_path):
     import onnx
 
@@ -156,6 +162,7 @@ def engine_85(monkeypatch, onnx_85, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_engine_outputs_equal_onnxruntime_and_pre_img_stays_on_device(engine_85, onnx_85):
     trt_backend = TensorRTBackend(engine_85)
     ort_backend = OnnxRuntimeBackend(onnx_85, "cpu")
@@ -178,6 +185,7 @@ def test_engine_outputs_equal_onnxruntime_and_pre_img_stays_on_device(engine_85,
         image, previous = previous, image  # what TrackingPipeline does
 
 
+@pytest.mark.slow
 def test_a_missing_synchronize_is_caught(engine_85, monkeypatch):
     backend = TensorRTBackend(engine_85)
     monkeypatch.setattr(backend.cuda, "synchronize", lambda stream: None)
@@ -191,6 +199,7 @@ def test_a_missing_synchronize_is_caught(engine_85, monkeypatch):
     assert not backend.host["hm"].any()
 
 
+@pytest.mark.slow
 def test_unset_address_is_caught(engine_85, monkeypatch):
     backend = TensorRTBackend(engine_85)
     backend.context.addresses.pop("tracking")
@@ -223,6 +232,7 @@ def test_engine_from_other_tensorrt_or_gpu_is_refused(engine_85, monkeypatch):
             TensorRTBackend(engine_85)
 
 
+@pytest.mark.slow
 def test_run_engine_gives_the_same_tracks_as_onnx(engine_85, onnx_85, tmp_path):
     from ctrt.demo import make_demo_video
 
@@ -236,6 +246,7 @@ def test_run_engine_gives_the_same_tracks_as_onnx(engine_85, onnx_85, tmp_path):
     assert len(onnx_lines) == 5 and onnx_lines == engine_lines
 
 
+@pytest.mark.slow
 def test_session_on_an_engine_uses_cuda_python_and_tracks_as_onnxruntime(engine_85, onnx_85):
     assert open_cuda().name == "cuda-python"
     backend = TensorRTBackend(engine_85)

@@ -24,6 +24,8 @@ from ctrt.demo import make_demo_video
 from ctrt.triton.local_server import LocalTriton, Ports
 from conftest import assert_same_tracks, invoke, jsonl
 
+pytestmark = pytest.mark.triton  # the tritonserver of the nvidia-pytriton wheel
+
 CTRT = str(Path(sys.executable).with_name("ctrt"))
 TRITON_ENV = os.environ.get("CTRT_TRITON_ENV")
 needs_server = pytest.mark.skipif(not TRITON_ENV, reason="the server's environment comes from make test "

@@ -107,6 +107,7 @@ def test_a_call_the_release_lacks_fails_as_tensorrt_fails(monkeypatch):
 LINE_VERSIONS = ["8.5.2", "8.6.1", "10.0.1", "10.16.1", "11.0.0", "11.4.0"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", LINE_VERSIONS)
 def test_what_ctrt_reaches_on_a_line_exists_in_every_release_of_it(monkeypatch, onnx_85, demo_onnx, coco_dir,
                                                                    tmp_path, version):

@@ -24,6 +24,7 @@ VARIANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", VARIANTS.values(), ids=VARIANTS.keys())
 def test_every_export_variant_parses_on_every_line(tmp_path, flags):
     out = tmp_path / "m.onnx"
@@ -154,6 +155,7 @@ def test_versions_map_to_lines_and_user_targets_are_checked():
         trt_rules.parse_lines("9")
 
 
+@pytest.mark.slow
 def test_export_errors_for_targeted_lines_and_warns_for_the_others(tmp_path):
     out = tmp_path / "m.onnx"
     refused = invoke("export", "--random-init", "--input-size", "128x160", "--no-check", "--opset", "18", "-o", out)

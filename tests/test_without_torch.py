@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ctrt as ctrt_package
 from ctrt.demo import make_demo_video
 
@@ -19,6 +21,7 @@ def ctrt_without_torch(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", BLOCKED, *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_run_bench_inspect_doctor_triton_and_eval_need_no_torch(demo_onnx, tmp_path):
     video = make_demo_video(tmp_path / "v.avi", frames=3, size=(320, 240), seed=5)
     commands = [
@@ -43,6 +46,7 @@ def test_run_bench_inspect_doctor_triton_and_eval_need_no_torch(demo_onnx, tmp_p
     assert result.returncode == 2 and "needs PyTorch" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_core_install_without_torch_serves_onnx_models(demo_onnx, tmp_path):
     """A fresh venv with the core and ONNX Runtime (`pip install 'ctrt[cpu]'`) and an OpenCV that comes from
     elsewhere (here a separate pip install, on a Jetson JetPack's): no torch, no video extra."""
