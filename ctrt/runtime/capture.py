@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CtrtError
+from ..options import check
 from .sources import FrameSource
 
-POLICIES = ("latest", "none")
 QUEUE_FRAMES = 2  # frames read ahead under policy "none"
 
 
@@ -25,9 +25,7 @@ def drop_policy(drop: str | None, live: bool) -> str:
     """The policy of a stream: the one asked for, else ``latest`` for a live source and ``none`` for a file."""
     if drop is None:
         return "latest" if live else "none"
-    if drop not in POLICIES:
-        raise CtrtError(f"drop {drop!r}: choose latest or none", option="drop")
-    return drop
+    return str(check("drop", drop))
 
 
 @dataclass

@@ -32,10 +32,11 @@ from ..errors import CtrtError
 from ..options import check, default
 from ..runtime.detections import Detections
 from ..runtime.pipeline import STAGES
+from .live_page import page_html
+from .metrics import LATENCY_BUCKETS_S, metrics_text
 from ..runtime.results import Results
 from ..runtime.reports import RunReport, StreamReport
 
-LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 WATCH_GRACE_S = 3.0  # a page polling pictures counts as watching for this long after its last request
 BOUNDARY = "ctrtframe"
 
@@ -208,70 +209,10 @@ class LiveServer:
         return {"streams": streams, "stale": self.stale(), "uptime_s": round(now - self.started, 1)}
 
     def metrics(self) -> bytes:
-        from prometheus_client import CollectorRegistry, generate_latest
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-
-        live = self
-
-        class Collector:
-            def collect(self) -> Any:
-                per = [("frames", "frames tracked", "frames"), ("dropped", "stale frames dropped to stay live",
-                                                                   "dropped"),
-                       ("skipped", "unreadable frames skipped", "skipped"),
-                       ("reconnects", "times a live source was reopened", "reconnects")]
-                for name, text, attr in per:
-                    family = CounterMetricFamily(f"ctrt_{name}", text, labels=["camera"])
-                    for stream in live.report.streams:
-                        family.add_metric([stream.name], getattr(stream, attr))
-                    yield family
-                fps = GaugeMetricFamily("ctrt_fps", "frames per second of the camera's run", labels=["camera"])
-                active = GaugeMetricFamily("ctrt_tracks_active", "tracks reported on the last frame",
-                                           labels=["camera"])
-                latency = HistogramMetricFamily("ctrt_latency_seconds", "capture to tracks", labels=["camera"])
-                stages = CounterMetricFamily("ctrt_stage_seconds", "time per stage, summed over frames",
-                                             labels=["camera", "stage"])
-                for stream in live.report.streams:
-                    camera = live.cameras[stream.name]
-                    fps.add_metric([stream.name], stream.fps)
-                    active.add_metric([stream.name], camera.tracks)
-                    cumulative = np.cumsum(camera.counts).tolist()
-                    buckets = [(str(b), c) for b, c in zip(LATENCY_BUCKETS_S, cumulative)]
-                    latency.add_metric([stream.name], [*buckets, ("+Inf", cumulative[-1])], camera.latency_sum)
-                    for stage, seconds in camera.stage_sum.items():
-                        stages.add_metric([stream.name, stage], seconds)
-                yield from (fps, active, latency, stages)
-                if live.publisher is not None:
-                    report = live.publisher.report
-                    for name, value, text in (("sent", report.sent, "messages acknowledged by the broker"),
-                                              ("dropped", report.dropped, "messages dropped from a full buffer")):
-                        family = CounterMetricFamily(f"ctrt_mqtt_{name}", text)
-                        family.add_metric([], value)
-                        yield family
-                    queued = GaugeMetricFamily("ctrt_mqtt_queued", "messages waiting or unacknowledged")
-                    queued.add_metric([], live.publisher.queued)
-                    yield queued
-
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(Collector())
-        data: bytes = generate_latest(registry)
-        return data
+        return metrics_text(self.report, self.cameras, self.publisher)
 
     def page(self) -> bytes:
-        tiles = "".join(f'<figure><img id="img-{n}" alt="{n}"><figcaption id="cap-{n}">{n}</figcaption></figure>'
-                        for n in self.cameras)
-        script = ("const q = location.search; const names = " + json.dumps(list(self.cameras)) + ";"
-                  "function tick() { for (const n of names) { const i = new Image();"
-                  " i.onload = () => { document.getElementById('img-' + n).src = i.src; };"
-                  " i.src = '/streams/' + n + '.jpg' + q + (q ? '&' : '?') + 't=' + Date.now(); }"
-                  " fetch('/streams' + q).then(r => r.json()).then(s => { for (const x of s.streams) {"
-                  " document.getElementById('cap-' + x.name).textContent = x.name + ': ' + x.frames + ' frames, '"
-                  " + x.fps + ' FPS, ' + x.tracks + ' tracks'; } }); }"
-                  f"tick(); setInterval(tick, {int(1000 / self.options.fps)});")
-        html = ("<!doctype html><meta charset=utf-8><title>ctrt</title><style>body{margin:0;background:#111;"
-                "color:#eee;font:14px sans-serif}main{display:grid;gap:4px;grid-template-columns:repeat("
-                "auto-fill,minmax(320px,1fr))}figure{margin:0}img{width:100%;background:#222;min-height:180px}"
-                f"</style><main>{tiles}</main><script>{script}</script>")
-        return html.encode()
+        return page_html(list(self.cameras), self.options.fps)
 
     def picture(self, name: str, after: int, timeout: float) -> tuple[bytes, int]:
         """The camera's newest JPEG newer than ``after``, waiting up to ``timeout`` for one."""
