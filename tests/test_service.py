@@ -1,6 +1,7 @@
 """Running as a service: site files, tracks to a real Mosquitto, systemd notifications and the unit it prints."""
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -323,20 +324,58 @@ def test_a_listener_that_never_reads_does_not_stall_the_run(site, tmp_path, monk
         listener.close()
 
 
-def test_the_printed_unit_is_one_systemd_accepts(site, tmp_path):
+def analyze(*args: object) -> subprocess.CompletedProcess:
+    tool = shutil.which("systemd-analyze")
+    assert tool, "systemd-analyze is missing: make test installs systemd"
+    return subprocess.run([tool, *map(str, args)], capture_output=True, text=True)
+
+
+def test_the_printed_unit_is_one_systemd_accepts_and_rates_safe(site, tmp_path):
     result = invoke("service-unit", "--config", site, "--watchdog", 20)
     assert result.exit_code == 0, result.output
     unit = result.output
     for line in ("Type=notify", "WatchdogSec=20", "Restart=on-failure", "KillSignal=SIGTERM", "TimeoutStopSec=60",
-                 f"run --config {site.resolve()}"):
-        assert line in unit
+                 f'"run" "--config" "{site.resolve()}"', "User=ctrt", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "PrivateTmp=yes", "ProtectHome=read-only", "DeviceAllow=char-video4linux rw",
+                 f'ReadWritePaths="-{(tmp_path / "out").resolve()}"'):
+        assert line in unit, line
     path = tmp_path / "ctrt-site.service"
     path.write_text(unit)
-    analyze = shutil.which("systemd-analyze")
-    assert analyze, "systemd-analyze is missing: make test installs systemd"
-    verified = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    verified = analyze("verify", path)
     problems = [line for line in (verified.stdout + verified.stderr).splitlines() if str(path) in line]
     assert verified.returncode == 0 and not problems, verified.stdout + verified.stderr
+    security = analyze("security", "--offline=true", path)
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout).group(1))
+    assert exposure <= 4.0, security.stdout[-3000:]
+
+
+def test_a_hostile_folder_name_stays_one_value_in_the_unit(tmp_path, demo_onnx):
+    folder = tmp_path / 'a b %h $x "q" \\e'
+    folder.mkdir()
+    site = folder / "site.toml"
+    site.write_text(f'[model]\npath = "{demo_onnx}"\n[outputs]\nsave_dir = "out"\n[[camera]]\nname = "x"\nsource = "0"\n')
+    result = invoke("service-unit", "--config", site)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "hostile.service"
+    path.write_text(result.output)
+    verified = analyze("verify", path)
+    problems = [line for line in (verified.stdout + verified.stderr).splitlines() if str(path) in line]
+    assert verified.returncode == 0 and not problems, verified.stdout + verified.stderr
+    assert sum(line.startswith("ExecStart=") for line in result.output.splitlines()) == 1
+    # systemd reads a quoted word back as the name it was: a missing executable under such a name is reported by it
+    from ctrt.site.systemd import quoted
+
+    probe = tmp_path / "probe.service"
+    missing = str(tmp_path / "no such %h $x")
+    probe.write_text(f"[Service]\nExecStart={quoted(missing, 'executable')}\n")
+    assert f"Command {missing} is not executable" in analyze("verify", probe).stderr
+    # a line break would start a directive of its own: refused in one line, nothing printed
+    crafted = tmp_path / "x\nExecStartPre=id\n.toml"
+    crafted.write_text(site.read_text())
+    refused = invoke("service-unit", "--config", crafted)
+    lines = message_lines(refused.output)
+    assert refused.exit_code == 2 and len(lines) == 1 and "ExecStartPre=id\n" not in refused.output
+    assert lines[0].startswith("error: --config ") and "line break" in lines[0]
 
 
 # ----------------------------------------------------------------------------------------------------------- HTTP

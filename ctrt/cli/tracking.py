@@ -166,11 +166,13 @@ def service_unit(
     config: Annotated[Path, typer.Option(help="the site file the service runs (ctrt run --config)")],
     watchdog: Annotated[int, typer.Option(min=5, max=3600, help="WatchdogSec: seconds without a tracked frame before systemd restarts the run")] = 30,
     stop_timeout: Annotated[int, typer.Option(min=10, max=3600, help="TimeoutStopSec: time to finish the outputs after SIGTERM")] = 60,
-    user: Annotated[Optional[str], typer.Option(help="the account the service runs as")] = None,
+    user: Annotated[str, typer.Option(help="the account the service runs as (create it: README, \"Running as a service\")")] = "ctrt",
 ) -> None:
-    """Print a systemd unit running the site as a service: Type=notify, watchdog, restart on failure."""
+    """Print a hardened systemd unit running the site as a service: Type=notify, watchdog, restart on failure, the
+    file system read-only but for the site's output folders."""
     from ..api import read_site
     from ..site.systemd import service_unit as unit
 
-    read_site(config)  # a unit for a site file that does not check would fail at every start
-    typer.echo(unit(config, watchdog, stop_timeout, user), nl=False)
+    plan = read_site(config).plan()  # a unit for a site that does not check would fail at every start
+    folders = sorted({s.save_dir for s in plan.streams if s.save_dir is not None})
+    typer.echo(unit(config, watchdog, stop_timeout, user, folders), nl=False)

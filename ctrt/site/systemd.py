@@ -8,13 +8,13 @@ restarted), ``STATUS=`` with the frame rate every few seconds, and ``STOPPING=1`
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import CtrtError
 from ..runtime.results import Results
 
 STATUS_EVERY_S = 5.0
@@ -83,24 +83,70 @@ class ServiceWatch:
         self.notifier.close()
 
 
-def service_unit(config: Path, watchdog_s: int = 30, stop_timeout_s: int = 60, user: str | None = None) -> str:
-    """A ``Type=notify`` unit running ``ctrt run --config CONFIG``. The stop timeout covers closing the videos,
-    flushing MQTT (5 s) and the last frames in flight; systemd's SIGKILL after it would cut a video short."""
+# The account a site runs as by default (README, "Running as a service": how to create it), and the groups that
+# open cameras (video) and GPUs through the DRM render nodes (render).
+SERVICE_USER = "ctrt"
+DEVICE_GROUPS = "video render"
+# Devices a site may open, by /proc/devices group (fnmatch): V4L2 cameras, NVIDIA GPUs (nvidia, nvidiactl, uvm,
+# caps), DRM render nodes, and a Jetson's Tegra nodes (nvhost-*, nvmap, nvgpu).
+DEVICES = ("char-video4linux", "char-nvidia*", "char-drm", "char-nvhost*", "char-nvmap", "char-nvgpu*")
+HARDENING = (
+    "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes",
+    "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes", "ProtectControlGroups=yes",
+    "ProtectClock=yes", "ProtectHostname=yes", "ProtectProc=invisible", "RestrictNamespaces=yes",
+    "RestrictRealtime=yes", "RestrictSUIDSGID=yes", "LockPersonality=yes", "RemoveIPC=yes",
+    "CapabilityBoundingSet=", "AmbientCapabilities=", "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service", "SystemCallFilter=~@privileged @resources", "SystemCallErrorNumber=EPERM",
+    # Brokers and viewers over IP; systemd's notify socket and RTSP/GStreamer helpers over Unix sockets.
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "UMask=0027", "DevicePolicy=closed",
+)
+
+
+def unit_text(value: str, what: str) -> str:
+    """``value`` as a unit file line may hold it: systemd's specifiers (``%``) doubled; a line break, another
+    control character or a trailing backslash (a continued line) refused, as each would change the unit."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or value.endswith("\\"):
+        raise CtrtError(f"{what} {value!r}: a systemd unit cannot hold a line break, a control character or a "
+                        "trailing backslash; rename it", option=what)
+    return value.replace("%", "%%")
+
+
+def quoted(value: str, what: str, expands: bool = False) -> str:
+    """One word of a setting that takes several (``ExecStart=``'s arguments, ``ReadWritePaths=``), double-quoted as
+    systemd.syntax reads it: ``\\`` and ``\"`` escaped, ``%`` not a specifier, and where the setting ``expands``
+    environment variables (``ExecStart=``'s arguments after the first), ``$`` not one."""
+    text = unit_text(value, what).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + (text.replace("$", "$$") if expands else text) + '"'
+
+
+def service_unit(config: Path, watchdog_s: int = 30, stop_timeout_s: int = 60, user: str = SERVICE_USER,
+                 writable: list[Path] | None = None) -> str:
+    """A hardened ``Type=notify`` unit running ``ctrt run --config CONFIG`` as ``user``: the file system read-only
+    but for ``writable`` (the site's output folders), no privileges, the devices cameras and GPUs need and no
+    others. The stop timeout covers closing the videos, flushing MQTT (5 s) and the last frames in flight;
+    systemd's SIGKILL after it would cut a video short."""
     config = config.resolve()
     ctrt = Path(sys.executable).with_name("ctrt")
+    if not user or not all(ch.isalnum() or ch in "-_." for ch in user) or user[0] == "-":
+        raise CtrtError(f"user {user!r}: give a user name (letters, digits, '-', '_', '.')", option="user")
+    args = " ".join([quoted(str(ctrt), "executable"), *(quoted(a, "config", expands=True)
+                                                         for a in ("run", "--config", str(config)))])
     lines = [
-        "[Unit]", f"Description=ctrt tracking ({config.name})", "Wants=network-online.target",
-        "After=network-online.target", "",
-        "[Service]", "Type=notify", "NotifyAccess=main",
-        f"ExecStart={shlex.quote(str(ctrt))} run --config {shlex.quote(str(config))}",
-        f"WorkingDirectory={shlex.quote(str(config.parent))}",
+        "[Unit]", f"Description=ctrt tracking ({unit_text(config.name, 'config')})",
+        "Wants=network-online.target", "After=network-online.target", "",
+        "[Service]", "Type=notify", "NotifyAccess=main", f"ExecStart={args}",
+        f"WorkingDirectory={unit_text(str(config.parent), 'config')}",
         "# CTRT_MQTT_USER, CTRT_MQTT_PASSWORD, CTRT_HTTP_TOKEN: secrets stay out of the unit",
         "EnvironmentFile=-/etc/ctrt/ctrt.env", "Environment=PYTHONUNBUFFERED=1",
-        *([f"User={user}"] if user else []),
+        f"User={user}", f"SupplementaryGroups={DEVICE_GROUPS}",
         f"WatchdogSec={watchdog_s}", "Restart=on-failure", "RestartSec=5", "KillSignal=SIGTERM",
         "# ctrt exits 128 + the signal once its outputs are complete: a stop, not a failure",
         "SuccessExitStatus=143",
-        f"TimeoutStopSec={stop_timeout_s}", "",
+        f"TimeoutStopSec={stop_timeout_s}",
+        "# Hardening: read-only everywhere but the output folders; cameras and GPUs, no other device",
+        *HARDENING,
+        *(f"ReadWritePaths={quoted('-' + str(folder.resolve()), 'save_dir')}" for folder in writable or []),
+        *(f"DeviceAllow={device} rw" for device in DEVICES), "",
         "[Install]", "WantedBy=multi-user.target", "",
     ]
     return "\n".join(lines)
