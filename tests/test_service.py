@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -482,7 +483,7 @@ def test_beyond_loopback_only_with_a_token_and_every_route_asks_for_it(demo_onnx
     result = invoke("run", "--config", site, "--http", "0.0.0.0:0")
     lines = message_lines(result.output)
     assert result.exit_code == 2 and len(lines) == 1 and "needs a token" in lines[0], lines
-    token = "t0k3n-for-tests"
+    token = "t0k3n-for-the-tests"
     monkeypatch.setenv("CTRT_HTTP_TOKEN", token)
     release = threading.Event()
     with ctrt.load(demo_onnx, device="cpu") as model:
@@ -494,6 +495,65 @@ def test_beyond_loopback_only_with_a_token_and_every_route_asks_for_it(demo_onnx
             next(run)
             assert get(base + "streams", token)[0] == 200 and get(base + "metrics", token, bearer=False)[0] == 200
             release.set()
+
+
+def request(url: str, method: str = "GET", host: str | None = None, token: str | None = None) -> int:
+    """The status of one request (its Host header as given)."""
+    import http.client
+
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    headers = {**({"Host": host} if host else {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    connection.request(method, parts.path or "/", headers=headers)
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_a_loopback_server_answers_only_its_own_names_and_only_get(demo_onnx):
+    release = threading.Event()
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        with model.track({"door": camera(4, 0.02, release)}, http="0") as run:
+            base = run.http_url
+            port = urllib.parse.urlsplit(base).port
+            for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.nip.io:{port}", f"localhost:{port + 1}"):
+                assert request(base + "streams", host=host) == 421, host
+            for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
+                assert request(base + "streams", host=host) == 200, host
+            for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+                assert request(base + "streams", method) == 405, method
+            release.set()
+            for _ in run:
+                pass
+
+
+def test_a_token_must_be_one_nobody_guesses(tmp_path, site, monkeypatch):
+    for bad in ("   ", "", "short", "sixteen chars ok", "tab\tinside-the-token"):
+        with pytest.raises(ctrt.CtrtError) as error:
+            ctrt.HttpOptions("0.0.0.0:0", token=bad or None)
+        assert error.value.option in ("http_token_file", "http")
+    secret = tmp_path / "token"
+    secret.write_text("   \n")
+    result = invoke("run", "--config", site, "--http", "0.0.0.0:0", "--http-token-file", secret)
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    monkeypatch.setenv("CTRT_HTTP_TOKEN", " " * 20)
+    with pytest.raises(ctrt.CtrtError) as error:
+        ctrt.HttpOptions("127.0.0.1:0")
+    assert error.value.option == "http_token_file"
+
+
+def test_stream_names_cannot_reach_the_page_or_leave_their_folder(demo_onnx, tmp_path):
+    from ctrt.site.live_page import page_html
+
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        for name in ("</script><script>alert(1)</script>", "../../escaped", "/etc/x", "a/b", "", "a#", "x" * 101):
+            with pytest.raises(ctrt.CtrtError) as error:
+                model.track({name: "clip.avi"}, save_dir=tmp_path / "out", http="0")
+            assert error.value.option == "source", name
+    assert not (tmp_path / "out").exists() and not list(tmp_path.parent.glob("escaped*"))
+    page = page_html(["a</script><b>"], 5.0).decode()
+    assert "</script><b>" not in page and "&lt;/script&gt;&lt;b&gt;" in page
 
 
 def test_the_live_view_is_served_as_mjpeg_only_while_watched(demo_onnx):

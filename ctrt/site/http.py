@@ -37,6 +37,7 @@ from .metrics import LATENCY_BUCKETS_S, metrics_text
 from ..runtime.results import Results
 from ..runtime.reports import RunReport, StreamReport
 
+MIN_TOKEN = 16  # characters of an HTTP token at least
 WATCH_GRACE_S = 3.0  # a page polling pictures counts as watching for this long after its last request
 BOUNDARY = "ctrtframe"
 
@@ -55,7 +56,11 @@ class HttpOptions:
         check("http_fps", self.fps)
         check("http", self.bind)
         host, _ = parse_bind(self.bind)
-        if not is_loopback(host) and not self.secret:
+        secret = self.secret
+        if secret is not None and (len(secret) < MIN_TOKEN or not all(33 <= ord(ch) < 127 for ch in secret)):
+            raise CtrtError(f"http_token_file: the token must be at least {MIN_TOKEN} printable characters without "
+                            "spaces (a guessable token guards nothing)", option="http_token_file")
+        if not is_loopback(host) and not secret:
             raise CtrtError(f"http {self.bind}: serving beyond loopback needs a token (CTRT_HTTP_TOKEN or "
                             "http_token_file)", option="http")
 
@@ -250,15 +255,47 @@ class _Handler(BaseHTTPRequestHandler):
         offered = given[7:] if given.startswith("Bearer ") else (query.get("token") or [""])[0]
         return hmac.compare_digest(offered.encode(), token.encode())
 
-    def do_GET(self) -> None:
-        live = self.live
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query)
+    def _host_named(self) -> bool:
+        """A server without a token answers only requests addressed to a loopback name, so a web page whose own
+        name resolves to 127.0.0.1 (DNS rebinding) cannot read it from the user's browser."""
+        if self.live.token:
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host.startswith("["):  # [::1]:PORT
+            name, _, rest = host[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        else:
+            name, _, port = host.partition(":")
+        return is_loopback(name) and port in ("", str(self.live.port))
+
+    def _admitted(self, query: dict[str, list[str]]) -> bool:
+        """The Host names this server and the token (where one is set) is right; else the answer is sent."""
+        if not self._host_named():
+            self._send(421, b"this server answers requests for a loopback address only\n", "text/plain")
+            return False
         if not self._authorised(query):
             self.send_response(401)
             self.send_header("WWW-Authenticate", "Bearer")
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return False
+        return True
+
+    def _not_allowed(self) -> None:
+        """Every method but GET: refused (401 before the token, then 405), never the library's 501."""
+        if self._admitted(parse_qs(urlsplit(self.path).query)):
+            self.send_response(405)
+            self.send_header("Allow", "GET")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _not_allowed
+
+    def do_GET(self) -> None:
+        live = self.live
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        if not self._admitted(query):
             return
         path = parts.path
         now = time.monotonic()
