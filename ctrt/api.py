@@ -34,7 +34,7 @@ log = logging.getLogger("ctrt")
 
 def load(model: str | Path, *, device: str = default("device"), threads: int = default("threads"),
          input_size: str | tuple[int, int] | None = None, allow_partial: bool = False, cuda_graph: bool = False,
-         shm: bool = False, reconnects: int = default("reconnects"), transport: str | None = None) -> Model:
+         shm: bool = False, reconnects: int | str = default("reconnects"), transport: str | None = None) -> Model:
     """Open a model by its kind: ``.onnx`` (ONNX Runtime), ``.engine`` (TensorRT), ``.pth`` (PyTorch, at
     ``input_size``, default 512x512), ``triton://HOST:PORT/NAME`` / ``http://HOST:PORT/NAME`` (Triton), or a kind
     registered with ``ctrt.register_backend``::

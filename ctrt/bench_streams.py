@@ -12,7 +12,7 @@ Aggregate throughput is frames of all streams per second.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,9 @@ class MemorySource(FrameSource):
         self.live, self.fps, self.total = False, 30.0, len(frames)
         self.skipped, self.reconnected, self.lost, self.reconnects = 0, 0, False, 0
         self.capture, self.images = None, []
+        self.state, self.since, self.down_s, self.attempt, self.comebacks = "live", 0.0, 0.0, 0, 0
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def read_frames(self, stopped: Callable[[], bool] = lambda: False) -> Iterator[np.ndarray]:
         yield from self.frames
 
     def close(self) -> None:

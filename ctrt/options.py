@@ -24,6 +24,7 @@ from .errors import CtrtError
 from .trt_rules import TOPK_MAX_K
 
 DAY_S = 86_400
+FOREVER = "forever"  # reconnects: as long as the run lasts
 # Intra-op threads beyond a few per core only contend for the cores (100000 of them never reach a first frame).
 THREADS_PER_CORE = 4
 SCORE = (0.0, 1.0)
@@ -48,6 +49,7 @@ class Option:
     unit: str = ""  # what the bounds count, in the refusal
     why: str = ""  # why the bounds are where they are
     choices: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()  # strings a number option also takes ("forever")
     flag: str | None = None  # its command-line flag where not "--" + the name
     short: str | None = None
     site: str | None = None  # its key in a site file: "section.key"
@@ -62,6 +64,8 @@ class Option:
 
     def expect(self) -> str:
         """What a good value is, as the refusal says it."""
+        if self.words:
+            return f"give {' or '.join(self.words)} or " + replace(self, words=()).expect().removeprefix("give ")
         if self.choices:
             return "choose " + " or ".join([", ".join(self.choices[:-1]), self.choices[-1]] if len(self.choices) > 1
                                            else self.choices)
@@ -83,6 +87,10 @@ class Option:
         """``value`` as a run takes it (an int given for a float becomes a float), or a ``CtrtError``."""
         if value is None and self.default is None:
             return None
+        if isinstance(value, str) and value in self.words:
+            return value
+        if isinstance(value, str) and self.words and value.lstrip("-").isdigit():  # a number as a flag gives it
+            value = int(value)
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise self.refuse(value, "give true or false")
@@ -97,6 +105,8 @@ class Option:
             return value
         number = isinstance(value, (Integral if self.kind is int else Real)) and not isinstance(value, bool)
         if not number:
+            if self.words:
+                raise self.refuse(value)
             bounds = self.expect().removeprefix("give ") if self.low is not None else ""
             raise self.refuse(value, f"give {KINDS[self.kind]}" + (f", {bounds}" if bounds else ""))
         if not math.isfinite(value):
@@ -134,8 +144,9 @@ OPTIONS: dict[str, Option] = _table(
     Option("allow_partial", bool, False, "load a checkpoint whose keys do not all match"),
     Option("cuda_graph", bool, False, "replay a TensorRT engine as a CUDA graph"),
     Option("shm", bool, False, "Triton on this host: pass tensors through system shared memory"),
-    Option("reconnects", int, 5, "reopen attempts when a live source or the Triton server drops", 0,
-           unit="attempts", site="camera.reconnects"),
+    Option("reconnects", int, FOREVER, "reopen attempts when a live source or the Triton server drops, with "
+           "back-off (forever: for as long as the run lasts)", 0, unit="attempts", words=(FOREVER,),
+           site="camera.reconnects"),
     # Model.track: what is tracked and how
     Option("topk", int, 100, "detections kept per frame", 1, TOPK_MAX_K, why="TensorRT's TopK limit", short="-k",
            site="model.topk"),
@@ -225,7 +236,12 @@ def flag_of(name: str) -> str:
     return option.cli.split("/")[0] if option else "--" + name.replace("_", "-")
 
 
-def site_keys(section: str) -> dict[str, type]:
-    """A site-file section's keys and the TOML type of each, from the table."""
-    return {o.site.split(".", 1)[1]: (str if o.kind is Path else o.kind) for o in OPTIONS.values()
-            if o.site and o.site.split(".", 1)[0] == section and o.name != "threshold"}
+def site_keys(section: str) -> dict[str, type | tuple[type, ...]]:
+    """A site-file section's keys and the TOML type(s) of each, from the table."""
+    return {o.site.split(".", 1)[1]: (str if o.kind is Path else (o.kind, str) if o.words else o.kind)
+            for o in OPTIONS.values() if o.site and o.site.split(".", 1)[0] == section and o.name != "threshold"}
+
+
+def attempts_left(reconnects: int | str, made: int) -> bool:
+    """Whether another reconnect attempt is due after ``made`` of them."""
+    return reconnects == FOREVER or made < int(reconnects)

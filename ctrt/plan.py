@@ -89,7 +89,7 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
              drop: str | None | Mapping[str, str | None] = None, max_frames: int | None = None,
              save_dir: str | Path | None | Mapping[str, str | Path | None] = None, save_video: str | Path | None = None,
              save_mot: str | Path | None = None, save_json: str | Path | None = None, show: bool = False,
-             overlap: bool = True, reconnects: int = default("reconnects"), segment: float | None = None,
+             overlap: bool = True, reconnects: int | str = default("reconnects"), segment: float | None = None,
              publish: str | MqttOptions | None = None, published: Collection[str] | None = None,
              publish_ca: str | Path | None = None, publish_rate: float = default("publish_rate"),
              publish_buffer: int = default("publish_buffer"), publish_frames: bool = False,
@@ -153,7 +153,7 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
     else:
         streams = [StreamPlan(c.name, c.source, site.tracker_for(c.name, tracker_given),
                               check("drop", given["drop"]) if "drop" in given else c.drop,
-                              given["reconnects"] if "reconnects" in given else c.reconnects,
+                              reconnects if "reconnects" in given else c.reconnects,
                               _path(outputs.get("save_dir")) if c.save else None, c.publish) for c in site.cameras]
     with site.blame(set(given)):
         plan = RunPlan(streams, check("topk", given.get("topk", site.model.get("topk", default("topk")))),

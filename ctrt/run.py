@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from .errors import Interrupted
+from .options import default
 from .outputs import OutputLocks
 from .plan import RunPlan
 from .runtime.backends.base import Backend
@@ -53,6 +54,12 @@ class RunServices:
     def watchers(self) -> list[Callable[[Results], None]]:
         """What sees each ``Results`` on the tracking thread (each only counts or hands over)."""
         return [w for w in (self.server, self.watch) if w is not None]
+
+    def heartbeat(self) -> None:
+        """The tracking loop is alive (called by it, frames or not)."""
+        for watcher in (self.server, self.watch):
+            if watcher is not None:
+                watcher.tick()
 
     def close(self, report: RunReport) -> None:
         try:
@@ -102,7 +109,8 @@ def start_run(model: Loaded, plan: RunPlan, owns_model: bool = False) -> Run:
         log.warning(note)
     notifier = SystemdNotifier() if plan.systemd else None
     if notifier is not None and notifier.enabled:
-        services.watch = ServiceWatch(notifier, [s.name for s in streams])
+        stale_after = plan.http.stale_after if plan.http else default("stale_after")
+        services.watch = ServiceWatch(notifier, report, stale_after)
     return Run(model, streams, plan, locks, report, services, user, owns_model)
 
 
@@ -133,7 +141,7 @@ class Run:
         self.report = report
         self.http_url = services.server.url if services.server is not None else None
         started = [False]
-        self._results = _results(model.backend, streams, report, started, plan, services.watchers())
+        self._results = _results(model.backend, streams, report, started, plan, services)
         # A run dropped without close() (an exception in a loop without ``with``) still closes its outputs: when it
         # is collected, or at the latest when the interpreter exits.
         self._finalizer = weakref.finalize(self, _close, self._results, streams, started, locks, services, report,
@@ -165,10 +173,12 @@ class Run:
 
 
 def _results(backend: Backend, streams: list[Stream], report: RunReport, started: list[bool], plan: RunPlan,
-             watchers: list[Callable[[Results], None]]) -> Generator[Results, None, None]:
+             services: RunServices) -> Generator[Results, None, None]:
     started[0] = True
+    watchers = services.watchers()
     with stop_on_signals():  # SIGTERM/SIGHUP end the run as Ctrl-C does (main thread only)
-        for results in schedule(backend, streams, report, plan.topk, None, plan.max_frames, plan.overlap):
+        for results in schedule(backend, streams, report, plan.topk, None, plan.max_frames, plan.overlap,
+                                services.heartbeat):
             for watcher in watchers:
                 watcher(results)
             yield results

@@ -210,8 +210,10 @@ def test_reconnects_are_announced_one_line_each(onnx_85, tmp_path):
     source = FrameSource("0", reconnects=2, backoff_s=0, notify=messages.append,
                          capture_factory=lambda *a: FlakyCamera(state, np.full((240, 320, 3), 90, np.uint8)))
     assert sum(1 for _ in source) == 6 and source.lost and source.reconnected == 1
-    assert messages == ["0: stream lost, reconnecting (1/2) in 0.0 s",  # the second connection comes
-                        "0: stream lost, reconnecting (1/2) in 0.0 s", "0: stream lost, reconnecting (2/2) in 0.0 s"]
+    assert messages == ["0: stream lost, reconnecting (1/2) in 0.0 s", "0: back after 0 s",  # the second connection
+                        "0: stream lost, reconnecting (1/2) in 0.0 s", "0: stream lost, reconnecting (2/2) in 0.0 s",
+                        "0: gave up after 2 reconnect attempts"]
+    assert source.state == "failed"
 
 
 def test_stage_times_of_a_long_run_take_constant_memory():

@@ -310,7 +310,7 @@ def test_systemd_hears_ready_watchdog_and_stopping(site, tmp_path, monkeypatch):
     assert heard.count("READY=1") == 1 and "WATCHDOG=1" in heard and "STOPPING=1" in heard
     ready, stopping = heard.index("READY=1"), heard.index("STOPPING=1")
     assert ready < stopping and "WATCHDOG=1" in heard[ready:stopping]
-    assert any(line.startswith("STATUS=tracking 2 cameras") for line in heard)
+    assert any(line.startswith("STATUS=2/2 cameras live") for line in heard)
 
 
 def test_a_listener_that_never_reads_does_not_stall_the_run(site, tmp_path, monkeypatch):
@@ -447,7 +447,9 @@ def test_metrics_and_readiness_follow_the_run(demo_onnx):
                 code, text = get(base + "readyz")
                 statuses.append(code)
                 hung = len(cameras) == 2 and all(c.hanging for c in cameras)
-                if hung and code == 503 and not release.is_set() and text == b"stale: door, yard\n":
+                states = json.loads(text)["cameras"] if code else {}
+                if hung and code == 503 and not release.is_set() and \
+                        {name: c["state"] for name, c in states.items()} == {"door": "stale", "yard": "stale"}:
                     stalled["healthz"] = get(base + "healthz")[0]
                     release.set()
                 time.sleep(0.05)

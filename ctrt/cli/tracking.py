@@ -55,7 +55,7 @@ def run(
     segment: Annotated[Optional[float], opt("segment")] = None,
     show: Annotated[bool, opt("show")] = default("show"),
     max_frames: Annotated[Optional[int], opt("max_frames")] = None,
-    reconnects: Annotated[int, opt("reconnects")] = default("reconnects"),
+    reconnects: Annotated[str, opt("reconnects")] = default("reconnects"),
     allow_partial: Annotated[bool, opt("allow_partial")] = default("allow_partial"),
     shm: Annotated[bool, opt("shm")] = default("shm"),
     transport: Annotated[Optional[str], opt("transport")] = None,

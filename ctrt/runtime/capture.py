@@ -32,6 +32,7 @@ def drop_policy(drop: str | None, live: bool) -> str:
 class Captured:
     frame: np.ndarray
     time: float  # time.perf_counter() when the frame was read
+    resumed: bool = False  # the first frame after the source was away: the stream starts anew from it
 
 
 class FrameReader:
@@ -53,17 +54,19 @@ class FrameReader:
         return self
 
     def _run(self) -> None:
+        comebacks = self.source.comebacks
         try:
-            for frame in self.source:
+            for frame in self.source.read_frames(lambda: self._stop):
+                resumed, comebacks = self.source.comebacks != comebacks, self.source.comebacks
                 with self._cond:
                     while self.policy == "none" and len(self._items) >= self.capacity and not self._stop:
                         self._cond.wait(0.1)
                     if self._stop:
                         break
                     if len(self._items) >= self.capacity:  # policy latest: the untaken frame is stale
-                        self._items.popleft()
+                        resumed = self._items.popleft().resumed or resumed  # its news is not lost with it
                         self.dropped += 1
-                    self._items.append(Captured(frame, time.perf_counter()))
+                    self._items.append(Captured(frame, time.perf_counter(), resumed))
                     self.read += 1
                     self._cond.notify_all()  # a take() waiting for this frame
                 self.arrived.set()
@@ -80,7 +83,8 @@ class FrameReader:
     def take(self, wait: bool) -> Captured | None:
         """The next frame, or None; with ``wait``, block until one comes or the source is done."""
         with self._cond:
-            while wait and not self._items and not self.done:
+            # A source that is away is not waited for: the other streams go on while it reconnects.
+            while wait and not self._items and not self.done and self.source.state != "reconnecting":
                 self._cond.wait(0.05)
             if not self._items:
                 return None

@@ -60,6 +60,7 @@ class StreamState:
         self._durations = np.zeros(len(STAGES))
         self._geometry: FrameGeometry | None = None
         self.frames = 0
+        self.fresh = True  # the next frame is its own previous frame
         self.ids_given = 0  # the highest track id so far: how many the tracker gave out
 
     def reset(self) -> None:
@@ -67,7 +68,19 @@ class StreamState:
         self.tracker.reset()
         self._previous_frame = None
         self.frames = 0
+        self.fresh = True
         self.ids_given = 0
+        self._new_sequence()
+
+    def resume(self) -> None:
+        """A camera back after being away: its tracks end and the next frame is a first frame, but frame numbers
+        and track ids go on counting (no id of the run is given twice)."""
+        given = getattr(self.tracker, "next_id", None)  # the built-in tracker's counter; a user's keeps its own
+        self.tracker.reset()
+        if given is not None:
+            self.tracker.next_id = given  # type: ignore[attr-defined]
+        self._previous_frame = None
+        self.fresh = True
         self._new_sequence()
 
     def _new_sequence(self) -> None:
@@ -111,7 +124,7 @@ class StreamState:
         if self.source_hw is None:
             # The first frame is its own previous frame. Feeding the same array (not a copy into pre_img) also tells
             # the TensorRT backend, which skips uploading a pre_img it has just seen, that this one is new.
-            previous_image = self.image if self.frames == 0 else self.pre_img
+            previous_image = self.image if self.fresh else self.pre_img
             tensors: dict[str, np.ndarray] = {"image": self.image, "pre_img": previous_image, "pre_hm": self.pre_hm}
         else:
             assert self._frame is not None
@@ -142,6 +155,7 @@ class StreamState:
         else:
             self._previous_frame = self._frame
         self.frames += 1
+        self.fresh = False
         self._durations[2:] = (infer_s, t1 - t0, t2 - t1)
         self.times.add(self._durations * 1e3)
         return tracks

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,11 @@ class StreamReport:
     tracks: int = 0  # track ids given out
     seconds: float = 0.0
     lost: bool = False  # a live source that dropped and did not come back
+    state: str = "starting"  # its source's: starting, live, reconnecting, ended, failed (sources.STATES)
+    state_since: float = 0.0  # time.time() when it entered that state
+    down_s: float = 0.0  # time spent reconnecting
+    attempt: int = 0  # reconnect attempts since it was last live
+    last_frame_at: float = 0.0  # time.time() of its last tracked frame
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame
     # ms from capture (live) or from being taken (files) to tracks, latest frames only (a run may last months)
@@ -39,6 +45,14 @@ class StreamReport:
     def fps(self) -> float:
         """Frames per second of the stream's own wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def condition(self, stale_after: float, now: float | None = None) -> str:
+        """Its state as a person reads it: the source's, or ``stale`` when live but without a frame for
+        ``stale_after`` seconds (a camera that hangs without dropping its connection)."""
+        now = time.time() if now is None else now
+        if self.state == "live" and now - max(self.last_frame_at, self.state_since) > stale_after:
+            return "stale"
+        return self.state
 
     def latency_percentiles(self) -> dict[str, float]:
         """p50, p90 and p99 of the latest frames' latency in ms (empty before the first frame)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -81,7 +81,10 @@ class _Live:
         s = self.report
         s.seconds = time.perf_counter() - self.start
         s.dropped, s.skipped = self.reader.dropped, self.stream.source.skipped
-        s.reconnects, s.lost = self.stream.source.reconnected, self.stream.source.lost
+        source = self.stream.source
+        s.reconnects, s.lost, s.state, s.state_since = source.reconnected, source.lost, source.state, source.since
+        s.down_s = source.down_s + (time.time() - source.since if source.state == "reconnecting" else 0.0)
+        s.attempt = source.attempt if source.state == "reconnecting" else 0
         s.tracks = self.state.ids_given
 
     @property
@@ -127,6 +130,8 @@ class _Lane:
                 # Latency counts from capture for a live frame; a file's frame waits in the read-ahead by design,
                 # so its latency counts from when the loop takes it.
                 since = item.time if live.stream.policy == "latest" else time.perf_counter()
+                if item.resumed:  # the camera was away: its tracks ended, it starts anew
+                    live.state.resume()
                 live.state.prepare(item.frame)
                 live.frame = item.frame
                 self.batch.append((live, since))
@@ -142,13 +147,18 @@ class _Lane:
         return {name: buffer[:count] for name, buffer in self.buffers.items()}
 
 
+HEARTBEAT_S = 0.5  # how often the loop refreshes every stream's report and calls ``heartbeat``
+
+
 def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int = TOPK,
              tracker: TrackerConfig | None = None, max_frames: int | None = None,
-             overlap: bool = True) -> Iterator[Results]:
+             overlap: bool = True, heartbeat: Callable[[], None] | None = None) -> Iterator[Results]:
     """Track every stream to its end (or ``max_frames`` each), yielding each frame's ``Results`` once every sink of
     its stream has it. The end of the sources, ESC in a window, leaving the loop early (the generator closed), an
     error, Ctrl-C and SIGTERM/SIGHUP all end it the same way: every stream's sinks closed complete, ``report``
-    filled in; a signal is recorded there and raised again. No stream giving a frame at all is an error."""
+    filled in; a signal is recorded there and raised again. No stream giving a frame at all is an error.
+    ``heartbeat`` is called from the loop every ``HEARTBEAT_S`` (every report refreshed first), also while no
+    camera gives a frame: the loop is alive even when every camera is away."""
     meta = backend.meta
     arrived = threading.Event()  # set by any reader with a new frame
     lives = [_Live(stream, StreamState(meta, k, stream.tracker or tracker), arrived) for stream in streams]
@@ -160,7 +170,15 @@ def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int 
     try:
         for live in lives:
             live.reader.start()
+        beat = -HEARTBEAT_S  # the first pass refreshes every report at once
         while True:
+            if time.monotonic() - beat >= HEARTBEAT_S:
+                beat = time.monotonic()
+                for live in lives:
+                    if not live.closed:
+                        live.refresh()
+                if heartbeat is not None:
+                    heartbeat()
             busy = False
             for lane in lanes:
                 if lane.future is not None:
@@ -220,6 +238,7 @@ def _track_batch(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
         with signals_held():  # a stop signal waits until every sink of this stream has this frame
             _write(live.stream.sinks, results)
             live.report.frames += 1
+            live.report.last_frame_at = time.time()
             live.refresh()
         live.report.latency_ms.append((time.perf_counter() - captured_at) * 1e3)
         if live.report.frames == max_frames:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
-from ..options import default
+from ..options import attempts_left, default
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_TIMEOUT_MS = 5000
@@ -62,13 +62,22 @@ def source_files(spec: str) -> list[Path]:
     return [path]
 
 
+BACKOFF_MAX_S = 8.0  # the longest wait between two reconnect attempts: a camera back is seen within it
+# A source's states, one at a time (``FrameSource.state``); "stale" (live but no frame lately) is judged by whoever
+# watches the time (the HTTP endpoint, ``CameraState``).
+STATES = ("starting", "live", "reconnecting", "ended", "failed")
+
+
 def backoff_delay(attempt: int, base_s: float = 0.5) -> float:
-    """Seconds before reconnect attempt ``attempt`` (from 0): doubling from ``base_s``, at most 8."""
-    return float(min(base_s * 2**attempt, 8.0))
+    """Seconds before reconnect attempt ``attempt`` (from 0): doubling from ``base_s``, at most ``BACKOFF_MAX_S``."""
+    return float(min(base_s * 2 ** min(attempt, 32), BACKOFF_MAX_S))
 
 
 class FrameSource:
-    def __init__(self, spec: str, reconnects: int = default("reconnects"), backoff_s: float = 0.5,
+    """Frames from one source, with its lifecycle: a live source that drops (or is down when the run starts) is
+    reopened with back-off for ``reconnects`` attempts (``forever``: as long as the run lasts)."""
+
+    def __init__(self, spec: str, reconnects: int | str = default("reconnects"), backoff_s: float = 0.5,
                  capture_factory: CaptureFactory = cv2.VideoCapture,
                  notify: Callable[[str], None] | None = None) -> None:
         self.spec = spec
@@ -78,27 +87,47 @@ class FrameSource:
         self.notify = notify or (lambda message: None)
         self.skipped = 0
         self.reconnected = 0
+        self.attempt = 0  # reconnect attempts since the source was last live
         self.lost = False
+        self.comebacks = 0  # times frames came again after the source was away: its next frame starts anew
+        self.state, self.since = "starting", time.time()
+        self.down_s = 0.0  # time spent reconnecting, over the run
+        self.was_open = False
+        self._frames = 0
         self.images: list[Path] = []
         self.capture: Any = None
         self.kind = self._classify(spec)
-        self.live = self.kind in ("camera", "gstreamer")
+        self.live = self.kind in ("camera", "gstreamer") or (
+            self.kind == "stream" and spec.split("://", 1)[0].lower() in LIVE_SCHEMES)
         self.total: int | None = len(self.images) if self.kind == "images" else None
-        if self.kind == "images":
-            self.fps = 30.0
-        else:
+        self.fps = 30.0
+        if self.kind != "images":
             self.capture = self._open()
             if self.capture is None:
-                raise CtrtError(f"cannot open {self.kind} source {spec!r}"
-                                + (" (is the camera connected and free?)" if self.kind == "camera" else ""))
-            fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
-            self.fps = fps if 0 < fps < 240 else 30.0
-            count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            if self.kind == "stream":
-                scheme = spec.split("://", 1)[0].lower()
-                self.live = scheme in LIVE_SCHEMES or count <= 0
-            if not self.live and count > 0:
-                self.total = count
+                if not (self.live and attempts_left(reconnects, 0)):
+                    raise CtrtError(f"cannot open {self.kind} source {spec!r}"
+                                    + (" (is the camera connected and free?)" if self.kind == "camera" else ""))
+                self.notify(f"{spec}: not reachable yet; it joins the run when it comes up")
+                self._enter("reconnecting")
+                return
+            self._opened()
+
+    def _opened(self) -> None:
+        """What an opened capture tells: its frame rate, and for a URL whether it is live or a file."""
+        self.was_open = True
+        fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
+        self.fps = fps if 0 < fps < 240 else 30.0
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if self.kind == "stream":
+            self.live = self.live or count <= 0
+        if not self.live and count > 0:
+            self.total = count
+
+    def _enter(self, state: str) -> None:
+        now = time.time()
+        if self.state == "reconnecting":
+            self.down_s += now - self.since
+        self.state, self.since = state, now
 
     def _classify(self, spec: str) -> str:
         if spec.isdigit():
@@ -143,19 +172,35 @@ class FrameSource:
             return None
         return capture
 
-    def _reopen(self) -> bool:
-        """Back-off 0.5, 1, 2 ... s between attempts; False once every attempt failed."""
-        self.capture.release()
-        for attempt in range(self.reconnects):
-            delay = backoff_delay(attempt, self.backoff_s)
-            self.notify(f"{self.spec}: stream lost, reconnecting ({attempt + 1}/{self.reconnects}) in {delay:.1f} s")
-            time.sleep(delay)
+    def _reopen(self, stopped: Callable[[], bool]) -> bool:
+        """Back-off 0.5, 1, 2 ... s (at most ``BACKOFF_MAX_S``) between attempts; False once every attempt failed
+        (the source is then ``failed``) or ``stopped`` says the run is ending."""
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+        if self.state != "reconnecting":
+            self._enter("reconnecting")
+            self.attempt = 0
+        while attempts_left(self.reconnects, self.attempt):
+            delay = backoff_delay(self.attempt, self.backoff_s)
+            self.attempt += 1
+            self.notify(f"{self.spec}: stream lost, reconnecting ({self.attempt}/{self.reconnects}) in {delay:.1f} s")
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:  # a stop is seen within a tenth of a second
+                if stopped():
+                    return False
+                time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
             capture = self._open()
             if capture is not None:
                 self.capture = capture
-                self.reconnected += 1
+                if self.was_open:  # a reconnect; a source down at the start joins, which is not one
+                    self.reconnected += 1
+                self._opened()
+                self.notify(f"{self.spec}: back after {time.time() - self.since:.0f} s")
                 return True
         self.lost = True
+        self._enter("failed")
+        self.notify(f"{self.spec}: gave up after {self.attempt} reconnect attempts")
         return False
 
     def nothing_read(self) -> str:
@@ -166,24 +211,36 @@ class FrameSource:
             return f"{self.spec!r} was lost before its first frame and did not come back after {self.reconnects} attempts"
         return f"{self.spec!r} opened but gave no frame (an empty or undecodable {self.kind})"
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def read_frames(self, stopped: Callable[[], bool] = lambda: False) -> Iterator[np.ndarray]:
+        """The frames, in order, to the source's end (or its loss); ``stopped`` ends a reconnect wait early."""
+        self._frames = 0
         if self.kind == "images":
+            self._enter("live")
             for path in self.images:
                 frame = read_image(path)
                 if frame is None:
                     self.skipped += 1
                     continue
+                self._frames += 1
                 yield frame
+            self._enter("ended")
             return
         bad_reads = 0
         while True:
+            if self.capture is None and not self._reopen(stopped):  # down at the start, or lost
+                return
             ok, frame = self.capture.read()
             if ok and frame is not None:
                 bad_reads = 0
+                if self.state != "live":
+                    if self.state == "reconnecting" and self._frames:
+                        self.comebacks += 1
+                    self._enter("live")
+                self._frames += 1
                 yield frame
                 continue
             if self.live:
-                if not self._reopen():
+                if not self._reopen(stopped):
                     return
                 continue
             # A file: the end, or an undecodable frame before the end (skip it and carry on).
@@ -191,8 +248,12 @@ class FrameSource:
             total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
             bad_reads += 1
             if total <= 0 or position >= total or bad_reads >= MAX_BAD_READS:
+                self._enter("ended")
                 return
             self.skipped += 1
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.read_frames()
 
     def close(self) -> None:
         if self.capture is not None:

@@ -79,7 +79,7 @@ class StreamPlan:
     source: str | FrameSource
     tracker: TrackerSource = None  # CenterTrack's when None
     drop: str | None = None  # None: by the source (latest for live ones, none for files)
-    reconnects: int = default("reconnects")
+    reconnects: int | str = default("reconnects")
     save_dir: Path | None = None  # <name>.mp4, .txt and .jsonl there
     publish: bool = True  # its events to the run's broker, when it has one
 

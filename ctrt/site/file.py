@@ -29,11 +29,12 @@ if sys.version_info >= (3, 11):
 else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 
-MODEL_KEYS: dict[str, type] = {"path": str, **site_keys("model")}
-TRACKER_KEYS: dict[str, type] = site_keys("tracker")
-OUTPUT_KEYS: dict[str, type] = site_keys("outputs")
-CAMERA_KEYS: dict[str, type] = {"name": str, "source": str, "tracker": dict, "outputs": dict, **site_keys("camera")}
-CAMERA_OUTPUT_KEYS: dict[str, type] = {"save": bool, "publish": bool}  # this camera in the site's outputs
+KeyTypes = dict[str, "type | tuple[type, ...]"]
+MODEL_KEYS: KeyTypes = {"path": str, **site_keys("model")}
+TRACKER_KEYS: KeyTypes = site_keys("tracker")
+OUTPUT_KEYS: KeyTypes = site_keys("outputs")
+CAMERA_KEYS: KeyTypes = {"name": str, "source": str, "tracker": dict, "outputs": dict, **site_keys("camera")}
+CAMERA_OUTPUT_KEYS: KeyTypes = {"save": bool, "publish": bool}  # this camera in the site's outputs
 SECTIONS = {"model": MODEL_KEYS, "tracker": TRACKER_KEYS, "outputs": OUTPUT_KEYS, "camera": CAMERA_KEYS}
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}
 # The option each key of a section is, by its site key ("model.topk" -> topk).
@@ -45,7 +46,7 @@ class Camera:
     name: str
     source: str
     drop: str | None = None
-    reconnects: int = default("reconnects")
+    reconnects: int | str = default("reconnects")
     tracker: dict[str, Any] = field(default_factory=dict)  # overrides of the site's [tracker]
     save: bool = True  # files in the site's save_dir
     publish: bool = True  # events to the site's broker
@@ -100,18 +101,20 @@ def read_secret(path: Path, what: str) -> str:
     return lines[0]
 
 
-def _typed(path: Path, where: str, table: dict[str, Any], keys: dict[str, type],
+def _typed(path: Path, where: str, table: dict[str, Any], keys: Mapping[str, type | tuple[type, ...]],
            section: str | None = None) -> dict[str, Any]:
     """The table's keys known and typed, and each option's value checked against the options table."""
     for key, value in table.items():
-        kind = keys.get(key)
-        if kind is None:
+        kinds = keys.get(key)
+        if kinds is None:
             raise CtrtError(f"{path}: {where}.{key}: unknown key; {where} takes {', '.join(keys)}")
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        kind = kinds[0] if isinstance(kinds, tuple) else kinds
+        ok = isinstance(value, kinds) and not (kind is int and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             ok, table[key] = True, float(value)
         if not ok:
-            raise CtrtError(f"{path}: {where}.{key}: {value!r} is not {TYPE_NAMES[kind]}")
+            names = " or ".join(TYPE_NAMES[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            raise CtrtError(f"{path}: {where}.{key}: {value!r} is not {names}")
         if kind is float and not math.isfinite(table[key]):
             raise CtrtError(f"{path}: {where}.{key}: {value!r} is not a finite number")
         option = BY_KEY.get(f"{section or where}.{key}")

@@ -195,10 +195,32 @@ class LiveServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
+    def tick(self) -> None:
+        """The tracking loop's heartbeat (frames or not): /healthz follows it."""
+        self.loop_seen = time.monotonic()
+
     # ------------------------------------------------------------------------------------------------ routes
+    def camera_states(self) -> dict[str, dict[str, Any]]:
+        """Every camera asked for: its state (starting, live, stale, reconnecting, ended, failed), since when,
+        seconds since its last frame, reconnects, the attempt under way and the time it has been away."""
+        now = time.time()
+        reports = {s.name: s for s in self.report.streams}
+        states: dict[str, dict[str, Any]] = {}
+        for name in self.cameras:
+            s = reports.get(name)
+            if s is None:  # it did not open and will not be retried (a file, or reconnects 0)
+                states[name] = {"state": "failed", "since": None}
+                continue
+            states[name] = {"state": s.condition(self.options.stale_after, now),
+                            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(s.state_since))
+                            if s.state_since else None,
+                            "seconds_since_frame": round(now - s.last_frame_at, 3) if s.last_frame_at else None,
+                            "reconnects": s.reconnects, "attempt": s.attempt, "down_s": round(s.down_s, 1)}
+        return states
+
     def stale(self) -> list[str]:
-        now = time.monotonic()
-        return [c.name for c in self.cameras.values() if now - (c.seen or -1e18) > self.options.stale_after]
+        """The cameras that are not live: /readyz answers 503 while there is one."""
+        return [name for name, state in self.camera_states().items() if state["state"] != "live"]
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -211,10 +233,12 @@ class LiveServer:
                             "seconds_since_frame": round(now - camera.seen, 3) if camera and camera.seen else None,
                             "latency_ms": stream.latency_percentiles(),
                             "pictures_encoded": camera.jpeg_seq if camera else 0})
-        return {"streams": streams, "stale": self.stale(), "uptime_s": round(now - self.started, 1)}
+        states = self.camera_states()
+        return {"streams": streams, "cameras": states, "stale": [n for n, s in states.items() if s["state"] != "live"],
+                "uptime_s": round(now - self.started, 1)}
 
     def metrics(self) -> bytes:
-        return metrics_text(self.report, self.cameras, self.publisher)
+        return metrics_text(self.report, self.cameras, self.options.stale_after, self.publisher)
 
     def page(self) -> bytes:
         return page_html(list(self.cameras), self.options.fps)
@@ -304,10 +328,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             alive = now - live.loop_seen <= live.options.stale_after
             self._send(200 if alive else 503, b"ok\n" if alive else b"the tracking loop is stalled\n", "text/plain")
-        elif path == "/readyz":
-            stale = live.stale()
-            self._send(503 if stale else 200, (f"stale: {', '.join(stale)}\n" if stale else "ready\n").encode(),
-                       "text/plain")
+        elif path == "/readyz":  # 503 while any camera is not live (starting, stale, reconnecting, ended, failed)
+            states = live.camera_states()
+            ready = all(s["state"] == "live" for s in states.values())
+            self._send(200 if ready else 503, json.dumps({"ready": ready, "cameras": states}).encode(),
+                       "application/json")
         elif path == "/streams":
             self._send(200, json.dumps(live.status()).encode(), "application/json")
         elif path == "/":

@@ -3,14 +3,17 @@ and stage times; the MQTT publisher's counters when the run publishes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..runtime.reports import RunReport
+from ..runtime.sources import STATES
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONDITIONS = (*STATES, "stale")  # a camera's states as /metrics, /readyz and the page show them
 
 
 class CameraCounters(Protocol):
@@ -22,7 +25,8 @@ class CameraCounters(Protocol):
     stage_sum: dict[str, float]
 
 
-def metrics_text(report: RunReport, cameras: Mapping[str, CameraCounters], publisher: Any = None) -> bytes:
+def metrics_text(report: RunReport, cameras: Mapping[str, CameraCounters], stale_after: float,
+                 publisher: Any = None) -> bytes:
     """``publisher``: the run's ``MqttPublisher``, or None."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -54,6 +58,23 @@ def metrics_text(report: RunReport, cameras: Mapping[str, CameraCounters], publi
                 for stage, seconds in camera.stage_sum.items():
                     stages.add_metric([stream.name, stage], seconds)
             yield from (fps, active, latency, stages)
+            up = GaugeMetricFamily("ctrt_camera_up", "1 while the camera delivers frames (live, not stale)",
+                                   labels=["camera"])
+            state = GaugeMetricFamily("ctrt_camera_state", "1 for the state the camera is in",
+                                      labels=["camera", "state"])
+            since = GaugeMetricFamily("ctrt_seconds_since_frame", "seconds since the camera's last tracked frame",
+                                      labels=["camera"])
+            down = CounterMetricFamily("ctrt_down_seconds", "time the camera spent reconnecting", labels=["camera"])
+            now = time.time()
+            for stream in report.streams:
+                condition = stream.condition(stale_after, now)
+                up.add_metric([stream.name], float(condition == "live"))
+                for name in CONDITIONS:
+                    state.add_metric([stream.name, name], float(condition == name))
+                if stream.last_frame_at:
+                    since.add_metric([stream.name], now - stream.last_frame_at)
+                down.add_metric([stream.name], stream.down_s)
+            yield from (up, state, since, down)
             if publisher is not None:
                 published = publisher.report
                 for name, value, text in (("sent", published.sent, "messages acknowledged by the broker"),

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import CtrtError
+from ..runtime.reports import RunReport
 from ..runtime.results import Results
 
 STATUS_EVERY_S = 5.0
@@ -53,30 +54,45 @@ class SystemdNotifier:
 
 
 class ServiceWatch:
-    """Follows a run's ``Results`` and tells systemd: ready, alive, how fast; stopping at the end."""
+    """Follows a run and tells systemd: ready (every camera tracked or known to be away), alive (the loop's
+    heartbeat, also while every camera is away), each camera's state; stopping at the end."""
 
-    def __init__(self, notifier: SystemdNotifier, cameras: list[str]) -> None:
-        self.notifier = notifier
-        self.waiting = set(cameras)
-        self.cameras = len(cameras)
+    def __init__(self, notifier: SystemdNotifier, report: RunReport, stale_after: float) -> None:
+        self.notifier, self.report, self.stale_after = notifier, report, stale_after
+        self.ready = False
+        self.status_at = self.pinged = time.monotonic()
         self.frames = 0
-        self.start = self.status_at = self.pinged = time.monotonic()
 
     def __call__(self, results: Results) -> None:
         self.frames += 1
+        if not self.ready:
+            self.tick()
+
+    def tick(self) -> None:
+        """From the tracking loop (a frame, or its heartbeat)."""
         now = time.monotonic()
-        if self.waiting:
-            self.waiting.discard(results.stream)
-            if not self.waiting:
-                self.notifier.send("READY=1", f"STATUS=tracking {self.cameras} cameras")
+        if not self.ready and self.report.streams and all(s.frames or s.state in ("reconnecting", "failed")
+                                                          for s in self.report.streams):
+            self.ready = True
+            self.notifier.send("READY=1", f"STATUS={self.status()}")
+            self.status_at = now
         watchdog = self.notifier.watchdog_s
         if watchdog is not None and now - self.pinged >= watchdog:
             self.notifier.send("WATCHDOG=1")
             self.pinged = now
-        if now - self.status_at >= STATUS_EVERY_S:
-            fps = self.frames / max(now - self.start, 1e-9)
-            self.notifier.send(f"STATUS=tracking {self.cameras} cameras, {fps:.1f} FPS in all, {self.frames} frames")
+        if self.ready and now - self.status_at >= STATUS_EVERY_S:
+            self.notifier.send(f"STATUS={self.status()}")
             self.status_at = now
+
+    def status(self) -> str:
+        """``3/4 cameras live; yard reconnecting, attempt 7``."""
+        streams = self.report.streams
+        states = [(s, s.condition(self.stale_after)) for s in streams]
+        live = sum(state == "live" for _, state in states)
+        away = [f"{s.name} {state}" + (f", attempt {s.attempt}" if state == "reconnecting" and s.attempt else "")
+                for s, state in states if state != "live"]
+        return f"{live}/{len(streams)} cameras live" + ("; " + "; ".join(away) if away else "") + \
+            f"; {self.frames} frames"
 
     def stopping(self) -> None:
         self.notifier.send("STOPPING=1", "STATUS=finishing the outputs")

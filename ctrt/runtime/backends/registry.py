@@ -30,7 +30,7 @@ class LoadOptions:
     allow_partial: bool = False
     cuda_graph: bool = False
     shm: bool = False
-    reconnects: int = default("reconnects")
+    reconnects: int | str = default("reconnects")
     transport: str | None = None
     notify: Callable[[str], None] = lambda _: None  # a line for the user (a server reconnecting)
 

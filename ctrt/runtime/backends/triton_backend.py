@@ -26,7 +26,7 @@ import numpy as np
 
 from ...artifacts import ArtifactMeta
 from ...errors import CtrtError
-from ...options import default
+from ...options import attempts_left, default
 from ..sources import backoff_delay
 
 SCHEMES = {"triton": "grpc", "grpc": "grpc", "http": "http"}
@@ -68,7 +68,7 @@ def parse_url(url: str) -> tuple[str, str, str]:
 class TritonBackend:
     last_ms = device_bytes = run_on_device = None  # capabilities of TensorRT only
 
-    def __init__(self, url: str, shm: bool = False, reconnects: int = default("reconnects"),
+    def __init__(self, url: str, shm: bool = False, reconnects: int | str = default("reconnects"),
                  notify: Callable[[str], None] = lambda _: None, transport: str | None = None) -> None:
         self.url = url
         self.protocol, self.address, self.model = parse_url(url)
@@ -258,9 +258,11 @@ class TritonBackend:
         """Back-off until the server and model are ready again; its state (shared memory) is registered anew."""
         start = time.perf_counter()
         self.outages += 1
-        for attempt in range(self.reconnects):
+        attempt = 0
+        while attempts_left(self.reconnects, attempt):
             delay = backoff_delay(attempt)
-            self.notify(f"Triton at {self.url} unreachable ({reason}); retrying ({attempt + 1}/{self.reconnects}) "
+            attempt += 1
+            self.notify(f"Triton at {self.url} unreachable ({reason}); retrying ({attempt}/{self.reconnects}) "
                         f"in {delay:.1f} s")
             time.sleep(delay)
             if self._server_ready():

@@ -1,0 +1,195 @@
+"""Every camera has a lifecycle: down at the start it joins when it comes up; lost mid-run it is reconnected for as
+long as the run lasts, its tracks end and it starts anew with fresh ids; the other cameras lose nothing meanwhile;
+its state is in the report, /readyz, /metrics and systemd's STATUS."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import pytest
+
+import ctrt
+from ctrt.demo import DemoScene, make_demo_video
+from ctrt.runtime.sources import FrameSource
+
+
+class SwitchedCamera:
+    """A camera with a power switch: while off it cannot be opened and an open capture stops reading."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.on = threading.Event()
+        self.period = period
+        self.scene = DemoScene((320, 240), seed=7)
+        self.served = 0
+
+    def open(self, *args: object) -> _Capture:
+        return _Capture(self)
+
+
+class _Capture:
+    def __init__(self, camera: SwitchedCamera) -> None:
+        self.camera = camera
+        self.opened = camera.on.is_set()
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def read(self):
+        if not (self.opened and self.camera.on.is_set()):
+            self.opened = False
+            return False, None
+        time.sleep(self.camera.period)
+        self.camera.served += 1
+        return True, self.camera.scene.frame(self.camera.served)[0]
+
+    def get(self, prop):
+        return 20.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        self.opened = False
+
+
+@pytest.fixture(scope="module")
+def model(demo_onnx):
+    with ctrt.load(demo_onnx, device="cpu") as opened:
+        yield opened
+
+
+def follow(run, camera: SwitchedCamera, door_frames: int, watch=lambda: None) -> dict:
+    """Drive the camera from the loop: off at the start, on after 5 door frames, off for 2 s after its 6th
+    frame, on again, and the run ended after 6 frames more. Returns what each stream gave."""
+    seen = {"door": [], "yard": []}
+    off_at = None
+    with run:
+        for r in run:
+            seen[r.stream].append(r)
+            watch()
+            yard = len(seen["yard"])
+            if r.stream == "door" and len(seen["door"]) == 5:
+                camera.on.set()
+            if yard == 6 and off_at is None:
+                camera.on.clear()
+                off_at = time.monotonic()
+            if off_at is not None and not camera.on.is_set() and time.monotonic() - off_at >= 2.0:
+                camera.on.set()
+            if yard >= 12:
+                break
+    return seen
+
+
+def test_a_camera_down_at_the_start_joins_and_one_lost_comes_back_with_new_ids(model, tmp_path):
+    video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=8)
+    camera = SwitchedCamera()
+    yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)  # reconnects: forever by default
+    assert yard.state == "reconnecting" and yard.reconnects == "forever"
+    run = model.track({"door": str(video), "yard": yard}, tracker="robust,min_hits=1", save_dir=tmp_path / "out")
+    seen = follow(run, camera, 400)
+    door, yard_report = run.report.streams
+    assert [r.index for r in seen["door"]] == list(range(len(seen["door"])))  # the file lost no frame
+    assert len(seen["yard"]) == 12 and [r.index for r in seen["yard"]] == list(range(12))
+    assert yard_report.reconnects == 1 and 1.5 < yard_report.down_s < 60 and not yard_report.lost
+    # Frames surely before the loss (the first five) and surely after the return (the last four: one or two frames
+    # read before the switch may still come after the sixth).
+    before = {int(i) for r in seen["yard"][:5] for i in r.ids}
+    after = {int(i) for r in seen["yard"][-4:] for i in r.ids}
+    assert before and after and min(after) > max(before)  # its tracks ended; no id given twice
+    lines = (tmp_path / "out" / "yard.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(1, 13))
+    assert run.report.exit_status == 0
+
+
+def test_a_lone_camera_that_is_lost_comes_back_too(model, tmp_path):
+    camera = SwitchedCamera()
+    camera.on.set()
+    source = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
+    seen = []
+    back = threading.Timer(1.0, camera.on.set)  # the loop has no frame to act on while its only camera is away
+    with model.track({"yard": source}) as run:
+        for r in run:
+            seen.append(r.index)
+            if len(seen) == 4:
+                camera.on.clear()
+                back.start()
+            if len(seen) == 8:
+                break
+    back.join()
+    assert seen == list(range(8)) and run.report.streams[0].reconnects == 1
+
+
+def test_a_camera_given_up_on_says_so_and_fails_the_run(model):
+    camera = SwitchedCamera()
+    camera.on.set()
+    source = FrameSource("0", reconnects=2, backoff_s=0.05, capture_factory=camera.open)
+    with model.track({"yard": source}) as run:
+        for r in run:
+            if r.index == 2:
+                camera.on.clear()
+    stream = run.report.streams[0]
+    assert stream.state == "failed" and stream.lost and run.report.exit_status == 1
+
+
+def test_reconnects_takes_forever_or_a_count_on_every_face(demo_onnx, tmp_path):
+    from conftest import invoke
+
+    site = tmp_path / "site.toml"
+    site.write_text(f'[model]\npath = "{demo_onnx}"\n[[camera]]\nname = "yard"\nsource = "0"\nreconnects = "forever"\n'
+                    '[[camera]]\nname = "door"\nsource = "1"\nreconnects = 3\n')
+    plan = ctrt.read_site(site).plan()
+    assert [s.reconnects for s in plan.streams] == ["forever", 3]
+    assert [s.reconnects for s in ctrt.read_site(site).plan(reconnects="7").streams] == [7, 7]
+    assert ctrt.plan_run("0").streams[0].reconnects == "forever"
+    site.write_text(site.read_text().replace('"forever"', '"always"'))
+    result = invoke("run", "--config", site, "--check")
+    assert result.exit_code == 2 and "camera[0].reconnects 'always': give forever or 0 or more attempts" in \
+        result.output
+    result = invoke("run", demo_onnx, "--source", "0", "--reconnects", "-2")
+    assert result.exit_code == 2 and "--reconnects -2: give forever or 0 or more attempts" in result.output
+
+
+@pytest.mark.service
+def test_the_state_shows_in_readyz_metrics_and_systemd_status(model, tmp_path, monkeypatch):
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=9)
+    camera = SwitchedCamera()
+    yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
+    run = model.track({"door": str(video), "yard": yard}, http=ctrt.HttpOptions("0", stale_after=5.0))
+    states, metrics = [], []
+
+    def watch() -> None:
+        yard_state = json.loads(get(run.http_url + "readyz"))["cameras"]["yard"]["state"]
+        if not states or states[-1] != yard_state:
+            states.append(yard_state)
+            metrics.append(get(run.http_url + "metrics").decode())
+
+    follow(run, camera, 400, watch)
+    assert states[:1] == ["reconnecting"] and "live" in states
+    assert states[states.index("live"):][:3] == ["live", "reconnecting", "live"]
+    down = next(m for s, m in zip(states, metrics) if s == "reconnecting")
+    assert 'ctrt_camera_up{camera="yard"} 0.0' in down and 'ctrt_camera_state{camera="yard",state="reconnecting"} 1.0' \
+        in down and 'ctrt_camera_up{camera="door"} 1.0' in down
+    notes = []
+    while True:
+        try:
+            notes.append(listener.recv(4096).decode())
+        except BlockingIOError:
+            break
+    ready = next(n for n in notes if "READY=1" in n)
+    assert "STATUS=1/2 cameras live; yard reconnecting" in ready  # ready while one camera is still away
+
+
+def get(url: str) -> bytes:
+    """The body of a GET, whatever its status (/readyz answers 503 while a camera is away)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.read()
+    except urllib.error.HTTPError as answer:
+        return answer.read()
