@@ -55,7 +55,7 @@ def test_the_registry_opens_each_kind_by_its_own_factory_and_refuses_unknown_one
         got = [r.to_json() for r in mine.track(str(video))]
     assert opened == [("mine://anything", 1)]
     assert got == [r.to_json() for r in model.track(str(video))]
-    with pytest.raises(ctrt.CtrtError, match=r"no backend serves nobody:// models") as error:
+    with pytest.raises(ctrt.CtrtError, match=r"no backend serves nobody:// models \(nobody://x\)") as error:
         ctrt.load("nobody://x")
     assert error.value.option == "model"
     with pytest.raises(ctrt.CtrtError) as error:

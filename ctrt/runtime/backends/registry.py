@@ -76,17 +76,24 @@ def open_backend(model: str | Path, options: LoadOptions = LoadOptions()) -> Bac
     if scheme is not None:
         factory = _SCHEMES.get(scheme)
         if factory is None:
-            raise CtrtError(f"model {model}: no backend serves {scheme}:// models (known: "
-                            f"{', '.join(s + '://' for s in sorted(_SCHEMES))})", option="model")
+            raise CtrtError(f"no backend serves {scheme}:// models ({model}); known: "
+                            f"{', '.join(s + '://' for s in sorted(_SCHEMES))}", option="model")
         return factory(str(model), options)
     path = Path(model)
-    if not path.exists():
-        raise CtrtError(f"model not found: {path}", option="model")
     factory = _SUFFIXES.get(path.suffix.lower())
     if factory is None:
+        if not path.exists():
+            raise CtrtError(f"model not found: {path}")
         raise CtrtError(f"{path}: unsupported model type {path.suffix or '(none)'}; ctrt takes "
-                        f"{', '.join(sorted(_SUFFIXES))} (or a registered kind)", option="model")
+                        f"{', '.join(sorted(_SUFFIXES))} (or a registered kind)")
     return factory(str(model), options)
+
+
+def _existing(model: str) -> Path:
+    path = Path(model)
+    if not path.exists():
+        raise CtrtError(f"model not found: {path}")
+    return path
 
 
 def _local(options: LoadOptions, engine: bool = False) -> None:
@@ -102,22 +109,23 @@ def _onnxruntime(model: str, options: LoadOptions) -> Backend:
     _local(options)
     from .onnxruntime_backend import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(Path(model), options.device, options.threads)
+    return OnnxRuntimeBackend(_existing(model), options.device, options.threads)
 
 
 def _checkpoint(model: str, options: LoadOptions) -> Backend:
     _local(options)
+    path = _existing(model)
     check_memory(*options.input_hw)
     from .torch_backend import TorchBackend
 
-    return TorchBackend.from_checkpoint(Path(model), options.input_hw, options.device, options.allow_partial)
+    return TorchBackend.from_checkpoint(path, options.input_hw, options.device, options.allow_partial)
 
 
 def _engine(model: str, options: LoadOptions) -> Backend:
     _local(options, engine=True)
     from .tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(Path(model), cuda_graph=options.cuda_graph)
+    return TensorRTBackend(_existing(model), cuda_graph=options.cuda_graph)
 
 
 def _triton(model: str, options: LoadOptions) -> Backend:
