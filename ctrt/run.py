@@ -46,7 +46,8 @@ class Loaded(Protocol):
 class RunServices:
     """What a run serves beside its files: the MQTT publisher, the HTTP endpoint, systemd's watch."""
 
-    def __init__(self) -> None:
+    def __init__(self, report: RunReport, stale_after: float) -> None:
+        self.report, self.stale_after = report, stale_after
         self.publisher: MqttPublisher | None = None
         self.server: LiveServer | None = None
         self.watch: ServiceWatch | None = None
@@ -60,6 +61,8 @@ class RunServices:
         for watcher in (self.server, self.watch):
             if watcher is not None:
                 watcher.tick()
+        if self.publisher is not None:
+            self.publisher.tick(self.report, self.stale_after)
 
     def close(self, report: RunReport) -> None:
         try:
@@ -73,8 +76,8 @@ class RunServices:
 def start_run(model: Loaded, plan: RunPlan, owns_model: bool = False) -> Run:
     """Run ``plan`` on ``model`` (closed with the run when ``owns_model``)."""
     plan.check_outputs(model.path)
-    services = RunServices()
     report = RunReport([StreamReport(s.name) for s in plan.streams])
+    services = RunServices(report, plan.http.stale_after if plan.http else default("stale_after"))
     user = [SharedSink(sink) for sink in plan.sinks]
     locks = OutputLocks(plan.outputs())
 
@@ -109,8 +112,7 @@ def start_run(model: Loaded, plan: RunPlan, owns_model: bool = False) -> Run:
         log.warning(note)
     notifier = SystemdNotifier() if plan.systemd else None
     if notifier is not None and notifier.enabled:
-        stale_after = plan.http.stale_after if plan.http else default("stale_after")
-        services.watch = ServiceWatch(notifier, report, stale_after)
+        services.watch = ServiceWatch(notifier, report, services.stale_after)
     return Run(model, streams, plan, locks, report, services, user, owns_model)
 
 

@@ -193,3 +193,50 @@ def get(url: str) -> bytes:
             return answer.read()
     except urllib.error.HTTPError as answer:
         return answer.read()
+
+
+@pytest.mark.service
+def test_a_camera_away_ends_its_tracks_on_mqtt_and_its_status_is_retained(model, tmp_path, monkeypatch):
+    import paho.mqtt.client as mqtt
+    from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto
+
+    assert have_mosquitto(), "Mosquitto is missing: make test installs it (apt-get install mosquitto)"
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    monkeypatch.setenv("CTRT_MQTT_USER", USER)
+    monkeypatch.setenv("CTRT_MQTT_PASSWORD", PASSWORD)
+    subscriber = Subscriber(broker, "site")
+    try:
+        video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=10)
+        camera = SwitchedCamera()
+        yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
+        run = model.track({"door": str(video), "yard": yard}, tracker="robust,min_hits=1",
+                          publish=f"mqtt://127.0.0.1:{broker.port}/site", publish_rate=0)
+        seen = follow(run, camera, 400)
+        time.sleep(0.5)
+        with subscriber.lock:
+            messages = list(subscriber.messages)
+        status = [(i, m["state"]) for i, (topic, m) in enumerate(messages) if topic == "site/yard/status"]
+        assert [s for _, s in status[:4]] == ["reconnecting", "live", "reconnecting", "live"], status
+        back = status[3][0]  # the message saying it is live again
+        before = {int(i) for r in seen["yard"][:5] for i in r.ids}
+        ends = [m["id"] for topic, m in messages[:back] if topic == "site/yard/events" and m["event"] == "end"]
+        # each track of before the loss ended once, while the camera was away
+        assert before and before <= set(ends) and len(ends) == len(set(ends))
+        # A client that connects later is told each camera's state at once (the status is retained).
+        late: list[str] = []
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="late")
+        client.username_pw_set(USER, PASSWORD)
+        client.on_connect = lambda c, *a: c.subscribe("site/+/status", qos=1)
+        client.on_message = lambda c, u, message: late.append(message.topic)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(set(late)) < 2:
+            time.sleep(0.05)
+        client.loop_stop()
+        client.disconnect()
+        assert set(late) == {"site/door/status", "site/yard/status"}
+    finally:
+        subscriber.close()
+        broker.stop()

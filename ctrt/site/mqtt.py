@@ -12,6 +12,7 @@ paho reconnects with back-off (1 s doubling to 30 s). When the run ends, however
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -29,11 +30,13 @@ import numpy as np
 
 from ..errors import CtrtError
 from ..options import check, default
+from ..runtime.reports import RunReport
 from ..runtime.results import Results
 from .events import TrackEvents
 
 log = logging.getLogger("ctrt")
 WINDOW = 100  # messages handed to paho and not yet acknowledged
+AWAY = ("reconnecting", "failed")  # a camera in these states has no track left
 CONNECT_WAIT_S = 5.0  # how long the start waits for the broker's answer (a refusal is an error then)
 
 
@@ -108,8 +111,10 @@ class MqttPublisher:
         self.options, self.notify = options, notify
         self.broker = parse_broker(options.url)
         self.report = PublishReport(options.url)
-        self._frames: deque[tuple[str, Results | None, float]] = deque()
-        self._outbox: deque[tuple[str, str]] = deque()
+        # Frames and camera states in the order the tracking thread saw them (a state is a dict).
+        self._frames: deque[tuple[str, Results | dict[str, Any] | None, float]] = deque()
+        self._outbox: deque[tuple[str, str, bool]] = deque()  # topic, payload, retained
+        self._states: dict[str, str] = {}  # each camera's last state published
         self._inflight: deque[Any] = deque()
         self._events: dict[str, TrackEvents] = {}
         self._wake = threading.Event()
@@ -129,6 +134,19 @@ class MqttPublisher:
         """Hand a frame's tracks over (None: the camera ended). Never waits."""
         self._frames.append((camera, results, time.time()))
         self._wake.set()
+
+    def tick(self, report: RunReport, stale_after: float) -> None:
+        """The tracking loop's heartbeat: a camera whose state changed gets its retained ``PREFIX/<camera>/status``;
+        one that went away has its tracks ended now, not when it comes back."""
+        now = time.time()
+        for stream in report.streams:
+            state = stream.condition(stale_after, now)
+            if self._states.get(stream.name) != state and stream.name in self._events:
+                self._states[stream.name] = state
+                self._frames.append((stream.name, {"schema": "ctrt.camera/1", "camera": stream.name, "state": state,
+                                                   "since": stream.state_since, "reconnects": stream.reconnects,
+                                                   "attempt": stream.attempt}, now))
+                self._wake.set()
 
     # ------------------------------------------------------------------------------------------- connection
     def start(self) -> MqttPublisher:
@@ -189,27 +207,32 @@ class MqttPublisher:
         self._connected.clear()
 
     # --------------------------------------------------------------------------------------- publisher thread
-    def _queue(self, messages: list[tuple[str, str]], camera: str) -> None:
+    def _queue(self, messages: list[tuple[str, str]], camera: str, retained: bool = False) -> None:
         prefix = self.broker.prefix
         for topic, payload in messages:
             if len(self._outbox) >= self.options.buffer:
                 self._outbox.popleft()
                 self.report.dropped += 1
-            self._outbox.append((f"{prefix}/{camera}/{topic}", payload))
+            self._outbox.append((f"{prefix}/{camera}/{topic}", payload, retained))
 
     def _convert(self) -> None:
         while self._frames:
-            camera, results, now = self._frames.popleft()
+            camera, item, now = self._frames.popleft()
             events = self._events[camera]
-            self._queue(events.update(results, now) if results is not None else events.end_all(now), camera)
+            if isinstance(item, dict):  # a camera state
+                if item["state"] in AWAY:
+                    self._queue(events.end_all(now), camera)
+                self._queue([("status", json.dumps(item))], camera, retained=True)
+            else:
+                self._queue(events.update(item, now) if item is not None else events.end_all(now), camera)
 
     def _pump(self) -> None:
         while self._inflight and self._inflight[0].is_published():
             self._inflight.popleft()
             self.report.sent += 1
         while self._connected.is_set() and self._outbox and len(self._inflight) < WINDOW:
-            topic, payload = self._outbox.popleft()
-            self._inflight.append(self._client.publish(topic, payload, qos=1))
+            topic, payload, retained = self._outbox.popleft()
+            self._inflight.append(self._client.publish(topic, payload, qos=1, retain=retained))
 
     def _work(self) -> None:
         while not self._closing:
