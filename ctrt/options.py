@@ -184,6 +184,13 @@ OPTIONS: dict[str, Option] = _table(
     Option("save_json", Path, None, "JSON lines, one frame per line, CenterTrack's fields"),
     Option("segment", float, None, "write videos as numbered files of this many seconds (v-00000.mp4, ...): a crash "
            "loses at most one (default: one file)", 1, DAY_S, unit="seconds", site="outputs.segment"),
+    Option("recordings", str, "fixed", "fixed: <name>.mp4, .txt and .jsonl in save_dir, which a rerun replaces; "
+           "dated: <name>/<YYYY-MM-DD>/<HH-MM-SS>.* for each run, never replacing an earlier one's (a site file's "
+           "default)", choices=("fixed", "dated"), site="outputs.recordings"),
+    Option("keep_days", float, None, "dated recordings: remove those older than this, the oldest first", 0, 3650,
+           open_low=True, unit="days", site="outputs.keep_days"),
+    Option("max_gb", float, None, "dated recordings: remove the oldest while all of them take more than this", 0,
+           1e6, open_low=True, unit="GB", site="outputs.max_gb"),
     Option("show", bool, False, "show a window (needs GUI OpenCV)"),
     Option("systemd", bool, True, "when NOTIFY_SOCKET is set, tell systemd when every stream tracks and that the "
            "loop is alive"),

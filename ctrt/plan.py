@@ -6,6 +6,7 @@ executes a plan; every value in it was checked against the options table (``opti
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,10 @@ from .errors import CtrtError
 from .options import OPTIONS, TRACKER_OPTIONS, check, default
 from .outputs import check_outputs
 from .runtime.backends.registry import is_remote
+from .runtime.recordings import dated_stem
 from .runtime.sinks import VIDEO_SUFFIXES, segment_path
 from .runtime.sources import FrameSource, source_files
-from .runtime.stream_setup import StreamPlan, check_stream_name, save_paths, stream_names
+from .runtime.stream_setup import StreamPlan, check_stream_name, stream_names
 from .runtime.tracker import TrackerConfig, resolve_tracker
 from .runtime.tracker_protocol import TrackerSource, is_user_tracker
 from .runtime.user_sinks import UserSink, user_sinks
@@ -53,6 +55,8 @@ class RunPlan:
     publish: MqttOptions | None = None
     http: HttpOptions | None = None
     systemd: bool = True
+    keep_days: float | None = None  # dated recordings' retention
+    max_gb: float | None = None
     protect: list[Path] = field(default_factory=list)  # the caller's other inputs, which no output may replace
     sinks: list[UserSink] = field(default_factory=list)  # the caller's sinks and callables, fed every frame
     model: str | None = None  # the model a site file (or the command line) names
@@ -61,8 +65,8 @@ class RunPlan:
     def outputs(self) -> dict[str, Path]:
         """Every file the run will write, by how the user named it (a segmented video by its first segment)."""
         if any(s.save_dir for s in self.streams):
-            planned = {f"save_dir {s.save_dir}: {path.name}": path for s in self.streams if s.save_dir is not None
-                       for path in save_paths(s.save_dir, s.name)}
+            planned = {f"save_dir {s.save_dir}: {path.relative_to(s.save_dir)}": path for s in self.streams
+                       if s.save_dir is not None and s.files is not None for path in s.files}
         else:
             planned = {label: path for label, path in (("save_video", self.save_video), ("save_mot", self.save_mot),
                                                        ("save_json", self.save_json)) if path is not None}
@@ -78,6 +82,11 @@ class RunPlan:
         if model is not None and not is_remote(model):
             files += [Path(model), sidecar_path(Path(model))]
         return [*files, *self.protect]
+
+    @property
+    def recording_folders(self) -> list[Path]:
+        """Each saved camera's folder of dated recordings (what retention looks after)."""
+        return sorted({s.save_dir / s.name for s in self.streams if s.save_dir is not None and s.stem})
 
     def check_outputs(self, model: str | None = None) -> None:
         """Refuse an output that could not be written or would replace an input (before anything is opened)."""
@@ -95,13 +104,15 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
              publish_buffer: int = default("publish_buffer"), publish_frames: bool = False,
              http: str | HttpOptions | None = None, http_token_file: str | Path | None = None,
              stale_after: float = default("stale_after"), http_fps: float = default("http_fps"),
-             systemd: bool = True, protect: Sequence[str | Path] = (),
+             recordings: str = default("recordings"), keep_days: float | None = None,
+             max_gb: float | None = None, systemd: bool = True, protect: Sequence[str | Path] = (),
              sinks: Sequence[UserSink] = (), on_result: Callable[[Any], object] | None = None,
              model: str | None = None, load: Mapping[str, Any] | None = None) -> RunPlan:
     """The plan for ``Model.track``'s keywords (``ctrt run``'s flags are the same names); see ``Model.track``."""
     scalars: dict[str, Any] = {"topk": topk, "threshold": threshold, "max_frames": max_frames, "show": show,
                                "overlap": overlap, "reconnects": reconnects, "segment": segment, "systemd": systemd,
-                               "save_video": save_video, "save_mot": save_mot, "save_json": save_json}
+                               "save_video": save_video, "save_mot": save_mot, "save_json": save_json,
+                               "recordings": recordings, "keep_days": keep_days, "max_gb": max_gb}
     for name, value in scalars.items():
         check(name, value)
     named = _named_sources(source)
@@ -124,9 +135,11 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
     video = check("save_video", save_video)
     if video is not None and video.suffix.lower() not in VIDEO_SUFFIXES:
         raise CtrtError(f"save_video {video}: name it .mp4 (mp4v) or .avi (MJPG)", option="save_video")
+    _name_recordings(streams, recordings)
     plan = RunPlan(streams, topk, max_frames, segment, overlap, video, check("save_mot", save_mot),
-                   check("save_json", save_json), show, systemd=systemd, protect=[Path(p) for p in protect],
-                   sinks=user_sinks(sinks, on_result), model=model, load=_load(load or {}))
+                   check("save_json", save_json), show, systemd=systemd, keep_days=keep_days, max_gb=max_gb,
+                   protect=[Path(p) for p in protect], sinks=user_sinks(sinks, on_result), model=model,
+                   load=_load(load or {}))
     plan.publish = publish if isinstance(publish, MqttOptions) else mqtt_options(
         {"publish": publish, "publish_ca": publish_ca, "publish_rate": publish_rate,
          "publish_buffer": publish_buffer, "publish_frames": publish_frames})
@@ -156,8 +169,11 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
                               reconnects if "reconnects" in given else c.reconnects,
                               _path(outputs.get("save_dir")) if c.save else None, c.publish) for c in site.cameras]
     with site.blame(set(given)):
+        _name_recordings(streams, check("recordings", outputs.get("recordings", "dated")))
         plan = RunPlan(streams, check("topk", given.get("topk", site.model.get("topk", default("topk")))),
                        check("max_frames", given.get("max_frames")), check("segment", outputs.get("segment")),
+                       keep_days=check("keep_days", outputs.get("keep_days")),
+                       max_gb=check("max_gb", outputs.get("max_gb")),
                        protect=[site.path, *map(Path, given.get("protect", ()))],
                        model=given.get("model") or site.model.get("path"),
                        load=_load({**{k: v for k, v in site.model.items() if k in LOAD_OPTIONS},
@@ -190,6 +206,15 @@ def http_options(values: Mapping[str, Any]) -> HttpOptions | None:
     if token_file is not None:
         settings["token"] = read_secret(token_file, "http_token_file")
     return HttpOptions(**settings)
+
+
+def _name_recordings(streams: list[StreamPlan], recordings: str) -> None:
+    """``dated``: each saved stream's files get this run's own dated name (``runtime/recordings.py``)."""
+    if recordings == "dated":
+        now = time.time()
+        for stream in streams:
+            if stream.save_dir is not None:
+                stream.stem = dated_stem(stream.save_dir, stream.name, now)
 
 
 def _load(values: Mapping[str, Any]) -> dict[str, Any]:

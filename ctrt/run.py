@@ -20,7 +20,9 @@ from .runtime.reports import RunReport, StreamReport
 from .runtime.results import Results
 from .runtime.scheduler import Stream, schedule
 from .runtime.sinks import JsonLinesSink, MotSink, Sink, VideoSink, WindowSink
-from .runtime.stream_setup import StreamPlan, batch_note, open_streams, save_paths
+from .runtime.recordings import Retention
+from .runtime.sources import FrameSource
+from .runtime.stream_setup import StreamPlan, batch_note, open_streams
 from .runtime.user_sinks import SharedSink
 from .shutdown import stop_on_signals
 from .site.http import LiveServer
@@ -51,6 +53,7 @@ class RunServices:
         self.publisher: MqttPublisher | None = None
         self.server: LiveServer | None = None
         self.watch: ServiceWatch | None = None
+        self.retention: Retention | None = None
 
     def watchers(self) -> list[Callable[[Results], None]]:
         """What sees each ``Results`` on the tracking thread (each only counts or hands over)."""
@@ -66,6 +69,8 @@ class RunServices:
 
     def close(self, report: RunReport) -> None:
         try:
+            if self.retention is not None:
+                self.retention.stop()
             if self.server is not None:
                 self.server.close()
         finally:
@@ -81,17 +86,18 @@ def start_run(model: Loaded, plan: RunPlan, owns_model: bool = False) -> Run:
     user = [SharedSink(sink) for sink in plan.sinks]
     locks = OutputLocks(plan.outputs())
 
-    def sinks_for(stream: StreamPlan, fps: float) -> list[Sink]:
+    def sinks_for(stream: StreamPlan, source: FrameSource) -> list[Sink]:
         # Text first, the video last: a frame a text file refuses (a full disk) is taken back from the text files
         # before it, and has not reached the video, so every output ends on the same frame. The caller's sinks and
-        # the broker after them: only frames every file holds.
-        if stream.save_dir is not None:
-            video, mot, json_lines = save_paths(stream.save_dir, stream.name)
-            files: list[Sink] = [MotSink(mot), JsonLinesSink(json_lines), VideoSink(video, fps, plan.segment)]
+        # the broker after them: only frames every file holds. A live source's segments are cut by wall time.
+        fps, wall = source.fps, source.live
+        if stream.files is not None:
+            video, mot, json_lines = stream.files
+            files: list[Sink] = [MotSink(mot), JsonLinesSink(json_lines), VideoSink(video, fps, plan.segment, wall)]
         else:
             files = [*([MotSink(plan.save_mot)] if plan.save_mot else []),
                      *([JsonLinesSink(plan.save_json)] if plan.save_json else []),
-                     *([VideoSink(plan.save_video, fps, plan.segment)] if plan.save_video else [])]
+                     *([VideoSink(plan.save_video, fps, plan.segment, wall)] if plan.save_video else [])]
         publisher = services.publisher
         published = [publisher.sink(stream.name)] if publisher is not None and stream.publish else []
         return [*files, *(shared.share() for shared in user), *published, *([WindowSink()] if plan.show else [])]
@@ -104,6 +110,10 @@ def start_run(model: Loaded, plan: RunPlan, owns_model: bool = False) -> Run:
                                          services.publisher).start()
         streams = open_streams(plan.streams, sinks_for)
         report.streams = [StreamReport(s.name) for s in streams]
+        if plan.keep_days is not None or plan.max_gb is not None:
+            writing = [sink for stream in streams for sink in stream.sinks]
+            services.retention = Retention(plan.recording_folders, plan.keep_days, plan.max_gb,
+                                           lambda: {p for sink in writing for p in sink.paths[-1:]}).start()
     except BaseException:
         _end(user, services, report, locks, model if owns_model else None)
         raise

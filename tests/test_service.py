@@ -42,6 +42,7 @@ gate = 1.0
 
 [outputs]
 save_dir = "out"
+recordings = "fixed"                      # <camera>.mp4 ... in out/, read back by the tests
 
 [[camera]]
 name = "door"
@@ -684,6 +685,7 @@ min_hits = 1
 
 [outputs]
 save_dir = "out"
+recordings = "fixed"
 publish = "mqtt://127.0.0.1:{broker}/{prefix}"
 publish_rate = 0
 http = "127.0.0.1:{http}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Protocol
@@ -123,9 +124,13 @@ class VideoSink:
     a crash loses at most the segment being written.
     """
 
-    def __init__(self, path: Path, fps: float, segment_s: float | None = None) -> None:
+    def __init__(self, path: Path, fps: float, segment_s: float | None = None, wall: bool = False) -> None:
         self.path, self.fps = path, fps
-        self.segment_frames = max(1, round(segment_s * fps)) if segment_s else None
+        # A file's segments hold a fixed count of its frames; a live camera's are cut by wall time (a loop slower
+        # than the camera would otherwise stretch a segment far beyond its seconds).
+        self.segment_frames = max(1, round(segment_s * fps)) if segment_s and not wall else None
+        self.segment_s = segment_s if wall else None
+        self._begun = 0.0
         self.paths: list[Path] = []  # the files begun, in order
         self._writer: cv2.VideoWriter | None = None
         self._writing: Path | None = None  # the file the writer writes (a partial name for an .mp4)
@@ -135,7 +140,7 @@ class VideoSink:
 
     def _begin(self, frame: np.ndarray) -> None:
         self._finalise()
-        dest = segment_path(self.path, len(self.paths)) if self.segment_frames else self.path
+        dest = segment_path(self.path, len(self.paths)) if self.segment_frames or self.segment_s else self.path
         dest.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(dest.parent)
         self._writing = (dest.with_name(f"{partial_prefix(dest)}video.partial{dest.suffix}")
@@ -149,6 +154,7 @@ class VideoSink:
                             f"{frame.shape[1]}x{frame.shape[0]} frames")
         self.paths.append(dest)
         self._frames = 0
+        self._begun = time.monotonic()
         if self._canvas is None:
             self._canvas = np.zeros_like(frame)
 
@@ -162,7 +168,9 @@ class VideoSink:
             os.replace(self._writing, self.paths[-1])
 
     def write(self, results: Results) -> None:
-        if self._writer is None or self._frames == self.segment_frames:
+        due = self._frames == self.segment_frames or (
+            self.segment_s is not None and time.monotonic() - self._begun >= self.segment_s)
+        if self._writer is None or due:
             self._begin(results.frame)
         assert self._writer is not None and self._canvas is not None
         image = results.plot()

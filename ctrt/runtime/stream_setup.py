@@ -80,11 +80,17 @@ class StreamPlan:
     tracker: TrackerSource = None  # CenterTrack's when None
     drop: str | None = None  # None: by the source (latest for live ones, none for files)
     reconnects: int | str = default("reconnects")
-    save_dir: Path | None = None  # <name>.mp4, .txt and .jsonl there
+    save_dir: Path | None = None  # <stem>.mp4, .txt and .jsonl there
     publish: bool = True  # its events to the run's broker, when it has one
+    stem: str = ""  # its files' name under save_dir (the stream's name, or a dated one); "" is the name
+
+    @property
+    def files(self) -> tuple[Path, Path, Path] | None:
+        """Its video, MOT and JSON-lines files in ``save_dir``, if it has one."""
+        return save_paths(self.save_dir, self.stem or self.name) if self.save_dir is not None else None
 
 
-def open_streams(plans: list[StreamPlan], sinks_for: Callable[[StreamPlan, float], list[Sink]]) -> list[Stream]:
+def open_streams(plans: list[StreamPlan], sinks_for: Callable[[StreamPlan, FrameSource], list[Sink]]) -> list[Stream]:
     """Open every planned source; one that cannot open is skipped with a warning naming it, unless it is the only
     one or none opens at all."""
     streams, failures = [], []
@@ -100,7 +106,7 @@ def open_streams(plans: list[StreamPlan], sinks_for: Callable[[StreamPlan, float
                 raise
             failures.append(f"{plan.name}: {exc}")
             continue
-        streams.append(Stream(plan.name, source, sinks_for(plan, source.fps), drop_policy(plan.drop, source.live),
+        streams.append(Stream(plan.name, source, sinks_for(plan, source), drop_policy(plan.drop, source.live),
                               plan.tracker))
     if not streams:
         raise CtrtError("no source could be opened: " + "; ".join(failures))

@@ -1,0 +1,108 @@
+"""Recordings no restart overwrites: a site's runs write dated files of their own; retention removes the oldest
+complete ones first and never one being written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ctrt.demo import make_demo_video
+from ctrt.runtime.recordings import Retention, dated_stem
+from conftest import invoke
+
+SITE = """\
+[model]
+path = "{model}"
+device = "cpu"
+[outputs]
+save_dir = "out"
+{extra}
+[[camera]]
+name = "door"
+source = "door.avi"
+"""
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def site(tmp_path, demo_onnx):
+    make_demo_video(tmp_path / "door.avi", frames=6, size=(320, 240), seed=3)
+    path = tmp_path / "site.toml"
+    path.write_text(SITE.format(model=demo_onnx, extra=""))
+    return path
+
+
+def test_a_restart_never_writes_over_an_earlier_runs_recordings(site, tmp_path):
+    first = invoke("run", "--config", site, "--max-frames", 4)
+    assert first.exit_code == 0, first.output
+    before = digests(tmp_path / "out")
+    assert len(before) == 3 and all(name.startswith("door/") for name in before)
+    second = invoke("run", "--config", site, "--max-frames", 2)
+    assert second.exit_code == 0, second.output
+    after = digests(tmp_path / "out")
+    assert len(after) == 6 and {k: after[k] for k in before} == before
+    assert len({k.rsplit(".", 1)[0] for k in after}) == 2
+
+
+def test_segments_of_two_runs_never_share_a_series(site, tmp_path):
+    site.write_text(site.read_text().replace('save_dir = "out"', 'save_dir = "out"\nsegment = 1'))
+    for _ in range(2):
+        assert invoke("run", "--config", site).exit_code == 0
+    videos = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.mp4"))
+    series = {}
+    for video in videos:
+        series.setdefault(str(video).rsplit("-", 1)[0], []).append(video.name.rsplit("-", 1)[1])
+    assert len(series) == 2 and all(numbers[0] == "00000.mp4" for numbers in series.values())
+
+
+def test_fixed_names_keep_the_command_lines_semantics(site, tmp_path):
+    site.write_text(site.read_text().replace('save_dir = "out"', 'save_dir = "out"\nrecordings = "fixed"'))
+    assert invoke("run", "--config", site, "--max-frames", 2).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["door.jsonl", "door.mp4", "door.txt"]
+
+
+def make_recordings(folder: Path, days_old: list[float], size: int = 1000) -> list[Path]:
+    made = []
+    now = time.time()
+    for i, days in enumerate(days_old):
+        path = folder / "door" / time.strftime("%Y-%m-%d", time.localtime(now - days * 86400)) / f"{i:02d}-00-00.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        os.utime(path, (now - days * 86400, now - days * 86400))
+        made.append(path)
+    return made
+
+
+def test_retention_removes_the_oldest_first_and_never_a_file_being_written(tmp_path):
+    files = make_recordings(tmp_path, [9, 5, 3, 0.5, 0.1])
+    busy = files[0]  # the oldest, but still being written: it stays
+    retention = Retention([tmp_path / "door"], keep_days=4, max_gb=None, writing=lambda: {busy})
+    assert retention.sweep() == [files[1]]
+    assert not files[1].parent.exists()  # its emptied day folder too
+    retention = Retention([tmp_path / "door"], keep_days=None, max_gb=2.5e-6, writing=lambda: {busy})
+    assert retention.sweep() == [files[2], files[3]]  # 4000 bytes, then 3000, are over 2500; 2000 fit
+    assert [p for p in files if p.exists()] == [busy, files[4]]
+
+
+def test_retention_in_a_site_run(site, tmp_path):
+    old = make_recordings(tmp_path / "out", [30, 20])
+    site.write_text(site.read_text().replace('save_dir = "out"', 'save_dir = "out"\nkeep_days = 7'))
+    result = invoke("run", "--config", site, "--max-frames", 2)
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in old) and len(list((tmp_path / "out").rglob("*.jsonl"))) == 1
+
+
+def test_a_dated_name_is_taken_by_no_earlier_file(tmp_path):
+    now = time.mktime((2026, 12, 7, 10, 42, 13, 0, 0, -1))
+    assert dated_stem(tmp_path, "door", now) == "door/2026-12-07/10-42-13"
+    (tmp_path / "door" / "2026-12-07").mkdir(parents=True)
+    (tmp_path / "door" / "2026-12-07" / "10-42-13-00003.mp4").write_bytes(b"")
+    assert dated_stem(tmp_path, "door", now) == "door/2026-12-07/10-42-13-1"
