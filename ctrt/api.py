@@ -22,6 +22,7 @@ from .run import Run, start_run
 from .runtime.backends.base import Backend
 from .runtime.backends.registry import LoadOptions, open_backend
 from .runtime.model_notes import model_notes
+from .runtime.frames import bgr_frame
 from .runtime.pipeline import Session, StreamState
 from .runtime.results import Results
 from .runtime.tracker import TrackerConfig, resolve_tracker
@@ -119,6 +120,7 @@ class Model:
             >>> r = model.detect(cv2.imread("street.jpg"))
             >>> r.boxes, r.scores, r.classes
         """
+        image = bgr_frame(image)
         if self._detector is None or self._detector[:2] != (topk, threshold):
             config = TrackerConfig.from_options(check("threshold", threshold))
             self._detector = (topk, threshold, StreamState(self.meta, _topk(topk), config))

@@ -226,3 +226,24 @@ def test_examples_run(demo_onnx, videos, tmp_path, example, args):
         assert "hall: 6 frames" in result.stdout and (tmp_path / "site" / "yard.jsonl").exists()
     else:
         assert result.stdout.startswith("in ")
+
+
+def test_a_frame_is_taken_as_opencv_takes_it_or_refused_naming_frame(model, videos):
+    frame = next(iter(FrameSource(str(videos[2]))))
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    bad = [None, [[1, 2, 3]], b"\x00" * 30, frame.astype(np.int8), frame.astype(bool), np.zeros((0, 0, 3), np.uint8),
+           np.ascontiguousarray(frame.transpose(2, 0, 1)), frame[None, None], frame.astype(object),
+           frame.astype(np.float64), frame.astype(np.float32) / 255, frame.astype(np.uint16), frame[:, :, :2]]
+    session = model.session()
+    for value in bad:
+        with pytest.raises(ctrt.CtrtError) as error:
+            session.update(value)
+        assert error.value.option == "frame", type(value)
+        with pytest.raises(ctrt.CtrtError):
+            model.detect(value)
+    # Nothing refused changed the session: its first frame is still a first frame.
+    assert session.update(frame).to_json() == model.session().update(frame).to_json()
+    as_bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    assert model.session().update(gray).to_json() == model.session().update(as_bgr).to_json()
+    bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
+    assert model.session().update(bgra).to_json() == model.session().update(frame).to_json()

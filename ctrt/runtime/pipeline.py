@@ -18,6 +18,7 @@ from ..errors import CtrtError
 from .backends.base import Backend
 from .decode import TOPK, Decoder, decode_topk
 from .detections import Detections
+from .frames import bgr_frame
 from .prehm import PreHeatmapRenderer
 from .preprocess import FrameGeometry, Preprocessor
 from .timing import RUN_KEEP, StageTimes
@@ -196,7 +197,9 @@ class Session:
         self.stream.reset()
 
     def update(self, frame: np.ndarray) -> Results:
-        """Track one BGR frame (any size; a fast-path model: its source size) and return its ``Results``."""
+        """Track one BGR frame (any size; a fast-path model: its source size; gray and BGRA are converted) and
+        return its ``Results``. A frame refused leaves the session as it was."""
+        frame = bgr_frame(frame)
         self.stream.prepare(frame)
         t0 = time.perf_counter()
         outputs = self.backend(self.stream.feed())
