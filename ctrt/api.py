@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +25,9 @@ from .runtime.model_notes import model_notes
 from .runtime.frames import bgr_frame
 from .runtime.pipeline import Session, StreamState
 from .runtime.results import Results
-from .runtime.tracker import TrackerConfig, resolve_tracker
-from .runtime.tracker_protocol import TrackerSource, is_user_tracker
+from .runtime.stream_setup import check_stream_name
+from .runtime.tracker import TrackerConfig
+from .runtime.tracker_protocol import TrackerSource, tracker_source
 from .site.file import SiteFile, read_site_file
 from .sizes import parse_input_size
 
@@ -80,6 +81,7 @@ class Model:
         self.backend, self.path = backend, path
         self.meta: ArtifactMeta = backend.meta
         self.notes: list[str] = model_notes(backend)
+        self.closed = False
         self._detector: tuple[int, float, StreamState] | None = None
 
     @property
@@ -95,7 +97,12 @@ class Model:
 
     def close(self) -> None:
         """Release the backend (device memory, sessions, connections)."""
+        self.closed = True
         self.backend.__exit__(None, None, None)
+
+    def _open(self) -> None:
+        if self.closed:
+            raise CtrtError(f"model: {self.path} was closed; load it again", option="model")
 
     def session(self, *, tracker: str | TrackerConfig | TrackerSource = "centertrack", topk: int = default("topk"),
                 threshold: float | None = None, name: str = "session") -> Session:
@@ -108,10 +115,9 @@ class Model:
         caller's tracker (``ctrt.TrackerLike``, or a class or factory of them);
         ``threshold``: the score from which detections are reported and start tracks (default 0.3).
         """
+        self._open()
         check("threshold", threshold)
-        own = cast(TrackerSource, tracker) if is_user_tracker(tracker) else resolve_tracker(
-            cast("str | TrackerConfig", tracker), threshold)
-        return Session(self.backend, _topk(topk), own, name=name)
+        return Session(self.backend, _topk(topk), tracker_source(tracker, threshold), name=check_stream_name(name))
 
     def detect(self, image: np.ndarray, *, topk: int = default("topk"),
                threshold: float = default("track_thresh")) -> Results:
@@ -120,6 +126,7 @@ class Model:
             >>> r = model.detect(cv2.imread("street.jpg"))
             >>> r.boxes, r.scores, r.classes
         """
+        self._open()
         image = bgr_frame(image)
         if self._detector is None or self._detector[:2] != (topk, threshold):
             config = TrackerConfig.from_options(check("threshold", threshold))
@@ -161,6 +168,7 @@ class Model:
         Every output is checked before the run and is complete however the run ends (its end, ``break``, an
         exception, Ctrl-C, SIGTERM); none may replace the model, a source, or a file of ``protect``.
         """
+        self._open()
         return start_run(self, plan_run(source, **options))
 
 

@@ -21,8 +21,8 @@ from .runtime.recordings import dated_stem
 from .runtime.sinks import VIDEO_SUFFIXES, segment_path
 from .runtime.sources import FrameSource, source_files
 from .runtime.stream_setup import StreamPlan, check_stream_name, stream_names
-from .runtime.tracker import TrackerConfig, resolve_tracker
-from .runtime.tracker_protocol import TrackerSource, is_user_tracker
+from .runtime.tracker import TrackerConfig
+from .runtime.tracker_protocol import TrackerSource, tracker_source
 from .runtime.user_sinks import UserSink, user_sinks
 from .site.file import SiteFile, read_secret
 from .site.http import HttpOptions
@@ -122,7 +122,7 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
             for stream in given:
                 if stream not in named:
                     raise CtrtError(f"{option}: no stream is named {stream!r}", option=option)
-    streams = [StreamPlan(name, spec, _tracker(_own(tracker, name, "centertrack"), threshold),
+    streams = [StreamPlan(name, spec, tracker_source(_own(tracker, name, "centertrack"), threshold),
                           check("drop", _own(drop, name, None)), reconnects,
                           check("save_dir", _own(save_dir, name, None)),
                           published is None or name in published) for name, spec in named.items()]
@@ -231,15 +231,6 @@ def _own(value: Any, stream: str, fallback: Any) -> Any:
     return value
 
 
-def _tracker(spec: TrackerSpec, threshold: float | None) -> TrackerSource:
-    if is_user_tracker(spec):
-        return spec  # type: ignore[return-value]
-    if not isinstance(spec, (str, TrackerConfig)):
-        raise CtrtError(f"tracker {spec!r}: give a preset or spec (centertrack, robust, 'robust,gate=1'), a "
-                        "TrackerConfig, or a tracker (see ctrt.TrackerLike)", option="tracker")
-    return resolve_tracker(spec, threshold)
-
-
 def _path(value: str | Path | None) -> Path | None:
     return Path(value) if value is not None else None
 
@@ -254,6 +245,9 @@ def _named_sources(source: Sources) -> dict[str, str | FrameSource]:
                             option="source")
         return str(value)
 
+    if isinstance(source, (bytes, bytearray)):
+        raise CtrtError(f"source: got {type(source).__name__}; give a camera index, file, folder, glob, URL or "
+                        "GStreamer pipeline (a path as str)", option="source")
     if isinstance(source, Mapping):
         named = {check_stream_name(name): spec_of(spec) for name, spec in source.items()}
     else:

@@ -247,3 +247,38 @@ def test_a_frame_is_taken_as_opencv_takes_it_or_refused_naming_frame(model, vide
     assert model.session().update(gray).to_json() == model.session().update(as_bgr).to_json()
     bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
     assert model.session().update(bgra).to_json() == model.session().update(frame).to_json()
+
+
+PYTHON_MISTAKES = [  # (call, option): each one CtrtError naming the keyword, nothing opened or written
+    (lambda m, v: m.session(tracker=5), "tracker"),
+    (lambda m, v: m.track(v, publish=5), "publish"),
+    (lambda m, v: ctrt.read_site(None), "config"),
+    (lambda m, v: ctrt.load(m.path, threads=1.5), "threads"),
+    (lambda m, v: m.track([v, None]), "source"),
+    (lambda m, v: m.track(b"clip.avi"), "source"),
+    (lambda m, v: m.track(v, max_frames=0), "max_frames"),
+    (lambda m, v: m.track(v, max_frames=1.5), "max_frames"),
+    (lambda m, v: m.track(v, max_frames="2"), "max_frames"),
+    (lambda m, v: m.track(v, segment=float("nan")), "segment"),
+    (lambda m, v: m.track(v, segment="10"), "segment"),
+    (lambda m, v: m.track(v, reconnects=-1), "reconnects"),
+    (lambda m, v: m.track(v, save_video="v.txt"), "save_video"),
+    (lambda m, v: m.track({"a#": v}), "source"),
+    (lambda m, v: m.track(v, recordings="sometimes"), "recordings"),
+]
+
+
+@pytest.mark.parametrize("call, option", PYTHON_MISTAKES, ids=[o + str(i) for i, (_, o) in enumerate(PYTHON_MISTAKES)])
+def test_each_python_mistake_is_a_ctrt_error_naming_its_keyword(model, videos, tmp_path, call, option):
+    with pytest.raises(ctrt.CtrtError) as error:
+        call(model, str(videos[0]))
+    assert error.value.option == option
+
+
+def test_a_closed_model_says_so(demo_onnx, videos):
+    model = ctrt.load(demo_onnx, device="cpu")
+    model.close()
+    for call in (lambda: model.track(str(videos[0])), lambda: model.session(), lambda: model.detect(None)):
+        with pytest.raises(ctrt.CtrtError) as error:
+            call()
+        assert error.value.option == "model" and "closed" in str(error.value)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import CtrtError
 from .detections import Detections
-from .tracker import Tracker, TrackerConfig
+from .tracker import Tracker, TrackerConfig, resolve_tracker
 
 
 @runtime_checkable
@@ -64,3 +64,14 @@ def make_tracker(source: TrackerSource) -> TrackerLike:
 def is_user_tracker(value: object) -> bool:
     """A user's tracker or a factory of them (as opposed to a preset name, a spec or ``TrackerConfig``)."""
     return isinstance(value, TrackerLike) or (callable(value) and not isinstance(value, (str, TrackerConfig)))
+
+
+def tracker_source(spec: object, threshold: float | None = None) -> TrackerSource:
+    """What ``tracker=`` and ``threshold=`` of the Python API mean together: a preset or spec string (the threshold
+    its track threshold), a ``TrackerConfig``, or the caller's tracker or factory."""
+    if is_user_tracker(spec):
+        return spec  # type: ignore[return-value]
+    if not isinstance(spec, (str, TrackerConfig)):
+        raise CtrtError(f"tracker {spec!r}: give a preset or spec (centertrack, robust, 'robust,gate=1'), a "
+                        "TrackerConfig, or a tracker (see ctrt.TrackerLike)", option="tracker")
+    return resolve_tracker(spec, threshold)
