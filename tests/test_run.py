@@ -95,7 +95,8 @@ def test_bad_sources_fail_with_one_line(onnx_85, video, tmp_path, source, messag
     if source == "CUT_MP4":
         source = tmp_path / "cut.mp4"
         source.write_bytes(video.read_bytes()[:5000])
-    result = invoke("run", onnx_85, "--source", source, "--save-json", tmp_path / "x.jsonl")
+    # A live stream down at the start waits for its camera unless told not to (reconnects 0).
+    result = invoke("run", onnx_85, "--source", source, "--save-json", tmp_path / "x.jsonl", "--reconnects", 0)
     assert result.exit_code == 2 and message in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x.jsonl").exists()
 
