@@ -31,6 +31,34 @@ def message_lines(output: str) -> list[str]:
     return [line for line in output.strip().splitlines() if not PHASE.fullmatch(line)]
 
 
+def sigterm_a_track_loop(prelude: str, run: str) -> int:
+    """In a fresh interpreter: ``prelude`` (imports ctrt, sys), then ``run = <run>`` iterated as a user's loop
+    prints each frame's index; SIGTERM once three frames came. Returns the exit code."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    loop = textwrap.dedent(f"""
+        run = {run}
+        try:
+            with run:
+                for r in run:
+                    print(r.index, flush=True)
+        except KeyboardInterrupt:
+            pass
+        sys.exit(run.report.exit_status)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(prelude) + loop], stdout=subprocess.PIPE,
+                               text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert process.stdout is not None
+    for _ in range(3):
+        process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    process.stdout.read()
+    return process.wait(timeout=60)
+
+
 def jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import cv2
@@ -16,7 +15,7 @@ import pytest
 import ctrt
 from ctrt.demo import make_demo_video
 from ctrt.runtime.sources import FrameSource
-from conftest import invoke
+from conftest import invoke, sigterm_a_track_loop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,26 +170,10 @@ def test_break_and_an_exception_in_the_loop_body_leave_complete_outputs(model, v
 @pytest.mark.slow
 def test_sigterm_during_a_track_loop_leaves_complete_outputs(demo_onnx, tmp_path):
     video = make_demo_video(tmp_path / "long.avi", frames=300, size=(320, 240), seed=41)
-    script = textwrap.dedent(f"""
-        import sys, ctrt
-        model = ctrt.load({str(demo_onnx)!r}, device="cpu", threads=1)
-        run = model.track({str(video)!r}, save_video={str(tmp_path / "t.mp4")!r},
-                          save_json={str(tmp_path / "t.jsonl")!r})
-        try:
-            with run:
-                for r in run:
-                    print(r.index, flush=True)
-        except KeyboardInterrupt:
-            pass
-        sys.exit(run.report.exit_status)
-    """)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert process.stdout is not None
-    for _ in range(3):
-        process.stdout.readline()
-    process.send_signal(signal.SIGTERM)
-    process.stdout.read()
-    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    prelude = f"import sys, ctrt\nmodel = ctrt.load({str(demo_onnx)!r}, device='cpu', threads=1)\n"
+    track = f"model.track({str(video)!r}, save_video={str(tmp_path / 't.mp4')!r}, " \
+            f"save_json={str(tmp_path / 't.jsonl')!r})"
+    assert sigterm_a_track_loop(prelude, track) == 128 + signal.SIGTERM
     frames = len((tmp_path / "t.jsonl").read_text().splitlines())
     assert 3 <= frames < 300 and frame_count(tmp_path / "t.mp4") == frames
 

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 import ctrt
 from ctrt.demo import make_demo_video
+from conftest import sigterm_a_track_loop
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -111,7 +111,7 @@ class _nothing:
 @pytest.mark.slow
 def test_user_sinks_close_complete_on_sigterm(demo_onnx, tmp_path):
     video = make_demo_video(tmp_path / "long.avi", frames=200, size=(320, 240), seed=41)
-    script = textwrap.dedent(f"""
+    prelude = f"""
         import json, sys, ctrt
         seen = []
 
@@ -120,22 +120,9 @@ def test_user_sinks_close_complete_on_sigterm(demo_onnx, tmp_path):
             def close(self): open({str(tmp_path / "closed.json")!r}, "w").write(json.dumps(seen))
 
         model = ctrt.load({str(demo_onnx)!r}, device="cpu", threads=1)
-        run = model.track({str(video)!r}, save_json={str(tmp_path / "t.jsonl")!r}, sinks=[Sink()])
-        try:
-            with run:
-                for r in run:
-                    print(r.index, flush=True)
-        except KeyboardInterrupt:
-            pass
-        sys.exit(run.report.exit_status)
-    """)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert process.stdout is not None
-    for _ in range(3):
-        process.stdout.readline()
-    process.send_signal(signal.SIGTERM)
-    process.stdout.read()
-    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    """
+    track = f"model.track({str(video)!r}, save_json={str(tmp_path / 't.jsonl')!r}, sinks=[Sink()])"
+    assert sigterm_a_track_loop(prelude, track) == 128 + signal.SIGTERM
     seen = json.loads((tmp_path / "closed.json").read_text())
     assert 3 <= len(seen) < 200 and seen == list(range(jsonl_frames(tmp_path / "t.jsonl")))
 
