@@ -51,7 +51,8 @@ def report_run(run: Any) -> None:
         stream = report.streams[0]
         console.print(f"{stream.frames} frames, {stream.tracks} track ids, {stream.fps:.2f} FPS on {run.model.name}"
                       + (f", {stream.skipped} unreadable frames skipped" if stream.skipped else "")
-                      + (f", {stream.reconnects} reconnects" if stream.reconnects else ""), soft_wrap=True)
+                      + (f", {stream.reconnects} reconnects ({stream.down_s:.0f} s away)" if stream.reconnects
+                         else ""), soft_wrap=True)
         if stream.stage_ms:
             console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in stream.stage_ms.items()),
                           soft_wrap=True)
@@ -88,12 +89,13 @@ def _streams_table(run: Any) -> None:
     table = titled(f"{len(report.streams)} streams on {escape(run.model.name)}: {report.frames} frames in "
                    f"{report.seconds:.1f} s ({report.frames / max(report.seconds, 1e-9):.2f} FPS in all), "
                    f"{report.batches} model calls")
-    for column in ("stream", "frames", "dropped", "skipped", "reconnects", "track ids", "FPS", "latency p50 ms"):
-        table.add_column(column, justify="left" if column == "stream" else "right")
+    for column in ("stream", "state", "frames", "dropped", "skipped", "reconnects", "down s", "track ids", "FPS",
+                   "latency p50 ms"):
+        table.add_column(column, justify="left" if column in ("stream", "state") else "right")
     for stream in report.streams:
         latency = stream.latency_percentiles()
-        table.add_row(escape(stream.name), str(stream.frames), str(stream.dropped), str(stream.skipped),
-                      str(stream.reconnects), str(stream.tracks), f"{stream.fps:.2f}",
+        table.add_row(escape(stream.name), stream.state, str(stream.frames), str(stream.dropped), str(stream.skipped),
+                      str(stream.reconnects), f"{stream.down_s:.0f}", str(stream.tracks), f"{stream.fps:.2f}",
                       f"{latency['p50']:.0f}" if latency else "-")
     console.print(table)
     written = [s.name for s in report.streams if s.frames]

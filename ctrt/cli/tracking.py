@@ -89,11 +89,12 @@ def run(
     protect = [sources] if sources else []
     if config is not None:
         overrides = {name: value for name, value in values.items() if given(name)}
-        plan = read_site(config).plan(**overrides, **({"source": specs} if specs else {}),
-                                      **({"model": model} if model else {}), protect=protect)
+        site = read_site(config)
+        plan = site.plan(**overrides, **({"source": specs} if specs else {}), **({"model": model} if model else {}),
+                         protect=protect)
         if check:
             plan.check_outputs()
-            render_plan(read_site(config), plan)
+            render_plan(site, plan)
             return
     else:
         if model is None:
