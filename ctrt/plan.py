@@ -17,6 +17,7 @@ from .errors import CtrtError
 from .options import OPTIONS, TRACKER_OPTIONS, check, default
 from .outputs import check_outputs
 from .runtime.backends.registry import is_remote
+from .runtime.backends.triton_backend import parse_transport
 from .runtime.recordings import dated_stem
 from .runtime.sinks import VIDEO_SUFFIXES, segment_path
 from .runtime.sources import FrameSource, source_files
@@ -221,7 +222,10 @@ def _load(values: Mapping[str, Any]) -> dict[str, Any]:
     unknown = [k for k in values if k not in LOAD_OPTIONS]
     if unknown:
         raise CtrtError(f"load: {unknown[0]!r} is not one of {', '.join(LOAD_OPTIONS)}", option="load")
-    return {k: check(k, v) for k, v in values.items()}
+    checked = {k: check(k, v) for k, v in values.items()}
+    if checked.get("transport") is not None:  # its form is known before any server is asked
+        parse_transport(checked["transport"])
+    return checked
 
 
 def _own(value: Any, stream: str, fallback: Any) -> Any:

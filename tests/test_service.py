@@ -759,3 +759,47 @@ def test_a_site_file_runs_the_same_from_the_cli_and_from_python(broker, credenti
         assert (cli_out / name).read_bytes() == (py_out / name).read_bytes(), name
     assert cli_events == py_events and all(cli_events.values())
     assert cli_routes == py_routes == dict.fromkeys(ROUTES, 200)
+
+
+def test_an_ipv6_loopback_bind_serves_and_hung_up_viewers_are_one_line_at_most(demo_onnx, capfd, caplog):
+    release = threading.Event()
+    with ctrt.load(demo_onnx, device="cpu") as model:
+        with model.track({"door": camera(200, 0.01, release)}, http="[::1]:0") as run:
+            base = run.http_url
+            assert base.startswith("http://[::1]:") and get(base + "streams")[0] == 200
+            next(run)
+            port = urllib.parse.urlsplit(base).port
+            for _ in range(100):  # viewers that ask for the live view and leave at once
+                connection = socket.create_connection(("::1", port))
+                connection.sendall(f"GET /streams/door.mjpg HTTP/1.1\r\nHost: [::1]:{port}\r\n\r\n".encode())
+                connection.close()
+            for _ in run:
+                if run.report.frames >= 30:
+                    break
+            release.set()
+    hung_up = [r for r in caplog.records if "hung up" in r.getMessage()]
+    assert len(hung_up) <= 1 and "Traceback" not in capfd.readouterr().err
+
+
+def test_a_site_checks_its_transport_and_resolves_its_globs(tmp_path, demo_onnx):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((64, 64, 3), 40 * i, np.uint8))
+    site = tmp_path / "site.toml"
+    site.write_text(f'[model]\npath = "{demo_onnx}"\ntransport = "jpeg:0"\n'
+                    '[[camera]]\nname = "x"\nsource = "frames/*.png"\n')
+    result = invoke("run", "--config", site, "--check")
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and "model.transport 'jpeg:0'" in lines[0], result.output
+    site.write_text(site.read_text().replace('transport = "jpeg:0"\n', ""))
+    plan = ctrt.read_site(site).plan()
+    assert plan.streams[0].source == str(tmp_path / "frames/*.png")
+
+
+def test_an_existing_file_is_a_file_whatever_its_name(demo_onnx, tmp_path):
+    for name in ("a!b.avi", "clip[1].avi"):
+        video = make_demo_video(tmp_path / name, frames=3, size=(320, 240), seed=2)
+        source = FrameSource(str(video))
+        assert source.kind == "video" and source.total == 3
+        assert invoke("run", demo_onnx, "--source", video, "--save-json", tmp_path / f"{name}.jsonl").exit_code == 0

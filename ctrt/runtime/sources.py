@@ -54,7 +54,11 @@ def has_gstreamer() -> bool:
 def source_files(spec: str) -> list[Path]:
     """What a source spec reads (a video, an image folder as a whole, a glob's matches): no output may be one or
     lie in the folder."""
-    if "://" in spec or "!" in spec or spec.isdigit():
+    if spec.isdigit() or "://" in spec:
+        return []
+    if Path(spec).exists():  # an existing file or folder is one, whatever characters its name has
+        return [Path(spec)]
+    if "!" in spec:
         return []
     if any(ch in spec for ch in "*?["):
         return [Path(p) for p in glob.glob(spec)]
@@ -132,6 +136,10 @@ class FrameSource:
     def _classify(self, spec: str) -> str:
         if spec.isdigit():
             return "camera"
+        if Path(spec).is_file() and "://" not in spec:  # "a!b.avi", "clip[1].avi": an existing file is a file
+            path = Path(spec)
+            self.images = [path] if path.suffix.lower() in IMAGE_SUFFIXES else []
+            return "images" if self.images else "video"
         if "://" in spec:
             return "stream"
         if "!" in spec:

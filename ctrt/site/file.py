@@ -141,7 +141,10 @@ def _camera(path: Path, index: int, table: Any, base: Path) -> Camera:
         raise CtrtError(f"{path}: {where}.name: {name!r}: {str(exc).split(': ', 2)[-1]}") from None
     source = table["source"]
     files = source_files(source)
-    if files and not any(ch in source for ch in "*?["):  # a file or folder: relative to the site file
+    is_glob = any(ch in source for ch in "*?[") and not Path(source).exists()
+    if is_glob and not Path(source).is_absolute():  # a glob: relative to the site file too
+        source = str(base / source)
+    elif files:  # a file or folder: relative to the site file
         resolved = files[0] if files[0].is_absolute() else base / files[0]
         if not resolved.exists():
             raise CtrtError(f"{path}: {where}.source: {source} does not exist")
