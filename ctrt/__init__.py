@@ -21,6 +21,10 @@ from .version import __version__
 # keeps its own.
 MAX_IMAGE_PIXELS = 2**26
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+# OpenCV and FFmpeg log to stderr on their own (a refused connection, a missing moov atom) beside ctrt's own line,
+# from the command line and from Python alike; quiet unless the user asks (OPENCV_FFMPEG_LOGLEVEL=24: warnings).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -265,3 +265,11 @@ def test_a_closed_model_says_so(demo_onnx, videos):
         with pytest.raises(ctrt.CtrtError) as error:
             call()
         assert error.value.option == "model" and "closed" in str(error.value)
+
+
+def test_opencv_keeps_quiet_under_the_python_api_too(demo_onnx):
+    code = ("import ctrt\nmodel = ctrt.load(%r, device='cpu')\ntry:\n    model.track('rtsp://127.0.0.1:9/cam', "
+            "reconnects=0)\nexcept ctrt.CtrtError as error:\n    print(error.option)\n" % str(demo_onnx))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "None", result.stderr
+    assert "WARN" not in result.stderr and "ERROR" not in result.stderr, result.stderr

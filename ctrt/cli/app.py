@@ -25,10 +25,6 @@ from ..options import OPTIONS, flag_of
 from ..progress import Progress
 from ..shutdown import stop_on_signals
 
-# OpenCV and FFmpeg log to stderr on their own (a refused connection, a missing moov atom) next to our one line;
-# quiet them unless the user asks for them (e.g. OPENCV_FFMPEG_LOGLEVEL=24 for FFmpeg's warnings).
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 app = typer.Typer(
     no_args_is_help=True,
