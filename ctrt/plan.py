@@ -37,6 +37,7 @@ LOAD_OPTIONS = ("device", "threads", "input_size", "transport", "allow_partial",
 PUBLISH_OPTIONS = {"publish": "url", "publish_ca": "ca", "publish_rate": "rate_hz", "publish_buffer": "buffer",
                    "publish_frames": "frames", "publish_user": "user"}
 HTTP_OPTIONS = {"http": "bind", "stale_after": "stale_after", "http_fps": "fps"}
+SECRET_FILES = ("http_token_file", "publish_password_file")  # read by a run: inputs no output may replace
 
 
 @dataclass
@@ -77,11 +78,14 @@ class RunPlan:
         return planned
 
     def inputs(self, model: str | None = None) -> list[Path]:
-        """Every file the run reads: the sources, the model and its sidecar, and ``protect``."""
+        """Every file the run reads: the sources, the model and its sidecar, the broker's CA, and ``protect`` (the
+        site file, secret files, the caller's own)."""
         files = [p for s in self.streams if isinstance(s.source, str) for p in source_files(s.source)]
         model = model or self.model
         if model is not None and not is_remote(model):
             files += [Path(model), sidecar_path(Path(model))]
+        if self.publish is not None and self.publish.ca is not None:
+            files.append(self.publish.ca)
         return [*files, *self.protect]
 
     @property
@@ -139,7 +143,8 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
     _name_recordings(streams, recordings)
     plan = RunPlan(streams, topk, max_frames, segment, overlap, video, check("save_mot", save_mot),
                    check("save_json", save_json), show, systemd=systemd, keep_days=keep_days, max_gb=max_gb,
-                   protect=[Path(p) for p in protect], sinks=user_sinks(sinks, on_result), model=model,
+                   protect=[*map(Path, protect), *([Path(http_token_file)] if http_token_file else [])],
+                   sinks=user_sinks(sinks, on_result), model=model,
                    load=_load(load or {}))
     plan.publish = publish if isinstance(publish, MqttOptions) else mqtt_options(
         {"publish": publish, "publish_ca": publish_ca, "publish_rate": publish_rate,
@@ -175,7 +180,8 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
                        check("max_frames", given.get("max_frames")), check("segment", outputs.get("segment")),
                        keep_days=check("keep_days", outputs.get("keep_days")),
                        max_gb=check("max_gb", outputs.get("max_gb")),
-                       protect=[site.path, *map(Path, given.get("protect", ()))],
+                       protect=[site.path, *map(Path, given.get("protect", ())),
+                                *(Path(outputs[k]) for k in SECRET_FILES if outputs.get(k))],
                        model=given.get("model") or site.model.get("path"),
                        load=_load({**{k: v for k, v in site.model.items() if k in LOAD_OPTIONS},
                                    **{k: v for k, v in given.items() if k in LOAD_OPTIONS}}))

@@ -803,3 +803,17 @@ def test_an_existing_file_is_a_file_whatever_its_name(demo_onnx, tmp_path):
         source = FrameSource(str(video))
         assert source.kind == "video" and source.total == 3
         assert invoke("run", demo_onnx, "--source", video, "--save-json", tmp_path / f"{name}.jsonl").exit_code == 0
+
+
+def test_no_output_replaces_a_file_the_run_reads(tmp_path, demo_onnx):
+    make_demo_video(tmp_path / "clip.avi", frames=3, size=(320, 240), seed=4)
+    token = tmp_path / "door.txt"  # the token file lies where camera door's MOT file would go
+    token.write_text("a-token-of-twenty-chars\n")
+    site = tmp_path / "door.jsonl"  # and the site file where its JSON lines would go
+    site.write_text(f'[model]\npath = "{demo_onnx}"\n[outputs]\nsave_dir = "."\nrecordings = "fixed"\n'
+                    f'http = "127.0.0.1:0"\nhttp_token_file = "door.txt"\n[[camera]]\nname = "door"\nsource = "clip.avi"\n')
+    before = {p.name: p.read_bytes() for p in (token, site)}
+    result = invoke("run", "--config", site)
+    lines = message_lines(result.output)
+    assert result.exit_code == 2 and len(lines) == 1 and "is also an input" in lines[0], result.output
+    assert {p.name: p.read_bytes() for p in (token, site)} == before and not (tmp_path / "door.mp4").exists()
