@@ -240,3 +240,23 @@ def test_a_camera_away_ends_its_tracks_on_mqtt_and_its_status_is_retained(model,
     finally:
         subscriber.close()
         broker.stop()
+
+
+@pytest.mark.slow
+def test_a_camera_tracked_at_less_than_half_its_rate_is_said_once(model, caplog):
+    camera = SwitchedCamera(period=0.005)
+    camera.on.set()
+    fast = FrameSource("0", capture_factory=lambda *a: _Fast(camera))
+    started = time.monotonic()
+    with model.track({"yard": fast}) as run:
+        for _ in run:
+            if time.monotonic() - started > 12:
+                break
+    stream = run.report.streams[0]
+    said = [r.getMessage() for r in caplog.records if "while the camera gives 100" in r.getMessage()]
+    assert stream.behind and stream.camera_fps == 100 and stream.dropped > 0 and len(said) == 1, said
+
+
+class _Fast(_Capture):
+    def get(self, prop):
+        return 100.0 if prop == cv2.CAP_PROP_FPS else 0.0

@@ -36,6 +36,8 @@ class StreamReport:
     down_s: float = 0.0  # time spent reconnecting
     attempt: int = 0  # reconnect attempts since it was last live
     last_frame_at: float = 0.0  # time.time() of its last tracked frame
+    camera_fps: float = 0.0  # what a live source says it gives (0: a file, or unknown)
+    behind: bool = False  # tracked at less than BEHIND_SHARE of the camera's rate (said once, in a warning)
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame
     # ms from capture (live) or from being taken (files) to tracks, latest frames only (a run may last months)

@@ -9,6 +9,7 @@ result: the per-stream code is ``StreamState``, the same as a single-stream run.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -30,6 +31,8 @@ from .sinks import Sink, TextSink
 from .sources import FrameSource
 from .tracker import TrackerConfig
 from .tracker_protocol import TrackerSource
+
+log = logging.getLogger("ctrt")
 
 
 @dataclass
@@ -85,6 +88,14 @@ class _Live:
         s.reconnects, s.lost, s.state, s.state_since = source.reconnected, source.lost, source.state, source.since
         s.down_s = source.down_s + (time.time() - source.since if source.state == "reconnecting" else 0.0)
         s.attempt = source.attempt if source.state == "reconnecting" else 0
+        if source.live and source.state == "live":
+            s.camera_fps = source.fps
+            behind = s.seconds >= BEHIND_AFTER_S and s.frames >= 10 and s.fps < BEHIND_SHARE * source.fps
+            if behind and not s.behind:
+                log.warning(f"{s.name}: tracked at {s.fps:.1f} FPS while the camera gives {source.fps:.0f}: "
+                            f"{s.dropped} frames dropped so far to stay live; a faster model or fewer cameras "
+                            "on it keep objects from jumping between tracked frames")
+            s.behind = behind
         s.tracks = self.state.ids_given
 
     @property
@@ -148,6 +159,9 @@ class _Lane:
 
 
 HEARTBEAT_S = 0.5  # how often the loop refreshes every stream's report and calls ``heartbeat``
+# A live camera tracked at less than this share of its own rate is behind: most of its frames are dropped and
+# objects move far between two tracked frames. Judged once it has run this long.
+BEHIND_SHARE, BEHIND_AFTER_S = 0.5, 10.0
 
 
 def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int = TOPK,

@@ -65,6 +65,8 @@ def metrics_text(report: RunReport, cameras: Mapping[str, CameraCounters], stale
             since = GaugeMetricFamily("ctrt_seconds_since_frame", "seconds since the camera's last tracked frame",
                                       labels=["camera"])
             down = CounterMetricFamily("ctrt_down_seconds", "time the camera spent reconnecting", labels=["camera"])
+            behind = GaugeMetricFamily("ctrt_camera_behind", "1 while the camera is tracked at less than half its "
+                                       "own rate", labels=["camera"])
             now = time.time()
             for stream in report.streams:
                 condition = stream.condition(stale_after, now)
@@ -74,7 +76,8 @@ def metrics_text(report: RunReport, cameras: Mapping[str, CameraCounters], stale
                 if stream.last_frame_at:
                     since.add_metric([stream.name], now - stream.last_frame_at)
                 down.add_metric([stream.name], stream.down_s)
-            yield from (up, state, since, down)
+                behind.add_metric([stream.name], float(stream.behind))
+            yield from (up, state, since, down, behind)
             if publisher is not None:
                 published = publisher.report
                 for name, value, text in (("sent", published.sent, "messages acknowledged by the broker"),
