@@ -260,3 +260,35 @@ def test_a_camera_tracked_at_less_than_half_its_rate_is_said_once(model, caplog)
 class _Fast(_Capture):
     def get(self, prop):
         return 100.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+
+@pytest.mark.browser
+def test_the_live_page_shows_a_camera_away_greyed_with_since_when(model, tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is missing: make test installs it (apt-get install chromium)"
+    video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=11)
+    camera = SwitchedCamera()  # off for the whole run
+    yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
+    dumped: list[str] = []
+    with model.track({"door": str(video), "yard": yard}, http="0") as run:
+        def dump() -> None:  # beside the run, as a person's browser is
+            dumped.append(subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                                          "--disable-background-networking", "--virtual-time-budget=3000",
+                                          "--dump-dom", run.http_url], capture_output=True, text=True,
+                                         timeout=60).stdout)
+
+        browser = threading.Thread(target=dump)
+        for r in run:
+            if r.index == 3:
+                browser.start()
+            if r.index > 3 and not browser.is_alive():
+                break
+        browser.join()
+    dom = dumped[0]
+    assert re.search(r'<figure id="tile-yard" class="away">', dom), dom[-2000:]
+    assert re.search(r'id="state-yard">reconnecting since \d\d:\d\d:\d\d, attempt \d+<', dom), dom[-2000:]
+    assert re.search(r'<figure id="tile-door" class="">', dom) and 'id="state-door">live<' in dom

@@ -49,6 +49,9 @@ class TrackEvents:
         self.tracks: dict[int, _Track] = {}
         self.seq = {"events": 0, "frames": 0}
         self.frame = 0  # the last frame seen (1-based)
+        # Tracks ended because the camera went away: a frame still in flight from before never brings one back
+        # (ids go on counting after a camera returns, so none of these is given again).
+        self.ended: set[int] = set()
 
     def _message(self, topic: str, body: dict[str, Any]) -> tuple[str, str]:
         self.seq[topic] += 1
@@ -70,6 +73,8 @@ class TrackEvents:
         seen = {"frame": self.frame, "time": now}
         for tid, cls, score, box, age in zip(shown.ids.tolist(), shown.classes.tolist(), shown.scores.tolist(),
                                              np.round(shown.boxes, 2).tolist(), shown.ages.tolist()):
+            if tid in self.ended:
+                continue
             state = {"id": tid, "class": cls, "label": class_name(cls), "score": round(score, 4), "box": box,
                      "age": age}
             track = self.tracks.get(tid)
@@ -87,8 +92,10 @@ class TrackEvents:
             out.append(("frames", f'{head[:-1]}, "record": {results.to_json()}}}'))
         return out
 
-    def end_all(self, now: float) -> list[tuple[str, str]]:
-        """``end`` for every track still held when the run ends."""
+    def end_all(self, now: float, away: bool = False) -> list[tuple[str, str]]:
+        """``end`` for every track still held: the run ends, or (``away``) the camera went away."""
         out = [self._event("end", track, now) for track in self.tracks.values()]
+        if away:
+            self.ended.update(self.tracks)
         self.tracks.clear()
         return out

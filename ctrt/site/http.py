@@ -218,6 +218,7 @@ class LiveServer:
             states[name] = {"state": s.condition(self.options.stale_after, now),
                             "since": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(s.state_since))
                             if s.state_since else None,
+                            "since_epoch": round(s.state_since, 3) if s.state_since else None,
                             "seconds_since_frame": round(now - s.last_frame_at, 3) if s.last_frame_at else None,
                             "reconnects": s.reconnects, "attempt": s.attempt, "down_s": round(s.down_s, 1)}
         return states
@@ -368,7 +369,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, f"no camera {name}\n".encode(), "text/plain")
             elif path.endswith(".jpg"):
                 live.cameras[name].wanted_until = now + WATCH_GRACE_S
-                data, _ = live.picture(name, 0, 2.0)
+                # A live camera's first picture is worth a short wait; one that is away answers at once.
+                away = live.camera_states()[name]["state"] != "live"
+                data, _ = live.picture(name, 0, 0.0 if away else 2.0)
                 self._send(200 if data else 503, data or b"no picture yet\n", "image/jpeg" if data else "text/plain")
             else:
                 self._mjpeg(name)

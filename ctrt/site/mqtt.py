@@ -221,7 +221,7 @@ class MqttPublisher:
             events = self._events[camera]
             if isinstance(item, dict):  # a camera state
                 if item["state"] in AWAY:
-                    self._queue(events.end_all(now), camera)
+                    self._queue(events.end_all(now, away=True), camera)
                 self._queue([("status", json.dumps(item))], camera, retained=True)
             else:
                 self._queue(events.update(item, now) if item is not None else events.end_all(now), camera)
