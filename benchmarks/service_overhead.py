@@ -28,7 +28,8 @@ import numpy as np
 import ctrt
 from ctrt.demo import demo_model, make_demo_video
 from ctrt.runtime.reports import RunReport, StreamReport
-from ctrt.site.http import HttpOptions, LiveServer
+from ctrt.site.http import LiveServer
+from ctrt.site.http_options import HttpOptions
 from ctrt.site.mqtt import MqttOptions, MqttPublisher
 
 CAMERAS = 4

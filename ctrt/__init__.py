@@ -35,7 +35,7 @@ _EXPORTS = {
     "Detections": "runtime.detections",
     "CtrtError": "errors", "Interrupted": "errors",
     "read_site": "api", "Site": "api", "run_plan": "api", "RunPlan": "plan", "plan_run": "plan",
-    "MqttOptions": "site.mqtt", "HttpOptions": "site.http", "TrackerLike": "runtime.tracker_protocol",
+    "MqttOptions": "site.mqtt", "HttpOptions": "site.http_options", "TrackerLike": "runtime.tracker_protocol",
     "register_backend": "runtime.backends.registry", "LoadOptions": "runtime.backends.registry",
     "OPTIONS": "options",
 }
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .runtime.reports import RunReport, StreamReport
     from .runtime.tracker import PRESETS, TrackerConfig, tracker_preset
     from .runtime.tracker_protocol import TrackerLike
-    from .site.http import HttpOptions
+    from .site.http_options import HttpOptions
     from .site.mqtt import MqttOptions
 
 

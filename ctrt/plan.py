@@ -26,7 +26,7 @@ from .runtime.tracker import TrackerConfig
 from .runtime.tracker_protocol import TrackerSource, tracker_source
 from .runtime.user_sinks import UserSink, user_sinks
 from .site.file import SiteFile, read_secret
-from .site.http import HttpOptions
+from .site.http_options import HttpOptions
 from .site.mqtt import MqttOptions
 
 SourceSpec = Union[str, int, Path, FrameSource]

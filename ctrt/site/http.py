@@ -16,10 +16,8 @@ so a slow viewer never slows tracking.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
-import os
 import socket
 import sys
 import threading
@@ -32,65 +30,16 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import CtrtError
-from ..options import check, default
 from ..runtime.detections import Detections
-from ..runtime.pipeline import STAGES
+from .http_options import HttpOptions, is_loopback, parse_bind
 from .live_page import page_html
 from .metrics import LATENCY_BUCKETS_S, metrics_text
 from ..runtime.results import Results
 from ..runtime.reports import RunReport, StreamReport
 
 log = logging.getLogger("ctrt")
-MIN_TOKEN = 16  # characters of an HTTP token at least
 WATCH_GRACE_S = 3.0  # a page polling pictures counts as watching for this long after its last request
 BOUNDARY = "ctrtframe"
-
-
-@dataclass(frozen=True)
-class HttpOptions:
-    """``bind``: ``PORT`` (loopback) or ``HOST:PORT``; ``token`` defaults to ``CTRT_HTTP_TOKEN``."""
-
-    bind: str
-    token: str | None = None
-    stale_after: float = default("stale_after")
-    fps: float = default("http_fps")
-
-    def __post_init__(self) -> None:
-        check("stale_after", self.stale_after)
-        check("http_fps", self.fps)
-        check("http", self.bind)
-        host, _ = parse_bind(self.bind)
-        secret = self.secret
-        if secret is not None and (len(secret) < MIN_TOKEN or not all(33 <= ord(ch) < 127 for ch in secret)):
-            raise CtrtError(f"http_token_file: the token must be at least {MIN_TOKEN} printable characters without "
-                            "spaces (a guessable token guards nothing)", option="http_token_file")
-        if not is_loopback(host) and not secret:
-            raise CtrtError(f"http {self.bind}: serving beyond loopback needs a token (CTRT_HTTP_TOKEN or "
-                            "http_token_file)", option="http")
-
-    @property
-    def secret(self) -> str | None:
-        """The token: the one given, else ``CTRT_HTTP_TOKEN``."""
-        return self.token or os.environ.get("CTRT_HTTP_TOKEN") or None
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """``8080`` -> loopback; ``0.0.0.0:8080``, ``[::1]:8080``, ``host:8080``; port 0: any free one."""
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise CtrtError(f"http {text!r}: give PORT or HOST:PORT (a port from 0, any free one, to 65535)",
-                        option="http")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
