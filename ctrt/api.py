@@ -105,7 +105,7 @@ class Model:
             raise CtrtError(f"model: {self.path} was closed; load it again", option="model")
 
     def session(self, *, tracker: str | TrackerConfig | TrackerSource = "centertrack", topk: int = default("topk"),
-                threshold: float | None = None, name: str = "session") -> Session:
+                threshold: float | None = None, name: str = "session", fps: float | None = None) -> Session:
         """A tracker for frames the caller captures itself: ``r = session.update(frame)`` per frame::
 
             >>> session = model.session(tracker="robust")
@@ -113,11 +113,13 @@ class Model:
 
         ``tracker``: a preset (centertrack, robust), a spec like ``"robust,gate=1"``, a ``TrackerConfig``, or the
         caller's tracker (``ctrt.TrackerLike``, or a class or factory of them);
-        ``threshold``: the score from which detections are reported and start tracks (default 0.3).
+        ``threshold``: the score from which detections are reported and start tracks (default 0.3);
+        ``fps``: the camera's frame rate, for ``update(frame, timestamp=...)`` when the loop keeps only some frames.
         """
         self._open()
         check("threshold", threshold)
-        return Session(self.backend, _topk(topk), tracker_source(tracker, threshold), name=check_stream_name(name))
+        return Session(self.backend, _topk(topk), tracker_source(tracker, threshold), name=check_stream_name(name),
+                       fps=check("fps", fps))
 
     def detect(self, image: np.ndarray, *, topk: int = default("topk"),
                threshold: float = default("track_thresh")) -> Results:

@@ -161,8 +161,8 @@ OPTIONS: dict[str, Option] = _table(
            site="tracker.new_thresh"),
     Option("low_thresh", float, None, "BYTE: detections from this score up to the track threshold continue tracks "
            "left unmatched", *SCORE, why="a score", site="tracker.low_thresh"),
-    Option("max_age", int, None, "frames an unmatched track survives (-1: none, as CenterTrack)", -1, 30 * DAY_S,
-           unit="frames", why="a day at 30 FPS", site="tracker.max_age"),
+    Option("max_age", int, None, "camera frames an unmatched track survives, however many the loop tracked (-1: none, "
+           "as CenterTrack)", -1, 30 * DAY_S, unit="frames", why="a day at 30 FPS", site="tracker.max_age"),
     Option("min_hits", int, None, "report a track from its Nth matched frame on (1: at once, as CenterTrack)", 1, 100,
            site="tracker.min_hits"),
     Option("gate", float, None, "a detection continues a track only within this share of the box size, or 4x the "
@@ -213,6 +213,9 @@ OPTIONS: dict[str, Option] = _table(
            "live view at / (beyond loopback only with CTRT_HTTP_TOKEN or --http-token-file)", site="outputs.http"),
     Option("http_token_file", Path, None, "a file whose first line is the HTTP token (bearer header or ?token=)",
            site="outputs.http_token_file"),
+    Option("fps", float, None, "Session.update(frame, timestamp=...): the camera's frame rate, which turns the time "
+           "between two updates into the camera frames the tracker moves its tracks by", 0.0, 1000.0, open_low=True,
+           unit="frames a second"),
     Option("stale_after", float, 10.0, "/readyz: seconds without a frame before a camera is stale", 0.5, DAY_S,
            unit="seconds", site="outputs.stale_after"),
     Option("http_fps", float, 5.0, "live view: pictures a second at most, encoded only while watched", 0.1, 60,

@@ -15,6 +15,7 @@ import pytest
 import ctrt
 from ctrt.demo import make_demo_video
 from ctrt.runtime.sources import FrameSource
+from ctrt.runtime.tracker import Tracker
 from conftest import invoke, sigterm_a_track_loop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,7 +249,13 @@ PYTHON_MISTAKES = [  # (call, option): each one CtrtError naming the keyword, no
     (lambda m, v: m.track(v, save_video="v.txt"), "save_video"),
     (lambda m, v: m.track({"a#": v}), "source"),
     (lambda m, v: m.track(v, recordings="sometimes"), "recordings"),
+    (lambda m, v: m.session(fps=0), "fps"),
+    (lambda m, v: m.session().update(BLACK, timestamp=1.0), "fps"),
+    (lambda m, v: m.session(fps=10).update(BLACK, timestamp="now"), "timestamp"),
+    (lambda m, v: [session.update(BLACK, timestamp=t) for session in [m.session(fps=10)] for t in (2.0, 1.0)],
+     "timestamp"),
 ]
+BLACK = np.zeros((64, 64, 3), np.uint8)
 
 
 @pytest.mark.parametrize("call, option", PYTHON_MISTAKES, ids=[o + str(i) for i, (_, o) in enumerate(PYTHON_MISTAKES)])
@@ -273,3 +280,48 @@ def test_opencv_keeps_quiet_under_the_python_api_too(demo_onnx):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "None", result.stderr
     assert "WARN" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+
+
+class GapRecorder(Tracker):
+    """The built-in tracker, noting the gap it is told at each update."""
+
+    def __init__(self) -> None:
+        super().__init__(ctrt.tracker_preset("robust"))
+        self.gaps: list[int] = []
+
+    def step(self, detections, gap=1):
+        self.gaps.append(gap)
+        return super().step(detections, gap)
+
+
+def test_timestamps_tell_the_tracker_the_camera_frames_between_updates(model, videos):
+    frames = [frame for frame in FrameSource(str(videos[0]))]
+    fixed = model.session(tracker="robust")
+    stamped = model.session(tracker="robust", fps=10)
+    # Equal gaps of one camera frame: the same as frames fed without timestamps, field for field.
+    for index, frame in enumerate(frames):
+        assert fixed.update(frame).to_json() == stamped.update(frame, timestamp=100 + index / 10).to_json()
+    recorder = GapRecorder()
+    session = model.session(tracker=recorder, fps=10)
+    for frame, t in zip(frames, (5.0, 5.1, 5.4, 5.5, 5.52, 6.0)):  # 0.02 s: the next camera frame at the earliest
+        session.update(frame, timestamp=t)
+    assert recorder.gaps == [1, 1, 3, 1, 1, 5]
+    session.reset()  # a new start: the next timestamp is a first one
+    session.update(frames[0], timestamp=1.0)
+    assert recorder.gaps[-1] == 1
+
+
+def test_a_run_that_drops_frames_tells_the_tracker_how_many(model, videos):
+    total = frame_count(videos[0])
+    for drop in ("none", "latest"):
+        recorders: list[GapRecorder] = []
+        with model.track(str(videos[0]), drop=drop, tracker=lambda: recorders.append(GapRecorder()) or recorders[-1]) as run:
+            processed = sum(1 for _ in run)
+        gaps = recorders[0].gaps
+        assert len(gaps) == processed and min(gaps) >= 1
+        # Each gap counts the frames read since the frame tracked before (the first: since the start): with every
+        # frame read, they add up to the last frame's number, which is the video's last (a last frame is never
+        # dropped).
+        assert sum(gaps) == total and processed + run.report.streams[0].dropped == total
+        if drop == "none":
+            assert gaps == [1] * total

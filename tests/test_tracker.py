@@ -279,3 +279,44 @@ def test_presets_and_overrides():
         TrackerConfig.from_options(low_thresh=0.4)
     with pytest.raises(CtrtError, match=r"gate 1.5: give more than 0, up to 1 \(a share of the box size\)"):
         TrackerConfig.from_options(gate=1.5)
+
+
+def test_varying_gaps_move_a_coasting_track_by_the_camera_frames_between_updates():
+    # A 10 px/frame walker tracked at camera frames 0, 2, 3, (7 missed), 9: the offsets span each gap. Told the
+    # gaps, the track's velocity is 10 px a frame and it coasts 40 px over the 4-frame gap, onto the walker; counted
+    # as one frame each, its velocity is ~19 px an update and it coasts to x=59, 21 px off: the narrow gate
+    # refuses and the walker gets a new id.
+    seen = [0, 2, 3, None, 9]
+    gaps = [1, 2, 1, 4, 2]
+    frames = [dets((10 + 10 * t, 50, 20, 0.9, 1, (-10 * gap if i else 0, 0))) if t is not None else dets()
+              for i, (t, gap) in enumerate(zip(seen, gaps))]
+    config = TrackerConfig(max_age=10, coast=True, gate=0.25)
+    told = Tracker(config)
+    assert [active_ids(told.step(f, gap)) for f, gap in zip(frames, gaps)] == [[1], [1], [1], [], [1]]
+    assert told.tracks.velocity[0, 0] == pytest.approx(10.0)
+    untold = Tracker(config)
+    assert [active_ids(untold.step(f)) for f in frames] == [[1], [1], [1], [], [2]]
+
+
+def test_max_age_counts_camera_frames_however_many_updates_they_took():
+    frames = [dets(walker(0)), dets(), dets(), dets()]
+    for gap, kept in ((1, [1, 1, 1, 1]), (3, [1, 1, 0, 0])):  # max_age 6: unseen for 1..3 frames or 3 frames
+        tracker = Tracker(TrackerConfig(max_age=6))
+        assert [len(tracker.step(f, gap)) for f in frames] == kept
+        assert tracker.tracks.unseen.tolist() == ([3] if gap == 1 else [])
+
+
+@given(st.integers(0, 2**31 - 1))
+@settings(max_examples=25, deadline=None)
+def test_centertrack_defaults_give_the_same_tracks_at_any_gaps(seed):
+    # CenterTrack's defaults keep no track unseen and never coast: the gap cannot change them (its exactness against
+    # the reference tracker is the test above, at the gap of 1 every frame has).
+    rng = np.random.default_rng(seed)
+    frames = [dets(*[(float(x), float(y), 20.0, float(s), 1, (float(dx), float(dy)))
+                     for x, y, s, dx, dy in zip(rng.uniform(0, 200, n), rng.uniform(0, 200, n), rng.uniform(0.2, 1, n),
+                                                rng.normal(0, 5, n), rng.normal(0, 5, n))])
+              for n in rng.integers(0, 6, 12)]
+    every, gapped = Tracker(), Tracker()
+    for f, gap in zip(frames, rng.integers(2, 6, len(frames))):
+        a, b = every.step(f), gapped.step(f, int(gap))
+        assert a.ids.tolist() == b.ids.tolist() and np.array_equal(a.boxes, b.boxes)

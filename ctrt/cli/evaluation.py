@@ -18,6 +18,8 @@ from ..version import __version__
 from ..options import check, default
 from .app import command, console, local, next_steps, notes, opt, sidecars, titled, write_results
 
+MAX_STRIDE = 30  # --stride: a second between two tracked frames of a 30 FPS camera
+
 
 @command
 def make_data(
@@ -64,6 +66,7 @@ def eval(
     max_images: Annotated[Optional[int], typer.Option(min=1, help="--coco: the first N images (by id)")] = None,
     seed: Annotated[int, typer.Option(min=0, help="--tracker-only: seed of the detection noise")] = 0,
     offset_noise: Annotated[Optional[float], typer.Option(min=0.0, max=100.0, help="--tracker-only: std of the tracking offsets' error in px (default 1.5, a precise model): how a setting holds up with a less precise one")] = None,
+    stride: Annotated[Optional[list[int]], typer.Option(min=1, max=MAX_STRIDE, help="--tracker-only: track every Nth frame, as a loop slower than the camera does (repeat: 1, 2, 3, 5 side by side)")] = None,
     device: Annotated[str, opt("device")] = default("device"),
     threads: Annotated[int, opt("threads")] = default("threads"),
     input_size: Annotated[Optional[str], typer.Option(help="HxW for .pth checkpoints (default 512x512)")] = None,
@@ -74,7 +77,7 @@ def eval(
     """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
     with pycocotools."""
     from ..api import load
-    from ..eval.evaluate import comparison, evaluate_mot, parse_classes, write_tracker_files
+    from ..eval.evaluate import at_strides, comparison, evaluate_mot, parse_classes, write_tracker_files
     from ..eval.plots import plot_eval
     from ..eval.mot import find_sequences
     from ..eval.synthetic import DetectionNoise
@@ -88,6 +91,8 @@ def eval(
         raise CtrtError("give one or more models to evaluate, or --tracker-only")
     if offset_noise is not None and not tracker_only:
         raise CtrtError("--offset-noise sets the noise of --tracker-only's detections; models make their own")
+    if stride and not tracker_only:
+        raise CtrtError("--stride plays a slower loop on --tracker-only's detections; a model tracks every frame")
     if save_dir is not None and save_dir.exists():
         raise CtrtError(f"--save-dir {save_dir} exists; give a new folder")
     check_outputs({"--json": json_out, "--plot": plot_out, "--save-dir": save_dir},
@@ -102,7 +107,8 @@ def eval(
         _eval_coco(models, coco, images, max_images, check("topk", k), open_model, json_out, plot_out)
         return
     assert mot is not None
-    entries = comparison(models, tracker, check("track_thresh", track_thresh))
+    entries = at_strides(comparison(models, tracker, check("track_thresh", track_thresh)),
+                         tuple(dict.fromkeys(stride or [1])))
     sequences = find_sequences(mot)
     noise = DetectionNoise() if offset_noise is None else DetectionNoise(offset_noise_px=offset_noise)
     with console.status("evaluating") as status:
@@ -111,7 +117,7 @@ def eval(
     _mot_tables(result, len(sequences))
     data = {"schema": 1, "ctrt_version": __version__, "kind": "mot", "tracker_only": tracker_only,
             **({"detection_noise": asdict(noise), "noise_seed": seed} if tracker_only else {}),
-            "sequences": result.sequences, "entries": [{"label": e.label, "model": e.model,
+            "sequences": result.sequences, "entries": [{"label": e.label, "model": e.model, "stride": e.stride,
                                                         "tracker": asdict(e.tracker)} for e in entries],
             "scores": result.scores}
     if save_dir is not None:

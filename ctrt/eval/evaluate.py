@@ -1,12 +1,16 @@
 """``ctrt eval --mot``: the full tracker loop per sequence for every model (or, ``--tracker-only``, noisy ground
-truth straight into the tracker), tracker files in MOTChallenge format, scored by TrackEval side by side."""
+truth straight into the tracker), tracker files in MOTChallenge format, scored by TrackEval side by side.
+
+``--stride N`` (tracker alone) plays a loop slower than the camera: it tracks every Nth frame, the detections'
+offsets reach back to the frame tracked before, the tracker is told the N frames between, and the score is taken
+on the frames tracked."""
 
 from __future__ import annotations
 
 import tempfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,7 @@ from ..runtime.detections import Detections
 from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
 from ..runtime.tracker import TRACK_THRESH, Tracker, TrackerConfig, parse_tracker
-from .mot import Sequence, read_ground_truth
+from .mot import Sequence, read_ground_truth, strided_sequences
 from .scores import score
 from .synthetic import DetectionNoise
 
@@ -32,6 +36,7 @@ class Entry:
     label: str
     model: str | None
     tracker: TrackerConfig
+    stride: int = 1  # tracker alone: every stride-th camera frame tracked
 
 
 @dataclass
@@ -51,6 +56,15 @@ def comparison(models: list[str], trackers: list[str] | None, track_thresh: floa
         return [Entry(spec, None, config) for spec, config in zip(specs, configs)]
     return [Entry(Path(model).name + (f" / {spec}" if len(specs) > 1 else ""), model, config)
             for model in models for spec, config in zip(specs, configs)]
+
+
+def at_strides(entries: list[Entry], strides: tuple[int, ...]) -> list[Entry]:
+    """Every entry at every stride, labelled ``<entry> @<stride>`` (one stride of 1: the entries as they are)."""
+    if strides == (1,):
+        return entries
+    if any(entry.model is not None for entry in entries):
+        raise CtrtError("--stride plays a slower loop on --tracker-only's detections; a model tracks every frame")
+    return [replace(entry, label=f"{entry.label} @{stride}", stride=stride) for entry in entries for stride in strides]
 
 
 def parse_classes(spec: str) -> np.ndarray | None:
@@ -75,11 +89,12 @@ def noisy_detections(sequence: Sequence, noise: DetectionNoise, seed: int) -> li
     return [noise.detections(table[table[:, 0] == frame], previous, rng) for frame in range(1, sequence.length + 1)]
 
 
-def track_detections(frames: list[Detections], config: TrackerConfig) -> str:
+def track_detections(frames: list[Detections], config: TrackerConfig, gap: int = 1) -> str:
+    """Every frame's detections through one tracker, ``gap`` camera frames apart; MOTChallenge rows."""
     tracker = Tracker(config)
     lines: list[str] = []
     for index, dets in enumerate(frames):  # the decoder's threshold, as a network's detections would have
-        lines.append(mot_rows(index, tracker.step(dets[dets.scores > config.decode_floor])))
+        lines.append(mot_rows(index, tracker.step(dets[dets.scores > config.decode_floor], gap)))
     return "".join(lines)
 
 
@@ -113,6 +128,26 @@ def write_tracker_files(folder: Path, entries: list[Entry], files: dict[str, dic
 def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Model],
                  k: int = 100, classes: np.ndarray | None = None, noise: DetectionNoise | None = None,
                  seed: int = 0, progress: Callable[[str], None] = lambda _: None) -> MotEvaluation:
+    """Every entry on every sequence (at its stride), scored by TrackEval."""
+    files: dict[str, dict[str, str]] = {}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="ctrt-eval-") as tmp:
+        for stride in sorted({entry.stride for entry in entries}):
+            group = [entry for entry in entries if entry.stride == stride]
+            played = sequences if stride == 1 else strided_sequences(sequences, stride, Path(tmp) / f"stride{stride}")
+            done = _evaluate_entries(played, group, open_model, k, classes, noise, seed, progress)
+            progress("scoring with TrackEval")
+            folder = Path(tmp) / f"trackers{stride}"
+            write_tracker_files(folder, group, done)
+            scores.update(score(played, folder, [entry.label for entry in group]))
+            files.update(done)
+    return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files)
+
+
+def _evaluate_entries(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Model], k: int,
+                      classes: np.ndarray | None, noise: DetectionNoise | None, seed: int,
+                      progress: Callable[[str], None]) -> dict[str, dict[str, str]]:
+    """label -> sequence -> tracker file text."""
     files: dict[str, dict[str, str]] = {entry.label: {} for entry in entries}
     noisy = {}
     if any(entry.model is None for entry in entries):
@@ -122,13 +157,9 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
         if entry.model is None:
             for sequence in sequences:
                 progress(f"{entry.label}: {sequence.name}")
-                files[entry.label][sequence.name] = track_detections(noisy[sequence.name], entry.tracker)
+                files[entry.label][sequence.name] = track_detections(noisy[sequence.name], entry.tracker, entry.stride)
             continue
         with open_model(entry.model) as model:
             progress(f"{entry.label}: {len(sequences)} sequence(s)")
             files[entry.label] = track_sequences(model, sequences, entry.tracker, k, classes)
-    progress("scoring with TrackEval")
-    with tempfile.TemporaryDirectory(prefix="ctrt-eval-") as tmp:
-        write_tracker_files(Path(tmp), entries, files)
-        scores = score(sequences, Path(tmp), [entry.label for entry in entries])
-    return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files)
+    return files

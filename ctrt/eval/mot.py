@@ -104,3 +104,21 @@ def find_sequences(root: Path) -> list[Sequence]:
     if not folders:
         raise CtrtError(f"--mot {root}: no sequence folders (SEQ/gt/gt.txt) in it")
     return [_sequence(folder) for folder in folders]
+
+
+def strided_sequences(sequences: list[Sequence], stride: int, root: Path) -> list[Sequence]:
+    """Each sequence as a loop that tracks every ``stride``-th camera frame sees it: frames 1, 1+stride, ...
+    numbered 1, 2, ... in new sequence folders under ``root`` (ground truth and seqinfo.ini, no images)."""
+    out = []
+    for sequence in sequences:
+        table = read_ground_truth(sequence.gt_file).table
+        kept = table[(table[:, 0] - 1) % stride == 0].copy()
+        kept[:, 0] = (kept[:, 0] - 1) // stride + 1
+        length = (sequence.length - 1) // stride + 1
+        folder = root / sequence.name
+        (folder / "gt").mkdir(parents=True)
+        np.savetxt(folder / "gt" / "gt.txt", kept, fmt=["%d", "%d", "%.2f", "%.2f", "%.2f", "%.2f", "%d", "%d", "%.3f"],
+                   delimiter=",")
+        (folder / "seqinfo.ini").write_text(f"[Sequence]\nname={sequence.name}\nseqLength={length}\n")
+        out.append(Sequence(sequence.name, folder, length, None))
+    return out

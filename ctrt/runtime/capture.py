@@ -32,6 +32,7 @@ def drop_policy(drop: str | None, live: bool) -> str:
 class Captured:
     frame: np.ndarray
     time: float  # time.perf_counter() when the frame was read
+    number: int  # the source's frames read so far, this one included: dropped frames count
     resumed: bool = False  # the first frame after the source was away: the stream starts anew from it
 
 
@@ -66,8 +67,8 @@ class FrameReader:
                     if len(self._items) >= self.capacity:  # policy latest: the untaken frame is stale
                         resumed = self._items.popleft().resumed or resumed  # its news is not lost with it
                         self.dropped += 1
-                    self._items.append(Captured(frame, time.perf_counter(), resumed))
                     self.read += 1
+                    self._items.append(Captured(frame, time.perf_counter(), self.read, resumed))
                     self._cond.notify_all()  # a take() waiting for this frame
                 self.arrived.set()
             else:

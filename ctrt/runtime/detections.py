@@ -20,9 +20,10 @@ class Detections:
     centers: np.ndarray  # [N, 2] float32, the heatmap peak mapped to the image
     tracking: np.ndarray  # [N, 2] float32, offset to the object's centre in the previous frame
     ids: np.ndarray  # [N] int64 track id, 0 before tracking
-    ages: np.ndarray  # [N] int32 frames since last matched (1 = matched now)
+    ages: np.ndarray  # [N] int32 updates since last matched (1 = matched now)
+    unseen: np.ndarray  # [N] int32 camera frames since last matched (0 = matched now)
     active: np.ndarray  # [N] int32 consecutive matched frames, 0 for a track kept without a match
-    velocity: np.ndarray  # [N, 2] float32 px per frame, smoothed over the matched frames (for --coast)
+    velocity: np.ndarray  # [N, 2] float32 px per camera frame, smoothed over the matched frames (for --coast)
     hits: np.ndarray  # [N] int32 frames matched since the track began
     shown: np.ndarray  # [N] bool: reported this frame (matched, and confirmed by --min-hits)
 
@@ -36,7 +37,7 @@ class Detections:
                tracking: np.ndarray) -> Detections:
         n = len(scores)
         return cls(boxes, scores, classes, centers, tracking, np.zeros(n, np.int64), np.ones(n, np.int32),
-                   np.ones(n, np.int32), -tracking, np.ones(n, np.int32), np.ones(n, bool))
+                   np.zeros(n, np.int32), np.ones(n, np.int32), -tracking, np.ones(n, np.int32), np.ones(n, bool))
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -8,8 +8,11 @@ a stream's tracks do not depend on how it was batched.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
+from numbers import Real
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,7 +26,7 @@ from .prehm import PreHeatmapRenderer
 from .preprocess import FrameGeometry, Preprocessor
 from .timing import RUN_KEEP, StageTimes
 from .results import Results
-from .tracker_protocol import TrackerLike, TrackerSource, make_tracker
+from .tracker_protocol import TrackerLike, TrackerSource, make_tracker, takes_gap
 
 STAGES = ("preprocess", "pre_hm", "infer", "decode", "track")
 
@@ -47,6 +50,7 @@ class StreamState:
         self.preprocess = Preprocessor(h, w, meta.mean, meta.std)
         self.renderer = PreHeatmapRenderer(h, w)
         self.tracker = make_tracker(tracker)
+        self.tells_gap = takes_gap(self.tracker)
         self.threshold = self.tracker.decode_floor
         self.decoder = Decoder.for_meta(meta, k, self.threshold)
         self.image = np.empty((1, 3, h, w), np.float32)
@@ -141,13 +145,14 @@ class StreamState:
             return decode_topk(heads, self._geometry, self.threshold)
         return self.decoder(heads, self._geometry)
 
-    def track_heads(self, heads: dict[str, np.ndarray], infer_s: float) -> Detections:
-        """Decode this stream's heads (unbatched), track, and make this frame the next one's previous frame."""
+    def track_heads(self, heads: dict[str, np.ndarray], infer_s: float, gap: int = 1) -> Detections:
+        """Decode this stream's heads (unbatched), track ``gap`` camera frames after the previous frame tracked,
+        and make this frame the next one's previous frame."""
         clock = time.perf_counter
         t0 = clock()
         dets = self.detect(heads)
         t1 = clock()
-        tracks = self.tracker.step(dets)
+        tracks = cast(Any, self.tracker).step(dets, gap) if self.tells_gap else self.tracker.step(dets)
         t2 = clock()
         if len(tracks):
             self.ids_given = max(self.ids_given, int(tracks.ids.max()))
@@ -175,12 +180,13 @@ class Session:
     """
 
     def __init__(self, backend: Backend, k: int = TOPK, tracker: TrackerSource = None,
-                 keep_times: int | None = RUN_KEEP, name: str = "session") -> None:
+                 keep_times: int | None = RUN_KEEP, name: str = "session", fps: float | None = None) -> None:
         if backend.meta.batch not in (0, 1):
             raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; one stream needs batch 1 "
                             "(export it with batch 1 or a dynamic batch)")
-        self.backend, self.name = backend, name
+        self.backend, self.name, self.fps = backend, name, fps
         self.stream = StreamState(backend.meta, k, tracker, keep_times)
+        self._last_timestamp: float | None = None
 
     @property
     def tracker(self) -> TrackerLike:
@@ -195,14 +201,36 @@ class Session:
     def reset(self) -> None:
         """Forget every track and the previous frame: the next frame starts the stream anew (a scene cut)."""
         self.stream.reset()
+        self._last_timestamp = None
 
-    def update(self, frame: np.ndarray) -> Results:
+    def update(self, frame: np.ndarray, timestamp: float | None = None) -> Results:
         """Track one BGR frame (any size; a fast-path model: its source size; gray and BGRA are converted) and
-        return its ``Results``. A frame refused leaves the session as it was."""
+        return its ``Results``. ``timestamp``: when the camera took it, in seconds (with the session's ``fps``):
+        a loop that keeps only some of the camera's frames tells the tracker how far its objects could move;
+        without it every update is the camera's next frame. A frame refused leaves the session as it was."""
+        gap = self._gap(timestamp)
         frame = bgr_frame(frame)
         self.stream.prepare(frame)
         t0 = time.perf_counter()
         outputs = self.backend(self.stream.feed())
         infer_s = time.perf_counter() - t0
-        tracks = self.stream.track_heads({name: value[0] for name, value in outputs.items()}, infer_s)
+        tracks = self.stream.track_heads({name: value[0] for name, value in outputs.items()}, infer_s, gap)
+        if timestamp is not None:
+            self._last_timestamp = timestamp
         return self.stream.results(self.name, frame, tracks)
+
+    def _gap(self, timestamp: float | None) -> int:
+        """Camera frames since the previous update: the time between them at the camera's rate, at least one."""
+        if timestamp is None:
+            return 1
+        if self.fps is None:
+            raise CtrtError("update(frame, timestamp=...) needs the camera's frame rate: model.session(fps=...)",
+                            option="fps")
+        if isinstance(timestamp, bool) or not isinstance(timestamp, Real) or not math.isfinite(timestamp):
+            raise CtrtError(f"timestamp {timestamp!r}: give the capture time in seconds", option="timestamp")
+        if self._last_timestamp is None:
+            return 1
+        if timestamp <= self._last_timestamp:
+            raise CtrtError(f"timestamp {timestamp:g} is not after the previous frame's {self._last_timestamp:g}",
+                            option="timestamp")
+        return max(round((timestamp - self._last_timestamp) * self.fps), 1)

@@ -59,6 +59,8 @@ class _Live:
         self.reader = FrameReader(stream.source, stream.policy, arrived)
         self.report = StreamReport(stream.name)
         self.frame: np.ndarray | None = None  # the frame in flight, for the sinks
+        self.number = 0  # the source's number of the frame in flight (frames read, dropped ones too)
+        self.gap = 1  # camera frames between the previous frame tracked and the one in flight
         self.closed = False
         self.start = time.perf_counter()
 
@@ -145,6 +147,7 @@ class _Lane:
                     live.state.resume()
                 live.state.prepare(item.frame)
                 live.frame = item.frame
+                live.gap, live.number = max(item.number - live.number, 1), item.number
                 self.batch.append((live, since))
 
     def feed(self) -> dict[str, np.ndarray]:
@@ -246,7 +249,7 @@ def _track_batch(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
     infer_s = seconds / max(len(lane.batch), 1)  # the batch's inference time, shared by its frames
     batch, lane.batch = lane.batch, []
     for slot, (live, captured_at) in enumerate(batch):
-        tracks = live.state.track_heads({name: value[slot] for name, value in outputs.items()}, infer_s)
+        tracks = live.state.track_heads({name: value[slot] for name, value in outputs.items()}, infer_s, live.gap)
         assert live.frame is not None
         results = live.state.results(live.stream.name, live.frame, tracks)
         with signals_held():  # a stop signal waits until every sink of this stream has this frame

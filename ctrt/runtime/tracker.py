@@ -2,6 +2,12 @@
 
 Greedy mode reproduces CenterTrack exactly; ``hungarian`` solves the same gated cost matrix optimally (the
 CenterTrack-HarDNet fork's version of that path is broken: it treats scipy's tuple as an array).
+
+``step(dets, gap)`` is told how many camera frames passed since the previous update: 1 when every frame is tracked,
+3 when a loop slower than the camera took every third. ``max_age``, velocities and coasting are per camera frame, so
+a track is kept as long and moves as far in a second whatever the loop's rate; what counts against a track unseen
+(its distance penalty, its widening gate) is per update it was missed, each one a chance it was not found. At a
+gap of 1 every setting works exactly as at the camera's rate.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ TRACK_THRESH: float = default("track_thresh")  # CenterTrack's (also its new_thr
 
 INVALID = 1e18
 MATCH_LIMIT = 1e16
-AGE_PENALTY = 3.0  # --coast: a track's distance grows by this share for every frame it went unseen
-VELOCITY_MEMORY = 0.9  # weight of a track's velocity against the newest offset (exponential average)
-GATE_GROWTH = 0.05  # --gate: an unseen track's gate widens by this share per frame, up to CenterTrack's
+AGE_PENALTY = 3.0  # --coast: a track's distance grows by this share for every update it went unseen
+VELOCITY_MEMORY = 0.9  # per update: weight of a track's velocity against the newest offset (exponential average)
+GATE_GROWTH = 0.05  # --gate: an unseen track's gate widens by this share per update missed, up to CenterTrack's
 GATE_SIGMAS = 4.0  # --gate: the gate never closes below this many times the typical miss of matched detections
-RESIDUAL_MEMORY = 0.98  # per frame: weight of the residual estimate so far against the newest frame's
+RESIDUAL_MEMORY = 0.98  # per update: weight of the residual estimate so far against the newest frame's
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class TrackerConfig:
 
     new_thresh: float = TRACK_THRESH  # unmatched detections above this start a track
     pre_thresh: float = TRACK_THRESH  # tracks at or above this are drawn into pre_hm
-    max_age: int = -1  # frames an unmatched track is kept; -1 keeps none (CenterTrack's default)
+    max_age: int = -1  # an unmatched track is kept while unseen for fewer camera frames; -1 keeps none (CenterTrack)
     hungarian: bool = False
     # A kept track moves on by its smoothed velocity (CenterTrack's stands still), and counts for less the longer
     # it goes unseen, so it cannot take a detection from a track seen last frame.
@@ -156,10 +162,10 @@ def gated_distances(dets: Detections, tracks: Detections, gate: float = 1.0) -> 
     return cost
 
 
-def velocity_distances(dets: Detections, tracks: Detections) -> np.ndarray:
-    """[N, M] squared distance from each detection's centre to where each track's velocity puts it this frame:
-    two people crossing at one spot are told apart by which way each was going."""
-    ahead = tracks.centers + tracks.velocity
+def velocity_distances(dets: Detections, tracks: Detections, gap: int = 1) -> np.ndarray:
+    """[N, M] squared distance from each detection's centre to where each track's velocity puts it ``gap`` camera
+    frames on: two people crossing at one spot are told apart by which way each was going."""
+    ahead = tracks.centers + tracks.velocity * gap
     squared: np.ndarray = ((ahead[None, :, :] - dets.centers[:, None, :]) ** 2).sum(axis=2)
     return squared
 
@@ -221,15 +227,15 @@ class Tracker:
         weight = max(1.0 / self.measured, 1.0 - RESIDUAL_MEMORY)
         self.residual += weight * (float((miss / size).mean()) - self.residual)
 
-    def _associate(self, dets: Detections, first: int) -> np.ndarray:
+    def _associate(self, dets: Detections, first: int, gap: int) -> np.ndarray:
         """[P, 2] (detection, track) pairs. CenterTrack: one matching of every detection with every track. BYTE:
         the first ``first`` detections (those above track_thresh) first, then the rest with the tracks left over."""
         config = self.config
         dist = gated_distances(dets, self.tracks, self.gate)
         if config.coast:  # where the track was going counts too; a coasting guess counts for less than a track
-            # seen last frame at the same distance
-            unseen = (1.0 + AGE_PENALTY * (self.tracks.ages - 1))[None, :]
-            dist = (dist + velocity_distances(dets, self.tracks)) * unseen
+            # seen last update at the same distance
+            penalty = (1.0 + AGE_PENALTY * (self.tracks.ages - 1))[None, :]
+            dist = (dist + velocity_distances(dets, self.tracks, gap)) * penalty
         match = hungarian_match if config.hungarian else greedy_match
         pairs = match(dist[:first])
         if first == len(dets):
@@ -238,12 +244,13 @@ class Tracker:
         more = match(dist[first:][:, free])
         return np.concatenate([pairs, np.stack([more[:, 0] + first, free[more[:, 1]]], axis=1)])
 
-    def step(self, dets: Detections) -> Detections:
-        """Associate ``dets`` (descending score) with the current tracks; returns and keeps the new track set."""
+    def step(self, dets: Detections, gap: int = 1) -> Detections:
+        """Associate ``dets`` (descending score; ``tracking`` offsets to the previous update's frame) with the
+        current tracks, ``gap`` camera frames after the previous update; returns and keeps the new track set."""
         config = self.config
         # BYTE's high-score detections are a prefix (they come in score order); without it all are.
         first = int((dets.scores > config.track_thresh).sum()) if config.low_thresh is not None else len(dets)
-        pairs = self._associate(dets, first)
+        pairs = self._associate(dets, first, gap)
         det_idx, track_idx = pairs[:, 0], pairs[:, 1]
         if config.gate < 1.0:
             self._measure_residual(dets, det_idx, track_idx)
@@ -251,13 +258,15 @@ class Tracker:
         matched = dets[det_idx]
         matched.ids = self.tracks.ids[track_idx]
         matched.ages = np.ones(len(matched), np.int32)
+        matched.unseen = np.zeros(len(matched), np.int32)
         matched.active = self.tracks.active[track_idx] + 1
         matched.hits = self.tracks.hits[track_idx] + 1
         if config.coast:
             # One frame's offset is noisy: the track's velocity averages it with the track's history, from its
             # second match on (a track's first offset may be the "no previous frame" zero of its birth).
+            # The offset spans the gap; the velocity is per camera frame.
             memory = np.where(self.tracks.active[track_idx] >= 2, VELOCITY_MEMORY, 0.0)[:, None]
-            matched.velocity = (memory * self.tracks.velocity[track_idx] + (1 - memory) * matched.velocity
+            matched.velocity = (memory * self.tracks.velocity[track_idx] + (1 - memory) * matched.velocity / gap
                                 ).astype(np.float32)
 
         unmatched = np.zeros(len(dets), bool)
@@ -269,12 +278,13 @@ class Tracker:
 
         lost = np.ones(len(self.tracks), bool)
         lost[track_idx] = False
-        kept = self.tracks[lost & (self.tracks.ages < config.max_age)]
+        kept = self.tracks[lost & (self.tracks.unseen + gap < config.max_age)]
         kept.ages = kept.ages + 1
+        kept.unseen = kept.unseen + gap
         kept.active = np.zeros(len(kept), np.int32)
         if config.coast:
-            kept.centers = kept.centers + kept.velocity
-            kept.boxes = kept.boxes + np.tile(kept.velocity, 2)
+            kept.centers = kept.centers + kept.velocity * gap
+            kept.boxes = kept.boxes + np.tile(kept.velocity * gap, 2)
 
         self.tracks = Detections.concat([matched, born, kept])
         self.tracks.shown = (self.tracks.active > 0) & (self.tracks.hits >= config.min_hits)

@@ -4,6 +4,7 @@ behind an adapter) can take the built-in one's place on ctrt's detections::
     >>> class MyTracker:
     ...     decode_floor = 0.3                       # the lowest detection score it wants
     ...     def step(self, detections): ...          # -> the tracks (``Detections`` with ids), ``shown`` set
+    ...     # or step(self, detections, gap): also told the camera frames since the previous update
     ...     def pre_hm_boxes(self): ...              # -> (boxes, scores) CenterTrack draws into the next pre_hm
     ...     def reset(self): ...
     >>> model.track("door.mp4", tracker=MyTracker)   # a class or factory: one tracker per stream
@@ -14,6 +15,7 @@ behind an adapter) can take the built-in one's place on ctrt's detections::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Protocol, Union, runtime_checkable
 
@@ -59,6 +61,16 @@ def make_tracker(source: TrackerSource) -> TrackerLike:
         raise CtrtError(f"tracker: {source!r} made a {type(made).__name__}, which lacks step, pre_hm_boxes, reset "
                         "or decode_floor", option="tracker")
     return made
+
+
+def takes_gap(tracker: TrackerLike) -> bool:
+    """Whether ``step`` takes a second argument, ``gap``: the camera frames since the previous update (1 when the
+    loop tracks every frame). The built-in tracker does; a user's ``step(detections)`` is called as it is."""
+    try:
+        parameters = inspect.signature(tracker.step).parameters
+    except (TypeError, ValueError):  # a step without a signature (a C extension): called the plain way
+        return False
+    return "gap" in parameters
 
 
 def is_user_tracker(value: object) -> bool:
