@@ -17,8 +17,12 @@ ROOT = Path(ctrt.__file__).parent
 LOAD = {"device", "threads", "reconnects"}  # ctrt.load's bounded keywords (reconnects: Model.track's too)
 
 
+SESSION = {"fps"}  # Model.session's alone: a run counts the frames between two it tracks, a session is told the time
+
+
 def bounded() -> list[Option]:
-    return [o for o in OPTIONS.values() if (o.low is not None or o.high is not None or o.choices)]
+    """The run's bounded options (those of every face)."""
+    return [o for o in OPTIONS.values() if (o.low is not None or o.high is not None or o.choices) and o.name not in SESSION]
 
 
 def bad_value(option: Option) -> object:
