@@ -114,9 +114,10 @@ def onnx_85(tmp_path_factory, checkpoint_85) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_onnx(tmp_path_factory) -> Path:
-    """The built-in demo model (detections that mean something on generated scenes), dynamic batch, 256x256."""
+    """The built-in demo model (detections that mean something on generated scenes), dynamic batch, 224x224: a
+    quarter faster than its own 256x256, and it still finds the demo scenes' objects."""
     out = tmp_path_factory.mktemp("demo") / "demo_dynamic.onnx"
-    result = invoke("export", "--builtin", "demo", "--input-size", "256x256", "--dynamic-batch", "-o", out)
+    result = invoke("export", "--builtin", "demo", "--input-size", "224x224", "--dynamic-batch", "-o", out)
     assert result.exit_code == 0, result.output
     return out
 
@@ -124,7 +125,7 @@ def demo_onnx(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_onnx_batch3(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo_b3.onnx"
-    result = invoke("export", "--builtin", "demo", "--input-size", "256x256", "--batch", "3", "--no-check", "-o", out)
+    result = invoke("export", "--builtin", "demo", "--input-size", "224x224", "--batch", "3", "--no-check", "-o", out)
     assert result.exit_code == 0, result.output
     return out
 
