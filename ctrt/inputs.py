@@ -1,22 +1,60 @@
-"""Every text file a command parses (sidecars, COCO JSON, MOT tables, lists of sources): read as UTF-8 and refused
-in one line naming the file when it is not, so that no file we read can end in a traceback."""
+"""Every file a command reads (site files, secrets, sidecars, COCO JSON, MOT tables, lists of sources, images): a
+regular file of bounded size, text as UTF-8, refused in one line naming the file when it is not, so that no file
+we read can hang the run (a FIFO), exhaust its memory (/dev/zero) or end in a traceback."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from .errors import CtrtError
 
+MiB = 1 << 20
+TEXT_LIMIT = 64 * MiB  # settings, secrets, tables and lists: far above any real one
+JSON_LIMIT = 2048 * MiB  # COCO's train2017 instances are 450 MB
+IMAGE_LIMIT = 512 * MiB  # an image file; its pixels are bounded by ctrt.MAX_IMAGE_PIXELS when decoded
+KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+         stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}
 
-def read_text(path: Path, what: str = "") -> str:
-    """A text file as UTF-8. ``what``: the parameter that named it (``sources``), for the message."""
+
+def regular_file(path: Path, what: str = "", limit: int = TEXT_LIMIT) -> int:
+    """``path``'s size, once it is known to be a regular file (links followed) of at most ``limit`` bytes; checked
+    before it is opened, since opening a FIFO blocks. ``what``: the parameter that named it, for the message."""
     label = f"{what} {path}" if what else str(path)
     try:
-        data = path.read_bytes()
+        info = os.stat(path)
     except OSError as exc:
         raise CtrtError(f"{label}: {exc.strerror or exc}", option=what or None) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        raise CtrtError(f"{label}: {kind}, not a file", option=what or None)
+    if info.st_size > limit:
+        raise CtrtError(f"{label}: {info.st_size / MiB:.0f} MiB, more than the {limit // MiB} MiB such a file may "
+                        "have", option=what or None)
+    return info.st_size
+
+
+def read_bytes(path: Path, what: str = "", limit: int = TEXT_LIMIT) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them (a file growing while read is cut there and refused)."""
+    label = f"{what} {path}" if what else str(path)
+    regular_file(path, what, limit)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise CtrtError(f"{label}: {exc.strerror or exc}", option=what or None) from None
+    if len(data) > limit:
+        raise CtrtError(f"{label}: more than the {limit // MiB} MiB such a file may have", option=what or None)
+    return data
+
+
+def read_text(path: Path, what: str = "", limit: int = TEXT_LIMIT) -> str:
+    """A text file as UTF-8. ``what``: the parameter that named it (``sources``), for the message."""
+    label = f"{what} {path}" if what else str(path)
+    data = read_bytes(path, what, limit)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,7 +98,7 @@ _COCO_FIELDS: dict[str, dict[str, tuple[Any, str, bool]]] = {
 def read_coco_instances(path: Path, what: str = "") -> dict[str, Any]:
     """A COCO instances JSON with every field pycocotools uses of the type it needs; the first one that is not is
     an error naming the file, the entry and the field."""
-    data = parse_json(read_text(path, what), str(path))
+    data = parse_json(read_text(path, what, JSON_LIMIT), str(path))
     if not isinstance(data, dict):
         raise CtrtError(f"{path}: not a COCO instances file (a JSON object with images, annotations, categories)")
     for section, spec in _COCO_FIELDS.items():

@@ -61,7 +61,10 @@ def remove_stale_partials(folder: Path) -> None:
 
 def _key(path: Path) -> str:
     """A path's identity for comparisons: symlinks and '..' resolved, as far as the path exists."""
-    return os.path.normcase(str(path.expanduser().resolve()))
+    try:
+        return os.path.normcase(str(path.expanduser().resolve()))
+    except (RuntimeError, OSError):  # a symlink loop (Python 3.11 and 3.12 raise RuntimeError, later ones OSError)
+        raise CtrtError(f"{path}: its path runs into a symbolic link loop") from None
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -246,8 +246,6 @@ CASES = [
     ("make-data size beyond memory", ("make-data", "demo-mot", "new", "--size", "100000x100000"),
      "--size 100000x100000: at most 16384"),
     ("make-data size 0x0", ("make-data", "demo-mot", "new", "--size", "0x0"), "--size '0x0': expected WxH"),
-    ("held-out images all used", (*QUANTIZE[:2], "--calib-images", "calib", "--calib-count", "100", "--held-out", "1"),
-     "--calib-count 100: calib has 3 usable images"),
     # every file we read is validated where it is parsed
     ("seqLength of 2 billion", ("eval", "--tracker-only", "--mot", "mot-long"), "seqLength 2000000000 is not a frame count"),
     ("negative track id", ("eval", "--tracker-only", "--mot", "mot-negative-id"), "id -1 is not an integer from 1"),
@@ -283,6 +281,35 @@ def test_bad_input_is_one_error_line_and_touches_nothing(world, args, message):
     result = ctrt(*args, cwd=world)
     assert_one_error_line(result, message)
     assert snapshot(world) == before
+
+
+@pytest.mark.slow
+def test_every_file_read_is_a_regular_file_of_bounded_size(world, tmp_path):
+    """A FIFO, a device, a nesting bomb or a symlink loop where ctrt reads or writes a file: one error line, or an
+    image skipped and counted, never a hang, a MemoryError or a traceback."""
+    fifo = tmp_path / "site.toml"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    for config, message in ((fifo, "site.toml: a FIFO, not a file"), ("/dev/zero", "/dev/zero: a character device"),
+                            (deep, "deep.toml: not a site file: arrays or tables nested too deep")):
+        assert_one_error_line(ctrt("run", "--config", config, "--check", cwd=world, timeout=30), message)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for args in (("run", "model.onnx", "--source", "calib", "--save-mot", tmp_path / "loop" / "t.txt"),
+                 ("export", "--random-init", "--input-size", "128x160", "-o", tmp_path / "loop" / "m.onnx")):
+        assert_one_error_line(ctrt(*args, cwd=world, timeout=60), "its path runs into a symbolic link loop")
+    images = tmp_path / "images"  # the three calibration images and a FIFO named like one
+    shutil.copytree(world / "calib", images)
+    os.mkfifo(images / "zz.jpg")
+    result = ctrt("run", "model.onnx", "--source", images, cwd=world, timeout=120)
+    assert result.returncode == 0 and "1 unreadable frames skipped" in result.stdout, result.stdout + result.stderr
+    # Calibration on every usable image: done, the accuracy report skipped with one warning line.
+    out = tmp_path / "q.onnx"
+    result = ctrt("quantize", "model.onnx", "--calib-images", images, "--calib-count", 3, "--held-out", 1, "-o", out,
+                  cwd=world, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all 3 usable images went to calibration, none is left for the accuracy report" in result.stdout
+    assert out.is_file() and not (tmp_path / "q.onnx.accuracy.json").exists() and "1 unreadable skipped" in result.stdout
 
 
 @pytest.mark.slow

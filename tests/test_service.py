@@ -108,6 +108,17 @@ MISTAKES = {
     "missing model": ('[model]\npath = "gone.onnx"\n' + CAMERA, "model.path: "),
     "missing password file": ('[outputs]\npublish_password_file = "secret"\n' + CAMERA,
                               "outputs.publish_password_file: "),
+    "CA that is not a certificate": ('[outputs]\npublish = "mqtts://127.0.0.1/x"\npublish_ca = "/etc/passwd"\n' + CAMERA,
+                                     "outputs.publish_ca /etc/passwd: not a PEM CA certificate"),
+    "CA that is a device": ('[outputs]\npublish = "mqtts://127.0.0.1/x"\npublish_ca = "/dev/zero"\n' + CAMERA,
+                            "outputs.publish_ca /dev/zero: a character device, not a file"),
+    "CA for a plain broker": ('[outputs]\npublish = "mqtt://127.0.0.1/x"\npublish_ca = "/etc/passwd"\n' + CAMERA,
+                              "a CA is for a TLS broker; give an mqtts:// URL"),
+    "broker port 0": ('[outputs]\npublish = "mqtt://127.0.0.1:0/x"\n' + CAMERA, "the port is not a number from 1"),
+    "control character in the prefix": ('[outputs]\npublish = "mqtt://127.0.0.1/a\\u0001b"\n' + CAMERA,
+                                        "the topic prefix may not hold control characters"),
+    "prefix beyond MQTT's topic length": (f'[outputs]\npublish = "mqtt://127.0.0.1/{"p" * 70_000}"\n' + CAMERA,
+                                          "the topic prefix is 70000 bytes; at most 1024"),
 }
 
 
@@ -230,6 +241,17 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them_exactly(broker, credenti
     missing = set(range(1, seqs[-1] + 1)) - set(seqs)
     assert report.dropped > 0 and len(missing) == report.dropped and report.unsent == 0
     assert min(seqs) == report.dropped + 1  # the oldest went first
+
+
+def test_a_scheme_that_does_not_fit_the_port_is_said_in_one_line(broker, credentials):
+    """mqtts:// to a plain port: refused at the start, naming the fix; mqtt:// to a TLS port (no MQTT answer): one
+    warning naming the fix, and the run goes on."""
+    plain = MqttPublisher(MqttOptions(f"mqtts://127.0.0.1:{broker.port}/x", ca=broker.ca))
+    with pytest.raises(ctrt.CtrtError, match=f"is 127.0.0.1:{broker.port} a plain MQTT port\\? then give mqtt://"):
+        plain.start()
+    lines: list[str] = []
+    MqttPublisher(MqttOptions(f"mqtt://127.0.0.1:{broker.tls_port}/x"), notify=lines.append).start().close()
+    assert len([line for line in lines if "is it a TLS port? then give mqtts://" in line]) == 1, lines
 
 
 def test_publishing_never_waits_on_the_tracking_thread(broker, credentials, demo_onnx):

@@ -306,6 +306,28 @@ def test_serve_runs_until_sigterm(repository, tmp_path):
         sock.bind(("127.0.0.1", ports.grpc))  # the server is gone and its port free
 
 
+def test_a_killed_serve_takes_its_server_with_it(repository):
+    """SIGKILL runs none of ctrt's cleanup; the kernel ends the server it started (parent-death signal)."""
+    ports = Ports.free()
+    proc = subprocess.Popen([CTRT, "serve", str(repository), "--grpc-port", str(ports.grpc), "--http-port",
+                             str(ports.http), "--metrics-port", str(ports.metrics)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CTRT_TRITON_ENV": TRITON_ENV or ""})
+    line = proc.stdout.readline()
+    assert f"gRPC 127.0.0.1:{ports.grpc}" in line, line + proc.stderr.read()
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", ports.grpc))
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "tritonserver outlived the ctrt serve that started it"
+            time.sleep(0.2)
+
+
 # ---- stateful: the previous frame stays on the server ----------------------------------------------------------
 
 FAST_FLAGS = ("--dynamic-batch", "--preprocess-in-graph", "--source-size", "320x240", "--decode-in-graph")

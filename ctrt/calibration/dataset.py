@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
-from ..inputs import read_coco_instances
+from ..inputs import IMAGE_LIMIT, read_bytes, read_coco_instances
 from ..runtime.prehm import PreHeatmapRenderer
 from ..runtime.preprocess import Preprocessor, letterbox_affine
 from ..runtime.sources import IMAGE_SUFFIXES, decode_image, read_image
@@ -67,8 +67,11 @@ def select_images(folder: Path, count: int, held_out: int, seed: int, minimum: i
         if len(chosen) == count + held_out:
             break
         path = paths[index]
-        data = path.read_bytes()
-        if decode_image(data) is None:
+        try:
+            data = read_bytes(path, limit=IMAGE_LIMIT)  # a FIFO or device among the images is not read
+        except CtrtError:
+            data = b""
+        if not data or decode_image(data) is None:
             unreadable.append(path)
             continue
         if len(chosen) < count:
@@ -78,10 +81,6 @@ def select_images(folder: Path, count: int, held_out: int, seed: int, minimum: i
     if len(calibration) < minimum:
         raise CtrtError(f"{folder} has {len(calibration)} usable images ({len(unreadable)} unreadable); "
                         f"calibration needs at least {minimum}")
-    if held_out and len(chosen) <= count:
-        raise CtrtError(f"calib_count {count}: {folder} has {len(chosen)} usable images, all of them needed for "
-                        "calibration and none left for the accuracy report; give a smaller count",
-                        option="calib_count")
     return Selection(calibration, chosen[count:], unreadable, digest.hexdigest())
 
 

@@ -74,6 +74,9 @@ def prepare(spec: CalibrationSpec, onnx_path: Path, batch: int) -> Prepared:
     notes = [f"calibration: {len(selection.calibration)} images drawn from {spec.images} (seed {spec.seed}), "
              f"{len(selection.held_out)} held out for the accuracy report"
              + (f", {len(selection.unreadable)} unreadable skipped" if selection.unreadable else "")]
+    if spec.held_out and not selection.held_out:
+        notes.append(f"warning: all {len(selection.calibration)} usable images went to calibration, none is left "
+                     "for the accuracy report, which is skipped; a smaller --calib-count leaves some")
     if len(selection.calibration) < RECOMMENDED:
         notes.append(f"warning: only {len(selection.calibration)} calibration images; {RECOMMENDED}+ are recommended")
     fp32 = OnnxRuntimeBackend(onnx_path, "cpu")
@@ -85,8 +88,9 @@ def prepare(spec: CalibrationSpec, onnx_path: Path, batch: int) -> Prepared:
 
 
 def quantize_model(onnx_path: Path, output: Path, spec: CalibrationSpec, method: str, target: str,
-                   progress: Progress) -> tuple[ArtifactMeta, AccuracyReport, list[str]]:
-    """FP32 ONNX -> Q/DQ INT8 ONNX at ``output``, its sidecar and its accuracy report."""
+                   progress: Progress) -> tuple[ArtifactMeta, AccuracyReport | None, list[str]]:
+    """FP32 ONNX -> Q/DQ INT8 ONNX at ``output``, its sidecar and its accuracy report (None where calibration took
+    every image)."""
     from .quantize import TARGETS, quantize_onnx
 
     if target not in TARGETS:
@@ -113,7 +117,9 @@ def quantize_model(onnx_path: Path, output: Path, spec: CalibrationSpec, method:
 
     quantized_meta = replace(meta, precision="int8", quantization=QuantRecord(
         onnx_path.name, sha256_file(onnx_path), prepared.checksum, len(prepared.calibration), method, target))
-    with atomic_outputs(output, sidecar_path(output), report_path(output)) as (tmp, sidecar_tmp, report_tmp):
+    report: AccuracyReport | None = None
+    reported = [report_path(output)] if prepared.held_out else []
+    with atomic_outputs(output, sidecar_path(output), *reported) as (tmp, sidecar_tmp, *report_tmp):
         kept, rewrites = quantize_onnx(onnx_path, tmp, batches(), len(prepared.calibration), method, target)
         progress(f"rewrote {rewrites.split_convs} context-reading convs and {rewrites.separable_pools} 9x9 pools "
                  "for INT8 (exact up to FP32 rounding)", keep=True)
@@ -122,13 +128,16 @@ def quantize_model(onnx_path: Path, output: Path, spec: CalibrationSpec, method:
         quantized = onnx.load(str(tmp))
         embed_meta(quantized, quantized_meta)
         onnx.save(quantized, str(tmp))
-        progress("measuring accuracy on held-out images")
-        # ONNX Runtime's fused INT8 kernels are what the cpu target runs. A TensorRT model is judged by its Q/DQ
-        # arithmetic (fusions off: exact, like TensorRT's int32 accumulation), not by x86 kernels it never meets.
-        int8 = OnnxRuntimeBackend(tmp, "cpu", meta=quantized_meta, optimize=target == "cpu")
-        report = prepared.accuracy(int8)
+        if report_tmp:
+            progress("measuring accuracy on held-out images")
+            # ONNX Runtime's fused INT8 kernels are what the cpu target runs. A TensorRT model is judged by its Q/DQ
+            # arithmetic (fusions off: exact, like TensorRT's int32 accumulation), not by x86 kernels it never meets.
+            int8 = OnnxRuntimeBackend(tmp, "cpu", meta=quantized_meta, optimize=target == "cpu")
+            report = prepared.accuracy(int8)
+            report_tmp[0].write_text(report.to_json())
         sidecar_tmp.write_text(quantized_meta.to_json())
-        report_tmp.write_text(report.to_json())
+    if report is None:
+        report_path(output).unlink(missing_ok=True)  # an earlier model's report no longer describes this one
     return quantized_meta, report, kept
 
 

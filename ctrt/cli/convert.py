@@ -168,9 +168,11 @@ def quantize(
         phase("preparing calibration data")
         meta, report, kept = quantize_model(model, output, spec, method, target, phase)
     how = "ONNX Runtime CPU kernels" if target == "cpu" else "Q/DQ arithmetic, as TensorRT computes it"
-    _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images ({how})")
-    console.print(f"wrote {escape(str(output))} ({size(output)}), {output.name}.json and "
-                  f"{escape(report_path(output).name)}; {len(kept)} nodes kept in float", soft_wrap=True)
+    if report is not None:
+        _accuracy_table(report, f"INT8 Q/DQ vs FP32 on {report.images} held-out images ({how})")
+    console.print(f"wrote {escape(str(output))} ({size(output)}), {output.name}.json"
+                  + (f" and {escape(report_path(output).name)}" if report is not None else "")
+                  + f"; {len(kept)} nodes kept in float", soft_wrap=True)
     next_steps(f"ctrt run {output} --source 0", f"ctrt bench {model} {output}",
           *([] if target == "cpu" else [f"ctrt build {output}"]))
 

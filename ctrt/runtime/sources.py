@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import CtrtError
+from ..inputs import IMAGE_LIMIT, regular_file
 from ..options import attempts_left, default
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -30,11 +31,13 @@ CaptureFactory = Callable[..., Any]
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """A BGR image, or None where it cannot be decoded or has more pixels than OpenCV is allowed to decode
-    (``ctrt.MAX_IMAGE_PIXELS``; OpenCV 5 raises on those, 4 returns None)."""
+    """A BGR image, or None where it is not a regular file of bounded size (a FIFO would block the read), cannot be
+    decoded or has more pixels than OpenCV is allowed to decode (``ctrt.MAX_IMAGE_PIXELS``; OpenCV 5 raises on
+    those, 4 returns None)."""
     try:
+        regular_file(path, limit=IMAGE_LIMIT)
         return cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error:
+    except (CtrtError, cv2.error):
         return None
 
 

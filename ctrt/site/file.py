@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CtrtError
+from ..inputs import MiB, read_text, regular_file
 from ..options import OPTIONS, default, site_keys
 from ..runtime.backends.registry import is_remote
 from ..runtime.sources import source_files
@@ -38,6 +39,8 @@ CAMERA_OUTPUT_KEYS: KeyTypes = {"save": bool, "publish": bool}  # this camera in
 SECTIONS = {"model": MODEL_KEYS, "tracker": TRACKER_KEYS, "outputs": OUTPUT_KEYS, "camera": CAMERA_KEYS}
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}
 # The option each key of a section is, by its site key ("model.topk" -> topk).
+SITE_LIMIT = MiB  # a site file of a hundred cameras is a few KiB
+SECRET_LIMIT = 64 * 1024  # a token or password; a CA bundle is read by ssl, after the same check
 BY_KEY = {o.site: o for o in OPTIONS.values() if o.site and o.name != "threshold"}
 
 
@@ -93,9 +96,9 @@ class SiteFile:
 def read_secret(path: Path, what: str) -> str:
     """A secret from a file (its first line), never echoed back."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CtrtError(f"{what}: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
+        lines = read_text(path, limit=SECRET_LIMIT).splitlines()
+    except CtrtError as exc:
+        raise CtrtError(f"{what}: cannot read {exc}", option=what) from None
     if not lines or not lines[0]:
         raise CtrtError(f"{what}: {path} is empty; put the secret on its first line")
     return lines[0]
@@ -157,14 +160,18 @@ def _camera(path: Path, index: int, table: Any, base: Path) -> Camera:
 
 def read_site_file(path: Path) -> SiteFile:
     """Read and check ``path``; relative paths in it are relative to its folder."""
+    if not path.exists():
+        raise CtrtError(f"site file not found: {path}", option="config")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CtrtError(f"site file not found: {path}", option="config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CtrtError(f"cannot read site file {path}: {exc}", option="config") from None
+        text = read_text(path, limit=SITE_LIMIT)
+    except CtrtError as exc:
+        raise CtrtError(f"cannot read site file {exc}", option="config") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CtrtError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CtrtError(f"{path}: not a site file: arrays or tables nested too deep to read") from None
     for key in data:
         if key not in SECTIONS:
             raise CtrtError(f"{path}: {key}: unknown section; a site file has [model], [tracker], [outputs] and "
@@ -190,8 +197,13 @@ def read_site_file(path: Path) -> SiteFile:
             if key in table and not Path(table[key]).is_absolute() and not is_remote(table[key]):
                 table[key] = str(base / table[key])
     for key in ("publish_ca", "publish_password_file", "http_token_file"):
-        if key in outputs and not Path(outputs[key]).is_file():
+        if key in outputs and not Path(outputs[key]).exists():
             raise CtrtError(f"{path}: outputs.{key}: {outputs[key]} does not exist")
+        if key in outputs:
+            try:
+                regular_file(Path(outputs[key]))
+            except CtrtError as exc:
+                raise CtrtError(f"{path}: outputs.{key} {exc}", option=key) from None
     local = model.get("path")
     if local is not None and not is_remote(local) and not Path(local).is_file():
         raise CtrtError(f"{path}: model.path: {local} does not exist")

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import CtrtError
+from ..inputs import regular_file
 from ..options import check, default
 from ..runtime.reports import RunReport
 from ..runtime.results import Results
@@ -38,6 +39,8 @@ log = logging.getLogger("ctrt")
 WINDOW = 100  # messages handed to paho and not yet acknowledged
 AWAY = ("reconnecting", "failed")  # a camera in these states has no track left
 CONNECT_WAIT_S = 5.0  # how long the start waits for the broker's answer (a refusal is an error then)
+MAX_PREFIX_BYTES = 1024  # a topic prefix; MQTT's topics end at 65535 bytes, camera name and topic included
+CA_LIMIT = 4 << 20  # a CA bundle (the system's is ~200 KiB)
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,17 @@ class MqttOptions:
         for name, value in (("publish", self.url), ("publish_rate", self.rate_hz), ("publish_buffer", self.buffer),
                             ("publish_frames", self.frames)):
             check(name, value)
-        parse_broker(self.url)
-        if self.ca is not None and not self.ca.is_file():
-            raise CtrtError(f"publish_ca {self.ca}: no such file", option="publish_ca")
+        broker = parse_broker(self.url)
+        if self.ca is not None:
+            if not broker.tls:
+                raise CtrtError(f"publish_ca {self.ca}: a CA is for a TLS broker; give an mqtts:// URL",
+                                option="publish_ca")
+            regular_file(self.ca, "publish_ca", CA_LIMIT)
+            try:
+                ssl.create_default_context(cafile=str(self.ca))
+            except (ssl.SSLError, ValueError) as exc:
+                raise CtrtError(f"publish_ca {self.ca}: not a PEM CA certificate ({getattr(exc, 'reason', None) or exc})",
+                                option="publish_ca") from None
 
 
 @dataclass(frozen=True)
@@ -80,12 +91,19 @@ def parse_broker(url: str) -> Broker:
         raise CtrtError(f"publish {url!r}: no credentials in the URL; set CTRT_MQTT_USER and CTRT_MQTT_PASSWORD "
                         "(or publish_user and publish_password_file in the site file)", option="publish")
     try:
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        port = parts.port if parts.port is not None else (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
-        raise CtrtError(f"publish {url!r}: the port is not a number from 1 to 65535", option="publish") from None
+        port = 0
+    if not 1 <= port <= 65535:
+        raise CtrtError(f"publish {url!r}: the port is not a number from 1 to 65535", option="publish")
     prefix = parts.path.strip("/") or "ctrt"
     if "#" in url or "+" in prefix:  # urlsplit reads '#' as a fragment
         raise CtrtError(f"publish {url!r}: the topic prefix may not hold MQTT wildcards (# +)", option="publish")
+    if any(ord(ch) < 32 for ch in prefix):
+        raise CtrtError(f"publish {url!r}: the topic prefix may not hold control characters", option="publish")
+    if len(prefix.encode()) > MAX_PREFIX_BYTES:
+        raise CtrtError(f"publish {url[:60]!r}...: the topic prefix is {len(prefix.encode())} bytes; at most "
+                        f"{MAX_PREFIX_BYTES} leave room for the camera and the topic in MQTT's 65535", option="publish")
     return Broker(parts.scheme == "mqtts", parts.hostname, port, prefix)
 
 
@@ -174,14 +192,24 @@ class MqttPublisher:
         except ssl.SSLCertVerificationError as exc:
             raise CtrtError(f"publish {options.url}: the broker's certificate is not trusted ({exc.verify_message}); "
                             "give its CA with publish_ca", option="publish") from None
-        except ssl.SSLError as exc:
-            raise CtrtError(f"publish {options.url}: TLS failed ({exc.reason or exc})", option="publish") from None
         except OSError as exc:
+            if broker.tls and isinstance(exc, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError,
+                                               BrokenPipeError)):  # a plain MQTT port hangs up on a TLS handshake
+                raise CtrtError(f"publish {options.url}: TLS failed ({getattr(exc, 'reason', None) or exc}); is "
+                                f"{where} a plain MQTT port? then give mqtt://", option="publish") from None
             self.notify(f"MQTT broker {where} is not reachable ({exc.strerror or exc}); tracking goes on and "
                         "publishes once it connects")
             client.connect_async(broker.host, broker.port, keepalive=30)
+            reachable = False
+        else:
+            reachable = True
         client.loop_start()
-        if self._answered.wait(CONNECT_WAIT_S) and self._refused:
+        answered = self._answered.wait(CONNECT_WAIT_S)
+        if reachable and not answered:  # a listener that is not an MQTT broker of this scheme
+            self.notify(f"MQTT: {where} took the connection but gave no MQTT answer in {CONNECT_WAIT_S:.0f} s"
+                        + ("; is it a TLS port? then give mqtts://" if not broker.tls else "")
+                        + "; tracking goes on and publishes once the broker answers")
+        if answered and self._refused:
             client.loop_stop()
             raise CtrtError(f"publish {options.url}: the broker refused the connection ({self._refused}); check "
                             "CTRT_MQTT_USER and CTRT_MQTT_PASSWORD", option="publish")

@@ -6,11 +6,13 @@ of its own (``make triton-env``); the server's Python models import numpy and on
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -20,6 +22,15 @@ from ..errors import CtrtError
 
 DEFAULT_ENV = Path(".venv-triton")
 READY_TIMEOUT_S = 120.0
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it starts: the kernel sends it SIGTERM when ctrt ends, however it ends (a
+    SIGKILL runs no cleanup of ours), so no server is left holding the ports."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,8 @@ class LocalTriton:
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # our Ctrl-C is not the server's
+                                            start_new_session=True,  # our Ctrl-C is not the server's
+                                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         finally:
             if self.log:
                 out.close()  # type: ignore[union-attr]
