@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .version import __version__
 from .errors import CtrtError
-from .inputs import parse_json
+from .inputs import parse_json, read_text
 from .model.config import MEAN_BGR, STD_BGR, ModelConfig
 from .trt_rules import TOPK_MAX_K
 
@@ -269,7 +269,7 @@ def read_meta(artifact: Path) -> ArtifactMeta:
         raise CtrtError(f"model not found: {artifact}")
     side = sidecar_path(artifact)
     if side.is_file():
-        return ArtifactMeta.from_json(side.read_text(), str(side))
+        return ArtifactMeta.from_json(read_text(side), str(side))
     if artifact.suffix == ".onnx":
         import onnx
 

@@ -184,7 +184,10 @@ OPTIONS: dict[str, Option] = _table(
     Option("save_json", Path, None, "JSON lines, one frame per line, CenterTrack's fields"),
     Option("segment", float, None, "write videos as numbered files of this many seconds (v-00000.mp4, ...): a crash "
            "loses at most one (default: one file)", 1, DAY_S, unit="seconds", site="outputs.segment"),
-    Option("recordings", str, "fixed", "fixed: <name>.mp4, .txt and .jsonl in save_dir, which a rerun replaces; "
+    Option("overwrite", bool, False, "recordings fixed: replace <name>.mp4, .txt and .jsonl already in save_dir (a "
+           "file there may be another program's or an earlier run's: without this the run refuses to start)",
+           site="outputs.overwrite"),
+    Option("recordings", str, "fixed", "fixed: <name>.mp4, .txt and .jsonl in save_dir (a rerun replaces them with --overwrite); "
            "dated: <name>/<YYYY-MM-DD>/<HH-MM-SS>.* for each run, never replacing an earlier one's (a site file's "
            "default)", choices=("fixed", "dated"), site="outputs.recordings"),
     Option("keep_days", float, None, "dated recordings: remove those older than this, the oldest first", 0, 3650,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -58,11 +59,14 @@ class RunPlan:
     http: HttpOptions | None = None
     systemd: bool = True
     keep_days: float | None = None  # dated recordings' retention
+    overwrite: bool = False  # fixed recordings may replace files already in save_dir
     max_gb: float | None = None
     protect: list[Path] = field(default_factory=list)  # the caller's other inputs, which no output may replace
     sinks: list[UserSink] = field(default_factory=list)  # the caller's sinks and callables, fed every frame
     model: str | None = None  # the model a site file (or the command line) names
     load: dict[str, Any] = field(default_factory=dict)  # ctrt.load keywords for it
+    site: SiteFile | None = None  # the site file it was planned from: a refusal of its values names file and key
+    given: frozenset[str] = frozenset()  # the options given over the site file's (a refusal names those plainly)
 
     def outputs(self) -> dict[str, Path]:
         """Every file the run will write, by how the user named it (a segmented video by its first segment)."""
@@ -94,8 +98,21 @@ class RunPlan:
         return sorted({s.save_dir / s.name for s in self.streams if s.save_dir is not None and s.stem})
 
     def check_outputs(self, model: str | None = None) -> None:
-        """Refuse an output that could not be written or would replace an input (before anything is opened)."""
-        check_outputs(self.outputs(), self.inputs(model))
+        """Refuse an output that could not be written or would replace an input (before anything is opened), and
+        without ``overwrite`` a file save_dir already holds under a name the run gives its own files."""
+        with self.site.blame(set(self.given)) if self.site is not None else nullcontext():
+            check_outputs(self.outputs(), self.inputs(model))
+            self._check_fixed_names()
+
+    def _check_fixed_names(self) -> None:
+        if self.overwrite:
+            return
+        for stream in self.streams:
+            there = [path for path in stream.files or () if path.exists()]
+            if there:
+                raise CtrtError(f"save_dir {stream.save_dir}: {', '.join(p.name for p in there)} already there (another "
+                                "program's or an earlier run's); the option overwrite (--overwrite) replaces them, "
+                                "recordings 'dated' gives each run files of its own", option="save_dir")
 
 
 def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec] = "centertrack",
@@ -109,7 +126,8 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
              publish_buffer: int = default("publish_buffer"), publish_frames: bool = False,
              http: str | HttpOptions | None = None, http_token_file: str | Path | None = None,
              stale_after: float = default("stale_after"), http_fps: float = default("http_fps"),
-             recordings: str = default("recordings"), keep_days: float | None = None,
+             recordings: str = default("recordings"), overwrite: bool = default("overwrite"),
+             keep_days: float | None = None,
              max_gb: float | None = None, systemd: bool = True, protect: Sequence[str | Path] = (),
              sinks: Sequence[UserSink] = (), on_result: Callable[[Any], object] | None = None,
              model: str | None = None, load: Mapping[str, Any] | None = None) -> RunPlan:
@@ -117,7 +135,8 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
     scalars: dict[str, Any] = {"topk": topk, "threshold": threshold, "max_frames": max_frames, "show": show,
                                "overlap": overlap, "reconnects": reconnects, "segment": segment, "systemd": systemd,
                                "save_video": save_video, "save_mot": save_mot, "save_json": save_json,
-                               "recordings": recordings, "keep_days": keep_days, "max_gb": max_gb}
+                               "recordings": recordings, "keep_days": keep_days, "max_gb": max_gb,
+                               "overwrite": overwrite}
     for name, value in scalars.items():
         check(name, value)
     named = _named_sources(source)
@@ -143,6 +162,7 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
     _name_recordings(streams, recordings)
     plan = RunPlan(streams, topk, max_frames, segment, overlap, video, check("save_mot", save_mot),
                    check("save_json", save_json), show, systemd=systemd, keep_days=keep_days, max_gb=max_gb,
+                   overwrite=check("overwrite", overwrite),
                    protect=[*map(Path, protect), *([Path(http_token_file)] if http_token_file else [])],
                    sinks=user_sinks(sinks, on_result), model=model,
                    load=_load(load or {}))
@@ -179,12 +199,14 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
         plan = RunPlan(streams, check("topk", given.get("topk", site.model.get("topk", default("topk")))),
                        check("max_frames", given.get("max_frames")), check("segment", outputs.get("segment")),
                        keep_days=check("keep_days", outputs.get("keep_days")),
+                       overwrite=check("overwrite", outputs.get("overwrite", default("overwrite"))),
                        max_gb=check("max_gb", outputs.get("max_gb")),
                        protect=[site.path, *map(Path, given.get("protect", ())),
                                 *(Path(outputs[k]) for k in SECRET_FILES if outputs.get(k))],
                        model=given.get("model") or site.model.get("path"),
                        load=_load({**{k: v for k, v in site.model.items() if k in LOAD_OPTIONS},
-                                   **{k: v for k, v in given.items() if k in LOAD_OPTIONS}}))
+                                   **{k: v for k, v in given.items() if k in LOAD_OPTIONS}}),
+                       site=site, given=frozenset(given))
         plan.publish = mqtt_options(outputs, site.outputs.get("publish_password_file"))
         plan.http = http_options(outputs)
     if plan.model is None:

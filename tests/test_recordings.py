@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import ctrt
 from ctrt.demo import make_demo_video
 from ctrt.runtime.recordings import Retention, dated_stem
 from conftest import invoke
@@ -63,10 +64,25 @@ def test_segments_of_two_runs_never_share_a_series(site, tmp_path):
     assert len(series) == 2 and all(numbers[0] == "00000.mp4" for numbers in series.values())
 
 
-def test_fixed_names_keep_the_command_lines_semantics(site, tmp_path):
+def test_fixed_names_replace_nothing_already_there_unless_told(site, tmp_path, demo_onnx):
+    """A file in save_dir under a name the run gives its own (someone's notes, an earlier run's MOT file) is refused
+    by every face, with nothing written; overwrite replaces it."""
     site.write_text(site.read_text().replace('save_dir = "out"', 'save_dir = "out"\nrecordings = "fixed"'))
     assert invoke("run", "--config", site, "--max-frames", 2).exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["door.jsonl", "door.mp4", "door.txt"]
+    (tmp_path / "out" / "door.txt").write_text("my notes\n")
+    before = digests(tmp_path / "out")
+    refusal = "door.mp4, door.txt, door.jsonl already there"
+    cli = invoke("run", demo_onnx, "--source", tmp_path / "door.avi", "--save-dir", tmp_path / "out")
+    assert cli.exit_code == 2 and f"error: --save-dir {tmp_path / 'out'}: {refusal}" in cli.output, cli.output
+    checked = invoke("run", "--config", site, "--check")
+    assert checked.exit_code == 2 and f"{site}: outputs.save_dir" in checked.output and refusal in checked.output
+    with pytest.raises(ctrt.CtrtError, match=refusal) as error:
+        with ctrt.load(demo_onnx, device="cpu") as model:
+            model.track(str(tmp_path / "door.avi"), save_dir=tmp_path / "out")
+    assert error.value.option == "save_dir" and digests(tmp_path / "out") == before
+    again = invoke("run", "--config", site, "--max-frames", 2, "--overwrite")
+    assert again.exit_code == 0 and (tmp_path / "out" / "door.txt").read_text() != "my notes\n", again.output
 
 
 def make_recordings(folder: Path, days_old: list[float], size: int = 1000) -> list[Path]:

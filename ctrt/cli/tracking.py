@@ -54,6 +54,7 @@ def run(
     save_json: Annotated[Optional[Path], opt("save_json")] = None,
     segment: Annotated[Optional[float], opt("segment")] = None,
     recordings: Annotated[str, opt("recordings")] = default("recordings"),
+    overwrite: Annotated[bool, opt("overwrite")] = default("overwrite"),
     keep_days: Annotated[Optional[float], opt("keep_days")] = None,
     max_gb: Annotated[Optional[float], opt("max_gb")] = None,
     show: Annotated[bool, opt("show")] = default("show"),
