@@ -152,6 +152,13 @@ class OutputLocks:
     def _take(self, label: str, path: Path) -> None:
         lock = lock_path(path)
         option = label.split()[0] if label.split()[0].isidentifier() else None
+        try:
+            self._lock(label, path, lock, option)
+        except OSError as exc:  # a full disk or a folder that refuses the lock file: released by the caller
+            raise CtrtError(f"{label} {path}: cannot take its lock file {lock.name}: {os_reason(exc)}",
+                            option) from None
+
+    def _lock(self, label: str, path: Path, lock: Path, option: str | None) -> None:
         lock.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -168,9 +175,9 @@ class OutputLocks:
             except FileNotFoundError:
                 same = False
             if same:
+                self._held.append((lock, fd))  # held before it is written: a failed write still removes it
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, str(os.getpid()).encode(), 0)
-                self._held.append((lock, fd))
                 return
             os.close(fd)
 

@@ -449,6 +449,16 @@ def test_full_disk_during_export_and_run(world, tmp_path):
         mot_frames = {int(row.split(",")[0]) for row in (disk / "t.txt").read_text().splitlines()}
         assert max(mot_frames) <= text.count("\n")  # both end on the same frame: none has a frame the other lacks
 
+        # A disk full before the start: one line, and no lock file left behind.
+        for path in disk.iterdir():
+            path.unlink()
+        with (disk / "filler").open("wb", buffering=0) as fh, contextlib.suppress(OSError):
+            while True:
+                fh.write(b"x" * 4096)
+        result = ctrt("run", world / "model.onnx", "--source", long_video, "--save-json", disk / "t.jsonl", cwd=world)
+        assert_one_error_line(result, "no space left on device")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
 
 @pytest.mark.slow
 def test_file_size_limit_during_export_is_one_line_and_leaves_nothing(world, tmp_path):
