@@ -325,3 +325,21 @@ def test_a_run_that_drops_frames_tells_the_tracker_how_many(model, videos):
         assert sum(gaps) == total and processed + run.report.streams[0].dropped == total
         if drop == "none":
             assert gaps == [1] * total
+
+
+def test_each_box_is_tagged_with_its_id_class_and_score():
+    """A filled tag of the track's colour above its box, as wide as its label: a class with a longer name gets a
+    wider tag, so the class is written there."""
+    from ctrt.runtime.annotate import annotate, id_color
+    from ctrt.runtime.detections import Detections
+
+    def tag_width(cls: int) -> int:
+        tracks = Detections.create(np.array([[100, 100, 300, 300]], np.float32), np.array([0.9], np.float32),
+                                   np.array([cls], np.int32), np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32))
+        tracks.ids = np.array([7])
+        drawn = annotate(np.zeros((480, 640, 3), np.uint8), tracks)
+        band = (drawn[70:98] == id_color(7)).all(axis=2)  # above the box's top edge (y 100): the tag
+        columns = np.flatnonzero(band.any(axis=0))
+        return int(columns.max() - columns.min()) if len(columns) else 0
+
+    assert tag_width(3) > 40 and tag_width(10) > tag_width(3) + 30  # "car" against "traffic light"
