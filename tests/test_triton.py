@@ -56,10 +56,10 @@ def test_onnx_repositories_parse_with_tritons_schema(demo_onnx, tmp_path):
 
     ort = parse(repo / "ort" / "config.pbtxt")
     assert (ort.name, ort.platform, ort.max_batch_size) == ("ort", "onnxruntime_onnx", 4)
-    assert tensors(ort.input) == [("image", [3, 256, 256], FP32), ("pre_img", [3, 256, 256], FP32),
-                                  ("pre_hm", [1, 256, 256], FP32)]
-    assert tensors(ort.output) == [("hm", [80, 64, 64], FP32), ("reg", [2, 64, 64], FP32),
-                                   ("wh", [2, 64, 64], FP32), ("tracking", [2, 64, 64], FP32)]
+    assert tensors(ort.input) == [("image", [3, 224, 224], FP32), ("pre_img", [3, 224, 224], FP32),
+                                  ("pre_hm", [1, 224, 224], FP32)]
+    assert tensors(ort.output) == [("hm", [80, 56, 56], FP32), ("reg", [2, 56, 56], FP32),
+                                   ("wh", [2, 56, 56], FP32), ("tracking", [2, 56, 56], FP32)]
     assert ort.dynamic_batching.max_queue_delay_microseconds == 500
     assert [(g.kind, g.count) for g in ort.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, 2)]
     accelerator = ort.optimization.execution_accelerators.gpu_execution_accelerator[0]
@@ -85,7 +85,7 @@ def test_engine_repository_takes_the_batch_its_profile_allows(monkeypatch, demo_
     assert invoke("triton", engine, "-o", tmp_path / "repo").exit_code == 0
     config = parse(tmp_path / "repo" / "ctrt" / "config.pbtxt")
     assert (config.platform, config.max_batch_size) == ("tensorrt_plan", 4)  # min(8, the profile's largest)
-    assert tensors(config.input)[0] == ("image", [3, 256, 256], FP32)
+    assert tensors(config.input)[0] == ("image", [3, 224, 224], FP32)
     assert (tmp_path / "repo" / "ctrt" / "1" / "model.plan").read_bytes() == engine.read_bytes()
     line = one_error_line(invoke("triton", engine, "-o", tmp_path / "repo", "--name", "big", "--max-batch", 8))
     assert "built for batches up to 4" in line and f"ctrt build {demo_onnx.name} --max-batch 8" in line
@@ -96,7 +96,7 @@ def test_engine_repository_takes_the_batch_its_profile_allows(monkeypatch, demo_
     assert "fixed batch of 3" in line and "--dynamic-batch" in line
     assert invoke("triton", fixed, "-o", tmp_path / "repo", "--name", "b3").exit_code == 0
     config = parse(tmp_path / "repo" / "b3" / "config.pbtxt")  # no batching: dims carry the batch
-    assert config.max_batch_size == 0 and tensors(config.input)[0] == ("image", [3, 3, 256, 256], FP32)
+    assert config.max_batch_size == 0 and tensors(config.input)[0] == ("image", [3, 3, 224, 224], FP32)
     assert not config.HasField("dynamic_batching")
 
 
