@@ -25,10 +25,10 @@ from ctrt.export.onnx_export import ExportOptions
 from ctrt.model.config import MEAN_BGR, STD_BGR
 from ctrt.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from ctrt.runtime.decode import Decoder
-from ctrt.runtime.detections import Detections
 from ctrt.runtime.prehm import PreHeatmapRenderer
 from ctrt.runtime.preprocess import Preprocessor
 from ctrt.runtime.tracker import PRESETS, Tracker
+from tracker_cost import crowd
 
 
 def timed(fn: Callable[[], object], iterations: int) -> dict[str, float]:
@@ -69,12 +69,8 @@ def main() -> None:
         warped = cv2.warpAffine(frame, geometry.to_input, (w, h), flags=cv2.INTER_LINEAR)
         return ((warped / 255.0 - mean) / std).astype(np.float32).transpose(2, 0, 1).copy()
 
-    rng = np.random.default_rng(0)
-    centres = rng.uniform([100, 100], [1180, 620], (args.tracks, 2)).astype(np.float32)
-    sizes = rng.uniform(30, 200, (args.tracks, 2)).astype(np.float32)
-    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
-    dets = Detections.create(boxes, np.linspace(0.9, 0.4, args.tracks, dtype=np.float32),
-                             np.ones(args.tracks, np.int32), centres, rng.normal(0, 2, (args.tracks, 2)).astype(np.float32))
+    dets = crowd(args.tracks)
+    boxes = dets.boxes
     tracker, robust = Tracker(), Tracker(PRESETS["robust"])
     tracker.step(dets)
     robust.step(dets)

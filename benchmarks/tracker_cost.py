@@ -41,6 +41,16 @@ def tracker_at(revision: str) -> ModuleType:
     return module
 
 
+def crowd(count: int) -> Detections:
+    """``count`` detections of people scattered over a 1280x720 frame, in score order (seeded)."""
+    rng = np.random.default_rng(0)
+    centres = rng.uniform([100, 100], [1180, 620], (count, 2)).astype(np.float32)
+    sizes = rng.uniform(30, 200, (count, 2)).astype(np.float32)
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+    return Detections.create(boxes, np.linspace(0.9, 0.4, count, dtype=np.float32), np.ones(count, np.int32),
+                             centres, rng.normal(0, 2, (count, 2)).astype(np.float32))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
@@ -48,12 +58,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2000)
     args = parser.parse_args()
     before = tracker_at(args.against)
-    rng = np.random.default_rng(0)
-    centres = rng.uniform([100, 100], [1180, 620], (args.tracks, 2)).astype(np.float32)
-    sizes = rng.uniform(30, 200, (args.tracks, 2)).astype(np.float32)
-    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
-    dets = Detections.create(boxes, np.linspace(0.9, 0.4, args.tracks, dtype=np.float32),
-                             np.ones(args.tracks, np.int32), centres, rng.normal(0, 2, (args.tracks, 2)).astype(np.float32))
+    dets = crowd(args.tracks)
     cases = {}
     for preset in ("centertrack", "robust"):
         old, new = before.Tracker(before.PRESETS[preset]), Tracker(PRESETS[preset])
