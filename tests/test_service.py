@@ -849,3 +849,21 @@ def test_no_output_replaces_a_file_the_run_reads(tmp_path, demo_onnx):
     lines = message_lines(result.output)
     assert result.exit_code == 2 and len(lines) == 1 and "is also an input" in lines[0], result.output
     assert {p.name: p.read_bytes() for p in (token, site)} == before and not (tmp_path / "door.mp4").exists()
+
+
+def test_a_publisher_that_fails_says_so_and_the_run_goes_on(broker, credentials, demo_onnx, monkeypatch):
+    results = frames_of(demo_onnx, 5)
+    lines: list[str] = []
+    publisher = MqttPublisher(MqttOptions(f"mqtt://127.0.0.1:{broker.port}/broken"), notify=lines.append)
+
+    def fail() -> None:
+        raise ValueError("a topic the broker cannot take")
+
+    monkeypatch.setattr(publisher, "_convert", fail)
+    publisher.start()
+    sink = publisher.sink("door")
+    for r in results:
+        sink.write(r)  # returns at once, as always
+    report = publisher.close()
+    assert [line for line in lines if "MQTT publisher stopped (ValueError: a topic the broker cannot take)" in line]
+    assert "stopped early (ValueError" in report.text()

@@ -114,10 +114,12 @@ class PublishReport:
     dropped: int = 0  # the oldest, pushed out of a full outbox
     unsent: int = 0  # still queued or unacknowledged when the run ended
     reconnects: int = 0
+    error: str = ""  # why the publisher stopped before the run's end
 
     def text(self) -> str:
         return (f"published {self.sent} messages to {self.url}" + (f", {self.dropped} dropped (buffer full)"
                                                                   if self.dropped else "")
+                + (f", stopped early ({self.error})" if self.error else "")
                 + (f", {self.unsent} not sent when the run ended" if self.unsent else "")
                 + (f", {self.reconnects} reconnects" if self.reconnects else ""))
 
@@ -263,6 +265,13 @@ class MqttPublisher:
             self._inflight.append(self._client.publish(topic, payload, qos=1, retain=retained))
 
     def _work(self) -> None:
+        try:
+            self._publish_until_closed()
+        except Exception as exc:  # the run goes on without its broker, and says so once
+            self.report.error = f"{type(exc).__name__}: {exc}"
+            self.notify(f"MQTT publisher stopped ({self.report.error}); nothing more is published this run")
+
+    def _publish_until_closed(self) -> None:
         while not self._closing:
             self._wake.wait(0.05)
             self._wake.clear()
