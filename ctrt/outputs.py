@@ -43,12 +43,15 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_partials(folder: Path) -> None:
     """Remove what ctrt writers killed mid-write (SIGKILL, power loss) left in ``folder``: the partial files and
-    folders whose writer is no longer running. A live writer's are left alone."""
+    folders whose writer is no longer running, and the lock files nobody holds. A live writer's are left alone."""
     try:
         entries = list(folder.iterdir())
     except OSError:
         return
     for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(LOCK_SUFFIX):
+            _remove_if_unlocked(entry)
+            continue
         match = PARTIAL.match(entry.name)
         if match is None or _alive(int(match["pid"])):
             continue
@@ -129,9 +132,28 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[Path | No
             raise CtrtError(f"{label} {path}: cannot create files in {folder} ({reason})", option)
 
 
+LOCK_SUFFIX = ".ctrt-lock"
+
+
 def lock_path(path: Path) -> Path:
     """The hidden file whose advisory lock says a ctrt process is writing ``path``."""
-    return path.with_name(f".{path.name}.ctrt-lock")
+    return path.with_name(f".{path.name}{LOCK_SUFFIX}")
+
+
+def _remove_if_unlocked(lock: Path) -> None:
+    """A lock file left by a writer that is gone: taken, then removed while held (as ``release`` removes its own),
+    so a process that opened it meanwhile finds it gone and takes a new one."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.unlink()
+    except OSError:  # held: its writer is running
+        pass
+    finally:
+        os.close(fd)
 
 
 class OutputLocks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 
@@ -122,3 +123,36 @@ def test_a_dated_name_is_taken_by_no_earlier_file(tmp_path):
     (tmp_path / "door" / "2026-12-07").mkdir(parents=True)
     (tmp_path / "door" / "2026-12-07" / "10-42-13-00003.mp4").write_bytes(b"")
     assert dated_stem(tmp_path, "door", now) == "door/2026-12-07/10-42-13-1"
+
+
+@pytest.mark.slow
+def test_a_run_killed_then_restarted_leaves_every_earlier_recording_as_it_was(tmp_path, onnx_85):
+    """SIGKILL runs none of ctrt's cleanup: the restart finds the killed run's closed segments and JSON lines and
+    leaves them byte for byte, removes only its half-written segment, and writes under a dated name of its own."""
+    import signal
+    import subprocess
+    import sys
+
+    make_demo_video(tmp_path / "door.avi", frames=2000, size=(320, 240), seed=3)
+    site = tmp_path / "site.toml"
+    site.write_text(SITE.format(model=onnx_85, extra="segment = 1"))
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(Path(sys.executable).with_name("ctrt")), "run", "--config", str(site)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while len(list(out.rglob("*-00001.mp4"))) < 1:  # two segments closed (a segment takes its name when closed)
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    leftovers = (".partial", ".ctrt-lock")  # the half-written segment, the locks no process holds any more
+    killed = {name: digest for name, digest in digests(out).items() if not name.endswith(leftovers)
+              and ".partial." not in name}
+    assert any(name.endswith(".jsonl") for name in killed) and any(name.endswith("-00000.mp4") for name in killed)
+    again = invoke("run", "--config", site, "--max-frames", 3)
+    assert again.exit_code == 0, again.output
+    after = digests(out)
+    assert {name: after[name] for name in killed} == killed  # every earlier file as it was
+    assert not [name for name in after if ".partial" in name or name.endswith(".ctrt-lock")]  # swept
+    stems = {re.sub(r"-\d{5}$", "", name.rsplit(".", 1)[0]) for name in after}  # segments' numbers left out
+    assert len(stems) == 2  # two runs, two dated names
