@@ -292,3 +292,38 @@ def test_the_live_page_shows_a_camera_away_greyed_with_since_when(model, tmp_pat
     assert re.search(r'<figure id="tile-yard" class="away">', dom), dom[-2000:]
     assert re.search(r'id="state-yard">reconnecting since \d\d:\d\d:\d\d, attempt \d+<', dom), dom[-2000:]
     assert re.search(r'<figure id="tile-door" class="">', dom) and 'id="state-door">live<' in dom
+
+
+@pytest.mark.slow
+def test_a_network_camera_off_at_the_start_and_off_again_mid_run_comes_back_each_time(model, tmp_path):
+    """A real MJPEG-over-HTTP camera on loopback, read by OpenCV's FFmpeg: off when the run starts, it joins once
+    switched on; switched off mid-run, /readyz shows it reconnecting, then live again once it is back; the file
+    camera beside it loses no frame meanwhile."""
+    from mjpeg_camera import MjpegCamera
+
+    camera = MjpegCamera(fps=10)  # not started: its port refuses connections
+    video = make_demo_video(tmp_path / "door.avi", frames=60, size=(320, 240), seed=8)
+    states: list[str] = []
+    frames = {"door": 0, "net": 0}
+    switched_on = threading.Timer(2.0, camera.start)
+    switched_on.start()
+    with model.track({"door": str(video), "net": camera.url}, http="127.0.0.1:0", drop={"door": "none"},
+                     save_dir=tmp_path / "out") as run:
+        for r in run:
+            frames[r.stream] += 1
+            state = json.loads(get(run.http_url + "readyz"))["cameras"]["net"]["state"]
+            if not states or states[-1] != state:
+                states.append(state)
+            if r.stream == "net" and frames["net"] == 3:
+                camera.stop()  # off for a few seconds while the file goes on
+                threading.Timer(3.0, camera.start).start()
+            if frames["net"] >= 8 and run.report.streams[1].reconnects == 1:
+                break
+    camera.stop()
+    switched_on.join()
+    net = run.report.streams[1]
+    assert states[0] == "reconnecting" and "live" in states  # down at the start, then joined
+    assert states.count("reconnecting") >= 2 and states[-1] == "live", states  # away mid-run, then back
+    assert net.reconnects == 1 and not net.lost
+    door = (tmp_path / "out" / "door.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in door] == list(range(1, frames["door"] + 1))  # no frame lost

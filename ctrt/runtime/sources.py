@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ STREAM_TIMEOUT_MS = 5000
 # A video file that fails this many reads in a row is over, even if its header promised more frames.
 MAX_BAD_READS = 10
 # URL schemes that only ever carry live streams; other URLs (http, https, ftp, file) are live only without a length.
+REMOTE_FILE_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 LIVE_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "udp", "tcp", "srt", "rtp", "mms"}
 
 CaptureFactory = Callable[..., Any]
@@ -111,6 +113,10 @@ class FrameSource:
         if self.kind != "images":
             self.capture = self._open()
             if self.capture is None:
+                # A URL down at the start tells nothing of itself: it is a camera (one that joins when it comes up)
+                # unless its path names a video file.
+                self.live = self.live or (self.kind == "stream" and not urlsplit(spec).path.lower().endswith(
+                    REMOTE_FILE_SUFFIXES))
                 if not (self.live and attempts_left(reconnects, 0)):
                     raise CtrtError(f"cannot open {self.kind} source {spec!r}"
                                     + (" (is the camera connected and free?)" if self.kind == "camera" else ""))
