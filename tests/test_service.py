@@ -297,7 +297,7 @@ def test_bad_credentials_an_untrusted_certificate_and_no_broker(broker, site, tm
     assert result.exit_code == 0 and "published" in result.output, result.output
 
     broker.stop()
-    result = invoke("run", "--config", site, "--publish", url, "--max-frames", 2)
+    result = invoke("run", "--config", site, "--publish", url, "--max-frames", 2, "--overwrite")  # out/ has files
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "is not reachable" in warnings[0] and "not sent when the run ended" in result.output
