@@ -295,35 +295,58 @@ def test_the_live_page_shows_a_camera_away_greyed_with_since_when(model, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_network_camera_off_at_the_start_and_off_again_mid_run_comes_back_each_time(model, tmp_path):
-    """A real MJPEG-over-HTTP camera on loopback, read by OpenCV's FFmpeg: off when the run starts, it joins once
-    switched on; switched off mid-run, /readyz shows it reconnecting, then live again once it is back; the file
-    camera beside it loses no frame meanwhile."""
+def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(model, tmp_path):
+    """Two real MJPEG-over-HTTP cameras on loopback, read by OpenCV's FFmpeg. One is off for the first 20 s and
+    joins when switched on; switched off for a minute mid-run, /readyz shows it away, then live again once it is
+    back, with new ids. The other loses no frame meanwhile, and its video, cut into 10 s segments by wall time,
+    plays as long as the run lasted."""
     from mjpeg_camera import MjpegCamera
 
-    camera = MjpegCamera(fps=10)  # not started: its port refuses connections
-    video = make_demo_video(tmp_path / "door.avi", frames=60, size=(320, 240), seed=8)
+    net = MjpegCamera(fps=10)  # not started: its port refuses connections
+    steady = MjpegCamera(fps=3, seed=8).start()
     states: list[str] = []
-    frames = {"door": 0, "net": 0}
-    switched_on = threading.Timer(2.0, camera.start)
-    switched_on.start()
-    with model.track({"door": str(video), "net": camera.url}, http="127.0.0.1:0", drop={"door": "none"},
-                     save_dir=tmp_path / "out") as run:
-        for r in run:
-            frames[r.stream] += 1
-            state = json.loads(get(run.http_url + "readyz"))["cameras"]["net"]["state"]
-            if not states or states[-1] != state:
-                states.append(state)
-            if r.stream == "net" and frames["net"] == 3:
-                camera.stop()  # off for a few seconds while the file goes on
-                threading.Timer(3.0, camera.start).start()
-            if frames["net"] >= 8 and run.report.streams[1].reconnects == 1:
-                break
-    camera.stop()
-    switched_on.join()
-    net = run.report.streams[1]
+    frames: dict[str, list] = {"steady": [], "net": []}
+    timers = [threading.Timer(20.0, net.start)]
+    timers[0].start()
+    try:
+        with model.track({"steady": steady.url, "net": net.url}, http="127.0.0.1:0", save_dir=tmp_path / "out",
+                         drop={"steady": "none"},
+                         segment=10, tracker="robust,min_hits=1") as run:
+            for r in run:
+                if not frames["steady"]:
+                    began = time.monotonic()
+                frames[r.stream].append(r)
+                cameras = json.loads(get(run.http_url + "readyz"))["cameras"]
+                assert cameras["steady"]["state"] == "live"
+                if not states or states[-1] != cameras["net"]["state"]:
+                    states.append(cameras["net"]["state"])
+                if r.stream == "net" and len(frames["net"]) == 5:
+                    net.stop()  # off for a minute while the other camera goes on
+                    timers.append(threading.Timer(60.0, net.start))
+                    timers[-1].start()
+                if len(frames["net"]) >= 10 and run.report.streams[1].reconnects == 1:
+                    break
+            ended = time.monotonic()
+    finally:
+        for timer in timers:
+            timer.cancel()
+        net.stop()
+        steady.stop()
+    steady_report, net_report = run.report.streams
     assert states[0] == "reconnecting" and "live" in states  # down at the start, then joined
-    assert states.count("reconnecting") >= 2 and states[-1] == "live", states  # away mid-run, then back
-    assert net.reconnects == 1 and not net.lost
-    door = (tmp_path / "out" / "door.jsonl").read_text().splitlines()
-    assert [json.loads(line)["frame"] for line in door] == list(range(1, frames["door"] + 1))  # no frame lost
+    away = states[states.index("live") + 1:]
+    assert away[-2:] == ["reconnecting", "live"] and set(away[:-2]) <= {"stale"}, states  # away, then back
+    assert net_report.reconnects == 1 and 60 <= net_report.down_s and not net_report.lost
+    before = {int(i) for r in frames["net"][:5] for i in r.ids}
+    after = {int(i) for r in frames["net"][-3:] for i in r.ids}
+    assert before and after and min(after) > max(before)  # it started anew
+    out = tmp_path / "out"
+    lines = (out / "steady.jsonl").read_text().splitlines()
+    assert steady_report.dropped == 0 and [json.loads(line)["frame"] for line in lines] == \
+        list(range(1, len(frames["steady"]) + 1))
+    wall = ended - began
+    segments = sorted(out.glob("steady-*.mp4"))
+    lengths = [(lambda c: c.get(cv2.CAP_PROP_FRAME_COUNT) / c.get(cv2.CAP_PROP_FPS))(cv2.VideoCapture(str(p)))
+               for p in segments]
+    assert wall > 85 and abs(sum(lengths) - wall) < 0.02 * wall, (lengths, wall)
+    assert all(abs(length - 10) <= 1 for length in lengths[:-1]), lengths

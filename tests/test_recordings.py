@@ -156,3 +156,32 @@ def test_a_run_killed_then_restarted_leaves_every_earlier_recording_as_it_was(tm
     assert not [name for name in after if ".partial" in name or name.endswith(".ctrt-lock")]  # swept
     stems = {re.sub(r"-\d{5}$", "", name.rsplit(".", 1)[0]) for name in after}  # segments' numbers left out
     assert len(stems) == 2  # two runs, two dated names
+
+
+def test_a_live_cameras_video_plays_in_real_time_across_its_segments(tmp_path, monkeypatch):
+    """A loop tracking about 3 of a 10 FPS camera's frames a second: each frame is held until the next, so the
+    segments (2 s of wall time each) play as long as the run lasted; a camera away for a minute is left out."""
+    import cv2
+    import numpy as np
+
+    from ctrt.runtime import sinks
+    from ctrt.runtime.detections import Detections
+    from ctrt.runtime.results import Results
+
+    clock = [1000.0]
+    monkeypatch.setattr(sinks.time, "monotonic", lambda: clock[0])
+    video = sinks.VideoSink(tmp_path / "cam.avi", fps=10.0, segment_s=2.0, wall=True)
+    rng = np.random.default_rng(0)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for index in range(200):
+        frame[:] = index % 250
+        video.write(Results("cam", index, frame, Detections.empty()))
+        clock[0] += rng.uniform(0.2, 0.45) + (60.0 if index == 120 else 0.0)  # away after frame 120
+    video.close()
+    wall = clock[0] - 1000.0 - 60.0  # the minute away is not filled
+    lengths = [cv2.VideoCapture(str(p)).get(cv2.CAP_PROP_FRAME_COUNT) / 10.0 for p in video.paths]
+    assert abs(sum(lengths) - wall) < 0.02 * wall, (sum(lengths), wall)
+    assert all(abs(length - 2.0) <= 1.0 for length in lengths[:-1]), lengths  # cut at 2 s of wall time
+    first = cv2.VideoCapture(str(video.paths[0]))
+    shown = [int(first.read()[1][0, 0, 0]) for _ in range(10)]
+    assert shown[0] == 0 and shown == sorted(shown) and len(set(shown)) < 10  # frames held, in order

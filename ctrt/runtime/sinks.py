@@ -122,15 +122,24 @@ class VideoSink:
     readable up to its last frame however it ends, and is written under its name. With ``segment_s`` the video is a
     series of numbered files of that many seconds each (``segment_path``), each finalised when the next begins, so
     a crash loses at most the segment being written.
+
+    A live camera's video (``wall``) plays in real time: a video file has one frame rate (the camera's), so each
+    frame is held on screen until the next one is tracked (written again for every frame time that passes: a loop
+    tracking 2 of the camera's 10 frames a second writes each 5 times), and its segments are cut by wall time, each
+    beginning where the one before ended. A pause longer than ``HOLD_LIMIT_S`` (a camera away) is not filled: the
+    video goes on from the next frame.
     """
 
+    HOLD_LIMIT_S = 10.0
+
     def __init__(self, path: Path, fps: float, segment_s: float | None = None, wall: bool = False) -> None:
-        self.path, self.fps = path, fps
+        self.path, self.fps, self.wall = path, fps, wall
         # A file's segments hold a fixed count of its frames; a live camera's are cut by wall time (a loop slower
         # than the camera would otherwise stretch a segment far beyond its seconds).
         self.segment_frames = max(1, round(segment_s * fps)) if segment_s and not wall else None
         self.segment_s = segment_s if wall else None
-        self._begun = 0.0
+        self._begun = 0.0  # the monotonic time of the file's time 0 (a live camera's)
+        self._held: np.ndarray | None = None  # the last frame written (a live camera's), held until the next
         self.paths: list[Path] = []  # the files begun, in order
         self._writer: cv2.VideoWriter | None = None
         self._writing: Path | None = None  # the file the writer writes (a partial name for an .mp4)
@@ -138,7 +147,9 @@ class VideoSink:
         self._canvas: np.ndarray | None = None  # the video's size, for frames of another size
         self._warned = False
 
-    def _begin(self, frame: np.ndarray) -> None:
+    def _begin(self, frame: np.ndarray, now: float) -> None:
+        # A live segment begins where the one before ended (its frames' times), so their durations add up.
+        self._begun = self._begun + self._frames / self.fps if self._writer is not None else now
         self._finalise()
         dest = segment_path(self.path, len(self.paths)) if self.segment_frames or self.segment_s else self.path
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -154,9 +165,9 @@ class VideoSink:
                             f"{frame.shape[1]}x{frame.shape[0]} frames")
         self.paths.append(dest)
         self._frames = 0
-        self._begun = time.monotonic()
         if self._canvas is None:
             self._canvas = np.zeros_like(frame)
+            self._held = np.zeros_like(frame) if self.wall else None
 
     def _finalise(self) -> None:
         if self._writer is None:
@@ -168,16 +179,32 @@ class VideoSink:
             os.replace(self._writing, self.paths[-1])
 
     def write(self, results: Results) -> None:
+        now = time.monotonic()
+        if self._writer is not None and self.wall:
+            self._hold(now)
         due = self._frames == self.segment_frames or (
-            self.segment_s is not None and time.monotonic() - self._begun >= self.segment_s)
+            self.segment_s is not None and now - self._begun >= self.segment_s)
         if self._writer is None or due:
-            self._begin(results.frame)
+            self._begin(results.frame, now)
         assert self._writer is not None and self._canvas is not None
         image = results.plot()
         if image.shape != self._canvas.shape:
             image = self._letterbox(image, results.index)
         self._writer.write(image)
         self._frames += 1
+        if self._held is not None:
+            np.copyto(self._held, image)
+
+    def _hold(self, now: float) -> None:
+        """The last frame stays on screen for every frame time that has ended by ``now``."""
+        assert self._writer is not None and self._held is not None
+        behind = int((now - self._begun) * self.fps) - self._frames
+        if behind > self.HOLD_LIMIT_S * self.fps:
+            self._begun = now - self._frames / self.fps  # the pause is left out of the video
+            return
+        for _ in range(behind):
+            self._writer.write(self._held)
+            self._frames += 1
 
     def _letterbox(self, image: np.ndarray, index: int) -> np.ndarray:
         """A frame of another size than the video's, scaled into it and centred: a video cannot change size, and
