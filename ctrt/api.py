@@ -17,7 +17,8 @@ import numpy as np
 from .artifacts import ArtifactMeta
 from .errors import CtrtError
 from .options import check, default
-from .plan import RunPlan, Sources, plan_run, plan_site
+from .counting.shapes import shapes_for
+from .plan import RunPlan, ShapeSpecs, Sources, plan_run, plan_site
 from .run import Run, start_run
 from .runtime.backends.base import Backend
 from .runtime.backends.registry import LoadOptions, open_backend
@@ -105,7 +106,8 @@ class Model:
             raise CtrtError(f"model: {self.path} was closed; load it again", option="model")
 
     def session(self, *, tracker: str | TrackerConfig | TrackerSource = "centertrack", topk: int = default("topk"),
-                threshold: float | None = None, name: str = "session", fps: float | None = None) -> Session:
+                threshold: float | None = None, name: str = "session", fps: float | None = None,
+                lines: ShapeSpecs = None, zones: ShapeSpecs = None) -> Session:
         """A tracker for frames the caller captures itself: ``r = session.update(frame)`` per frame::
 
             >>> session = model.session(tracker="robust")
@@ -114,12 +116,16 @@ class Model:
         ``tracker``: a preset (centertrack, robust), a spec like ``"robust,gate=1"``, a ``TrackerConfig``, or the
         caller's tracker (``ctrt.TrackerLike``, or a class or factory of them);
         ``threshold``: the score from which detections are reported and start tracks (default 0.3);
-        ``fps``: the camera's frame rate, for ``update(frame, timestamp=...)`` when the loop keeps only some frames.
+        ``fps``: the camera's frame rate, for ``update(frame, timestamp=...)`` when the loop keeps only some frames,
+        and for the seconds spent in a zone; ``lines``/``zones``: what to count (as ``Model.track``), each frame's
+        crossings, enters and leaves in ``Results.events``, the totals in ``session.counts``.
         """
         self._open()
         check("threshold", threshold)
-        return Session(self.backend, _topk(topk), tracker_source(tracker, threshold), name=check_stream_name(name),
-                       fps=check("fps", fps))
+        name = check_stream_name(name)
+        shapes = shapes_for(name, lines, zones)
+        return Session(self.backend, _topk(topk), tracker_source(tracker, threshold), name=name,
+                       fps=check("fps", fps), shapes=shapes)
 
     def detect(self, image: np.ndarray, *, topk: int = default("topk"),
                threshold: float = default("track_thresh")) -> Results:
@@ -163,8 +169,9 @@ class Model:
         ``save_video``/``save_mot``/``save_json``/``show``; ``segment``; ``publish`` (``mqtt://HOST[:PORT]/PREFIX``
         or ``MqttOptions``) with ``published``, ``publish_ca``, ``publish_rate``, ``publish_buffer``,
         ``publish_frames``; ``http`` (``PORT`` or ``HOST:PORT``, or ``HttpOptions``) with ``http_token_file``,
-        ``stale_after``, ``http_fps``; ``systemd``. ``tracker``, ``drop`` and ``save_dir`` may map stream names to
-        each stream's own. ``sinks``: the caller's own (objects with ``write(results)`` and ``close()``, or
+        ``stale_after``, ``http_fps``; ``systemd``; ``lines``/``zones`` (``"NAME:X1,Y1,X2,Y2"`` strings, tables or
+        ``ctrt.Line``/``ctrt.Zone``: ``Results.events``, ``run.counts``). ``tracker``, ``drop``, ``save_dir``,
+        ``lines`` and ``zones`` may map stream names to each stream's own. ``sinks``: the caller's own (objects with ``write(results)`` and ``close()``, or
         callables) and ``on_result``: a callable, each fed every frame the files get and closed with them.
 
         Every output is checked before the run and is complete however the run ends (its end, ``break``, an

@@ -176,6 +176,12 @@ OPTIONS: dict[str, Option] = _table(
            "none: every frame (default for files)", choices=("latest", "none"), site="camera.drop"),
     Option("max_frames", int, None, "stop after N frames (per stream)", 1),
     Option("overlap", bool, True, "several streams: pre-process and track one batch while another runs on the model"),
+    # Model.track: counting (checked by ctrt.counting.shapes: each is a list of lines or zones)
+    Option("lines", str, None, "NAME:X1,Y1,X2,Y2 in pixels, or in fractions of the frame when all are 0-1: count "
+           "the tracks crossing it (in: from the left to the right walking from its first point to its second, "
+           "out: back); repeat for more", flag="--line"),
+    Option("zones", str, None, "NAME:X1,Y1,X2,Y2,X3,Y3,...: count the tracks entering and leaving the zone, and "
+           "how long they stay; repeat for more", flag="--zone"),
     # Model.track: outputs
     Option("save_dir", Path, None, "per stream: <name>.mp4, <name>.txt (MOT) and <name>.jsonl here",
            site="outputs.save_dir"),

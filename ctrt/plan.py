@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .artifacts import sidecar_path
+from .counting.shapes import ShapeSpec, shapes_for
 from .errors import CtrtError
 from .options import OPTIONS, TRACKER_OPTIONS, check, default
 from .outputs import check_outputs
@@ -33,6 +34,7 @@ from .site.mqtt import MqttOptions
 SourceSpec = Union[str, int, Path, FrameSource]
 Sources = Union[SourceSpec, Sequence[SourceSpec], Mapping[str, SourceSpec]]
 TrackerSpec = Union[str, TrackerConfig, TrackerSource]
+ShapeSpecs = Union[ShapeSpec, Sequence[ShapeSpec], None]
 # ctrt.load's keywords a plan may carry for a site's model (the command line's over the site's [model]).
 LOAD_OPTIONS = ("device", "threads", "input_size", "transport", "allow_partial", "shm", "reconnects")
 PUBLISH_OPTIONS = {"publish": "url", "publish_ca": "ca", "publish_rate": "rate_hz", "publish_buffer": "buffer",
@@ -121,6 +123,7 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
              save_dir: str | Path | None | Mapping[str, str | Path | None] = None, save_video: str | Path | None = None,
              save_mot: str | Path | None = None, save_json: str | Path | None = None, show: bool = False,
              overlap: bool = True, reconnects: int | str = default("reconnects"), segment: float | None = None,
+             lines: ShapeSpecs | Mapping[str, ShapeSpecs] = None, zones: ShapeSpecs | Mapping[str, ShapeSpecs] = None,
              publish: str | MqttOptions | None = None, published: Collection[str] | None = None,
              publish_ca: str | Path | None = None, publish_rate: float = default("publish_rate"),
              publish_buffer: int = default("publish_buffer"), publish_frames: bool = False,
@@ -141,7 +144,9 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
         check(name, value)
     named = _named_sources(source)
     per_stream: dict[str, Any] = {"tracker": tracker, "drop": drop, "save_dir": save_dir, "published": published}
-    for option, given in per_stream.items():
+    for option, given in {**per_stream, **{"lines": lines, "zones": zones}}.items():
+        if option in ("lines", "zones") and not isinstance(given, Mapping):
+            continue  # a list of them is every stream's
         if isinstance(given, (Mapping, Collection)) and not isinstance(given, (str, Path, TrackerConfig)):
             for stream in given:
                 if stream not in named:
@@ -149,7 +154,9 @@ def plan_run(source: Sources, *, tracker: TrackerSpec | Mapping[str, TrackerSpec
     streams = [StreamPlan(name, spec, tracker_source(_own(tracker, name, "centertrack"), threshold),
                           check("drop", _own(drop, name, None)), reconnects,
                           check("save_dir", _own(save_dir, name, None)),
-                          published is None or name in published) for name, spec in named.items()]
+                          published is None or name in published,
+                          shapes=shapes_for(name, _own(lines, name, None), _own(zones, name, None)))
+               for name, spec in named.items()]
     single = {"save_video": save_video, "save_mot": save_mot, "save_json": save_json}
     if (len(streams) > 1 or any(s.save_dir for s in streams)) and (any(v is not None for v in single.values())
                                                                     or show):
@@ -185,15 +192,18 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
                                   and OPTIONS[k].site.startswith("outputs.")}}  # type: ignore[union-attr]
     specs = given.pop("source", None)
     reconnects = check("reconnects", given.get("reconnects", default("reconnects")))
+    counting = {k: given.pop(k) for k in ("lines", "zones") if given.get(k)}  # the command line's replace a camera's
     if specs:  # the command line's sources replace the site's cameras, with the site's tracker
         config = site.tracker_for(None, tracker_given)
         streams = [StreamPlan(name, spec, config, check("drop", given.get("drop")), reconnects,
-                              _path(outputs.get("save_dir"))) for name, spec in zip(stream_names(specs), specs)]
+                              _path(outputs.get("save_dir")), shapes=shapes_for(name, **counting))
+                   for name, spec in zip(stream_names(specs), specs)]
     else:
         streams = [StreamPlan(c.name, c.source, site.tracker_for(c.name, tracker_given),
                               check("drop", given["drop"]) if "drop" in given else c.drop,
                               reconnects if "reconnects" in given else c.reconnects,
-                              _path(outputs.get("save_dir")) if c.save else None, c.publish) for c in site.cameras]
+                              _path(outputs.get("save_dir")) if c.save else None, c.publish,
+                              shapes=shapes_for(c.name, **counting) if counting else c.shapes) for c in site.cameras]
     with site.blame(set(given)):
         _name_recordings(streams, check("recordings", outputs.get("recordings", "dated")))
         plan = RunPlan(streams, check("topk", given.get("topk", site.model.get("topk", default("topk")))),

@@ -160,6 +160,12 @@ class Run:
                                            user, model if owns_model else None)
 
     @property
+    def counts(self) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+        """Per stream that counts, ``Session.counts``: each line's crossings by direction and each zone's enters,
+        leaves and occupancy, by class name, as of the last frame given."""
+        return {s.name: s.counts for s in self.report.streams if s.counts}
+
+    @property
     def outputs(self) -> list[Path]:
         """The files the run has written so far (every segment of a segmented video)."""
         return [path for sink in self._sinks for path in sink.paths]

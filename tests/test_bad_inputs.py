@@ -459,6 +459,18 @@ def test_full_disk_during_export_and_run(world, tmp_path):
         assert_one_error_line(result, "no space left on device")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
 
+    # A disk that fills while video segments are written (OpenCV's writer loses frames silently): the video is
+    # closed readable, and the JSON lines and the segments end on the same frame.
+    with small_filesystem(tmp_path / "disk2", "2m") as disk:
+        result = ctrt("run", world / "model.onnx", "--source", long_video, "--save-json", disk / "t.jsonl",
+                      "--save-video", disk / "v.avi", "--segment", "1", cwd=world)
+        assert_one_error_line(result, "no space left on device; the video keeps the")
+        lines = (disk / "t.jsonl").read_text().splitlines()
+        segments = sorted(disk.glob("v-*.avi"))
+        assert 25 < len(lines) < 200 and sum(read_back(s) for s in segments) == len(lines)
+        assert all(read_back(s) for s in segments) and sorted(p.name for p in disk.iterdir()) == \
+            sorted(["t.jsonl", *(s.name for s in segments)])  # no empty segment, no partial file
+
 
 @pytest.mark.slow
 def test_file_size_limit_during_export_is_one_line_and_leaves_nothing(world, tmp_path):

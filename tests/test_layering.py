@@ -7,8 +7,9 @@ import ctrt
 
 # Lowest first. Within a layer anything goes; the top layer holds the commands.
 LAYERS = [
-    {"errors", "inputs", "outputs", "progress", "shutdown", "sizes", "version"},
+    {"classes", "errors", "inputs", "outputs", "progress", "shutdown", "sizes", "version"},
     {"model", "artifacts", "onnx_graph", "trt_rules", "trt_api", "options"},
+    {"counting"},
     {"runtime"},
     {"site"},
     {"plan"},

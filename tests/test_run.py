@@ -169,13 +169,14 @@ def test_live_source_reconnects_after_a_drop(onnx_85, tmp_path):
     # 3 frames, drop, reopen (2nd connection), 3 frames, drop, two failed reopens -> lost.
     assert state["opens"] == 4 and stream.frames == 6 and stream.lost and not report.interrupted
     assert report.exit_status == 1
-    assert len(read_json_lines(tmp_path / "cam.jsonl")) == 6 == read_video_frames(tmp_path / "cam.mp4")
+    # A live camera's video plays in real time: each tracked frame is held for the camera's frame times it spans.
+    assert len(read_json_lines(tmp_path / "cam.jsonl")) == 6 <= read_video_frames(tmp_path / "cam.mp4")
 
 
 def test_interrupt_flushes_and_closes_outputs(onnx_85, tmp_path):
     stream, report, _ = run_camera(onnx_85, tmp_path, connections=5, interrupt_at=4)
     assert report.interrupted and stream.frames == 4 and report.exit_status == 130
-    assert len(read_json_lines(tmp_path / "cam.jsonl")) == 4 == read_video_frames(tmp_path / "cam.mp4")
+    assert len(read_json_lines(tmp_path / "cam.jsonl")) == 4 <= read_video_frames(tmp_path / "cam.mp4")
 
 
 class FakeCapture:

@@ -726,6 +726,8 @@ http = "127.0.0.1:{http}"
 name = "door"
 source = "door.avi"
 drop = "none"
+lines = ["mid:0.5,0,0.5,1"]
+zones = ["left:0,0,0.5,0,0.5,1,0,1"]
 
 [[camera]]
 name = "yard"
@@ -783,6 +785,11 @@ def test_a_site_file_runs_the_same_from_the_cli_and_from_python(broker, credenti
             subscriber.close()
         faces[face] = (folder / "out", {camera: [(e["event"], e["id"]) for e in subscriber.events(camera)]
                                         for camera in ("door", "yard")}, routes)
+        counted = [e for e in subscriber.events("door") if e["event"] in ("cross", "enter", "leave")]
+        assert counted and all(e["counts"] for e in counted)  # with the running totals of its line or zone
+        records = [json.loads(line) for line in (folder / "out" / "door.jsonl").read_text().splitlines()]
+        assert [(e["event"], e["id"]) for e in counted] == [(e["event"], e["id"]) for r in records
+                                                            for e in r["events"]]
     (cli_out, cli_events, cli_routes), (py_out, py_events, py_routes) = faces["cli"], faces["python"]
     names = sorted(p.name for p in cli_out.iterdir())
     assert names == [camera + suffix for camera in ("door", "yard") for suffix in (".jsonl", ".mp4", ".txt")]

@@ -69,6 +69,7 @@ def report_run(run: Any) -> None:
                 console.print(f"wrote {escape(str(path))} ({size(path)})", soft_wrap=True)
     else:
         _streams_table(run)
+    _counts_table(run)
     for stream in report.streams:
         if stream.error and len(report.streams) > 1:
             warning(f"{stream.name}: {stream.error}")
@@ -105,6 +106,24 @@ def _streams_table(run: Any) -> None:
                       f"{escape(str(folder))}", soft_wrap=True)
 
 
+def _counts_table(run: Any) -> None:
+    """Each counting line's crossings and zone's enters, leaves and occupancy at the end, by class."""
+    counts = run.counts
+    if not counts:
+        return
+    table = titled("counts")
+    for column in ("camera", "line / zone", "class", "in", "out", "enter", "leave", "inside now"):
+        table.add_column(column, justify="left" if column in ("camera", "line / zone", "class") else "right")
+    for camera, shapes in counts.items():
+        for name, kinds in shapes.items():
+            classes = sorted({c for per_class in kinds.values() for c in per_class}) or ["-"]
+            for cls in classes:
+                table.add_row(escape(camera), escape(name), escape(cls), *(
+                    str(kinds[k].get(cls, 0)) if k in kinds else "" for k in ("in", "out", "enter", "leave",
+                                                                             "occupancy")))
+    console.print(table)
+
+
 def render_plan(site: Any, plan: Any) -> None:
     """``ctrt run --config --check``: the plan every check passed, one row a stream."""
     from ..runtime.tracker import TrackerConfig
@@ -113,7 +132,7 @@ def render_plan(site: Any, plan: Any) -> None:
                   soft_wrap=True)
     defaults = asdict(TrackerConfig())
     table = titled("cameras")
-    for column in ("camera", "source", "drop", "tracker", "outputs"):
+    for column in ("camera", "source", "drop", "tracker", "counts", "outputs"):
         table.add_column(column)
     for stream in plan.streams:
         tracker = stream.tracker
@@ -121,7 +140,8 @@ def render_plan(site: Any, plan: Any) -> None:
             if isinstance(tracker, TrackerConfig) else {"own": type(tracker).__name__}
         used = [o for o, on in (("files", stream.save_dir), ("mqtt", plan.publish and stream.publish)) if on]
         table.add_row(escape(stream.name), escape(str(stream.source)), stream.drop or "auto",
-                      ", ".join(f"{k}={v}" for k, v in changed.items()) or "CenterTrack's", ", ".join(used) or "-")
+                      ", ".join(f"{k}={v}" for k, v in changed.items()) or "CenterTrack's",
+                      escape(", ".join(f"{s.kind} {s.name}" for s in stream.shapes)) or "-", ", ".join(used) or "-")
     console.print(table)
     folders = sorted({str(s.save_dir) for s in plan.streams if s.save_dir})
     outputs: list[str | None] = [f"save_dir {', '.join(folders)}" if folders else None,

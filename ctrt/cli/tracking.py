@@ -49,6 +49,8 @@ def run(
     low_thresh: Annotated[Optional[float], opt("low_thresh")] = None,
     min_hits: Annotated[Optional[int], opt("min_hits")] = None,
     gate: Annotated[Optional[float], opt("gate")] = None,
+    lines: Annotated[Optional[list[str]], opt("lines")] = None,
+    zones: Annotated[Optional[list[str]], opt("zones")] = None,
     save_video: Annotated[Optional[Path], opt("save_video")] = None,
     save_mot: Annotated[Optional[Path], opt("save_mot")] = None,
     save_json: Annotated[Optional[Path], opt("save_json")] = None,

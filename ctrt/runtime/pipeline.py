@@ -17,6 +17,8 @@ from typing import Any, cast
 import numpy as np
 
 from ..artifacts import ArtifactMeta
+from ..counting.counter import CountEvent, Counter
+from ..counting.shapes import Shape
 from ..errors import CtrtError
 from .backends.base import Backend
 from .decode import TOPK, Decoder, decode_topk
@@ -41,8 +43,11 @@ class StreamState:
     """
 
     def __init__(self, meta: ArtifactMeta, k: int = TOPK, tracker: TrackerSource = None,
-                 keep_times: int | None = RUN_KEEP) -> None:
+                 keep_times: int | None = RUN_KEEP, counter: Counter | None = None) -> None:
         h, w = meta.input_size
+        self.counter = counter  # the stream's lines and zones, if it counts
+        self._gap = 1  # camera frames between the last two frames tracked
+        self._ended: list[CountEvent] = []  # leaves of the tracks a reset ended, for the next frame's events
         self.inputs = meta.inputs
         # Fast-path exports do the letterbox and/or the top-K inside the graph; the sidecar says which.
         self.source_hw = meta.graph.source_size if meta.graph else None
@@ -76,6 +81,7 @@ class StreamState:
         self.fresh = True
         self.ids_given = 0
         self._new_sequence()
+        self._end_counted()
 
     def resume(self) -> None:
         """A camera back after being away: its tracks end and the next frame is a first frame, but frame numbers
@@ -87,6 +93,11 @@ class StreamState:
         self._previous_frame = None
         self.fresh = True
         self._new_sequence()
+        self._end_counted()
+
+    def _end_counted(self) -> None:
+        if self.counter is not None:
+            self._ended += self.counter.resume()
 
     def _new_sequence(self) -> None:
         self.sequence[0] = secrets.randbits(63) | 1  # Triton correlation ids: unique among live ones, never 0
@@ -162,13 +173,19 @@ class StreamState:
             self._previous_frame = self._frame
         self.frames += 1
         self.fresh = False
+        self._gap = gap
         self._durations[2:] = (infer_s, t1 - t0, t2 - t1)
         self.times.add(self._durations * 1e3)
         return tracks
 
     def results(self, name: str, frame: np.ndarray, tracks: Detections) -> Results:
-        """This frame's ``Results``, with its stage times."""
-        return Results(name, self.frames - 1, frame, tracks, dict(zip(STAGES, (self._durations * 1e3).tolist())))
+        """This frame's ``Results``, with its stage times and, when the stream counts, its events."""
+        events, overlay = None, None
+        if self.counter is not None:
+            events, self._ended = [*self._ended, *self.counter.update(tracks, frame.shape, self._gap)], []
+            overlay = self.counter.overlay
+        return Results(name, self.frames - 1, frame, tracks, dict(zip(STAGES, (self._durations * 1e3).tolist())),
+                       events, overlay)
 
 
 class Session:
@@ -180,12 +197,14 @@ class Session:
     """
 
     def __init__(self, backend: Backend, k: int = TOPK, tracker: TrackerSource = None,
-                 keep_times: int | None = RUN_KEEP, name: str = "session", fps: float | None = None) -> None:
+                 keep_times: int | None = RUN_KEEP, name: str = "session", fps: float | None = None,
+                 shapes: tuple[Shape, ...] = ()) -> None:
         if backend.meta.batch not in (0, 1):
             raise CtrtError(f"this model has a fixed batch of {backend.meta.batch}; one stream needs batch 1 "
                             "(export it with batch 1 or a dynamic batch)")
         self.backend, self.name, self.fps = backend, name, fps
-        self.stream = StreamState(backend.meta, k, tracker, keep_times)
+        counter = Counter(shapes, name, lambda: self.fps) if shapes else None
+        self.stream = StreamState(backend.meta, k, tracker, keep_times, counter)
         self._last_timestamp: float | None = None
 
     @property
@@ -197,6 +216,13 @@ class Session:
     def times(self) -> StageTimes:
         """Every frame's stage times so far (the last ``keep_times`` of them)."""
         return self.stream.times
+
+    @property
+    def counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Each line's crossings by direction (in, out) and zone's enters and leaves, by class name, so far; and
+        ``occupancy``: who is in each zone now. Empty without lines or zones."""
+        counter = self.stream.counter
+        return {} if counter is None else counter.totals()
 
     def reset(self) -> None:
         """Forget every track and the previous frame: the next frame starts the stream anew (a scene cut)."""

@@ -40,6 +40,7 @@ class StreamReport:
     behind: bool = False  # tracked at less than BEHIND_SHARE of the camera's rate (said once, in a warning)
     error: str | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)  # mean per frame
+    counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # Session.counts' form, if it counts
     # ms from capture (live) or from being taken (files) to tracks, latest frames only (a run may last months)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES), repr=False)
 

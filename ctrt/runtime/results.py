@@ -12,28 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..classes import class_name
 from .detections import Detections
 
 if TYPE_CHECKING:
     import supervision
 
-# COCO's 80 class names in CenterTrack's order (class 1 is "person"), for display and supervision's ``data``.
-COCO_NAMES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
-    "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard",
-    "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
-    "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet",
-    "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)
-
-
-def class_name(cls: int) -> str:
-    """The name of a 1-based CenterTrack class (COCO's), or its number for a model with other classes."""
-    return COCO_NAMES[cls - 1] if 1 <= cls <= len(COCO_NAMES) else str(cls)
-
+    from ..counting.counter import CountEvent, Overlay
 
 @dataclass
 class Results:
@@ -52,6 +37,8 @@ class Results:
     frame: np.ndarray  # the original image (BGR, as the source gave it)
     tracks: Detections
     speed_ms: dict[str, float] = field(default_factory=dict)  # per stage: preprocess, pre_hm, infer, decode, track
+    events: list[CountEvent] | None = None  # this frame's crossings, enters and leaves; None: the stream counts nothing
+    overlay: Overlay | None = field(default=None, repr=False)  # its lines and zones with their totals, for plot()
 
     @property
     def boxes(self) -> np.ndarray:
@@ -98,11 +85,13 @@ class Results:
 
     def __getitem__(self, index: np.ndarray | slice) -> Results:
         """The tracks a boolean mask (or slice) picks, on the same frame."""
-        return Results(self.stream, self.index, self.frame, self.tracks[index], self.speed_ms)
+        return Results(self.stream, self.index, self.frame, self.tracks[index], self.speed_ms, self.events,
+                       self.overlay)
 
     def to_json(self) -> str:
         """The JSON-lines record ``--save-json`` writes for this frame (without the newline): CenterTrack's
-        result fields for every track held, ``shown`` saying which are reported."""
+        result fields for every track held, ``shown`` saying which are reported; with lines or zones, ``events``
+        (``CountEvent.to_dict``)."""
         t = self.tracks
         results = [
             {"score": s, "class": c, "ct": ct, "tracking": tr, "bbox": box, "tracking_id": tid, "age": age,
@@ -111,7 +100,10 @@ class Results:
                 t.scores.tolist(), t.classes.tolist(), t.centers.tolist(), t.tracking.tolist(), t.boxes.tolist(),
                 t.ids.tolist(), t.ages.tolist(), t.active.tolist(), t.shown.tolist())
         ]
-        return json.dumps({"frame": self.index + 1, "results": results})
+        record: dict[str, object] = {"frame": self.index + 1, "results": results}
+        if self.events is not None:
+            record["events"] = [e.to_dict() for e in self.events]
+        return json.dumps(record)
 
     def to_mot(self) -> str:
         """The MOTChallenge rows ``--save-mot`` writes for this frame, ``frame,id,x,y,w,h,score,-1,-1,-1`` (1-based
@@ -119,10 +111,11 @@ class Results:
         return mot_rows(self.index, self.tracks)
 
     def plot(self) -> np.ndarray:
-        """The annotated image ``--save-video`` writes: boxes and ids of the reported tracks on a copy."""
+        """The annotated image ``--save-video`` writes: boxes and ids of the reported tracks on a copy, and the
+        stream's counting lines and zones with their totals."""
         from .annotate import annotate
 
-        return annotate(self.frame, self.tracks)
+        return annotate(self.frame, self.tracks, self.overlay)
 
     def to_supervision(self) -> supervision.Detections:
         """The reported tracks as a ``supervision.Detections`` (``pip install supervision``): ``tracker_id``,

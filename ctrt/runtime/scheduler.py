@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..counting.counter import Counter
+from ..counting.shapes import Shape
 from ..errors import CtrtError, Interrupted
 from ..shutdown import signals_held
 from .backends.base import Backend
@@ -42,6 +45,8 @@ class Stream:
     sinks: list[Sink]
     policy: str  # "latest" or "none"
     tracker: TrackerSource = None  # this stream's own, else the run's
+    shapes: tuple[Shape, ...] = ()  # the lines and zones it counts with
+    counts_file: Path | None = None  # their totals kept across restarts (a service's)
 
 
 
@@ -58,6 +63,8 @@ class _Live:
         self.stream, self.state = stream, state
         self.reader = FrameReader(stream.source, stream.policy, arrived)
         self.report = StreamReport(stream.name)
+        if state.counter is not None:
+            self.report.counts = state.counter.totals()
         self.frame: np.ndarray | None = None  # the frame in flight, for the sinks
         self.number = 0  # the source's number of the frame in flight (frames read, dropped ones too)
         self.gap = 1  # camera frames between the previous frame tracked and the one in flight
@@ -73,6 +80,8 @@ class _Live:
             sink.close()
         self.reader.join()
         self.stream.source.close()
+        if self.state.counter is not None:
+            self.state.counter.close()
         self.refresh()
         s = self.report
         s.stage_ms = self.state.times.mean() if self.state.times.count else {}
@@ -167,6 +176,12 @@ HEARTBEAT_S = 0.5  # how often the loop refreshes every stream's report and call
 BEHIND_SHARE, BEHIND_AFTER_S = 0.5, 10.0
 
 
+def _counter(stream: Stream) -> Counter | None:
+    """The stream's counting, if it has lines or zones; dwell times at its source's rate (known once it opens)."""
+    source = stream.source
+    return Counter(stream.shapes, stream.name, lambda: source.fps, store=stream.counts_file) if stream.shapes else None
+
+
 def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int = TOPK,
              tracker: TrackerConfig | None = None, max_frames: int | None = None,
              overlap: bool = True, heartbeat: Callable[[], None] | None = None) -> Iterator[Results]:
@@ -178,7 +193,8 @@ def schedule(backend: Backend, streams: list[Stream], report: RunReport, k: int 
     camera gives a frame: the loop is alive even when every camera is away."""
     meta = backend.meta
     arrived = threading.Event()  # set by any reader with a new frame
-    lives = [_Live(stream, StreamState(meta, k, stream.tracker or tracker), arrived) for stream in streams]
+    lives = [_Live(stream, StreamState(meta, k, stream.tracker or tracker, counter=_counter(stream)), arrived)
+             for stream in streams]
     count = lanes_for(len(lives), meta.batch, overlap)
     lanes = [_Lane(lives[i::count], backend) for i in range(count) if lives[i::count]]
     report.streams = [live.report for live in lives]
@@ -252,6 +268,8 @@ def _track_batch(lane: _Lane, max_frames: int | None) -> Iterator[Results]:
         tracks = live.state.track_heads({name: value[slot] for name, value in outputs.items()}, infer_s, live.gap)
         assert live.frame is not None
         results = live.state.results(live.stream.name, live.frame, tracks)
+        if results.events and live.state.counter is not None:
+            live.report.counts = live.state.counter.totals()
         with signals_held():  # a stop signal waits until every sink of this stream has this frame
             _write(live.stream.sinks, results)
             live.report.frames += 1

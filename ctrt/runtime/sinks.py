@@ -131,6 +131,7 @@ class VideoSink:
     """
 
     HOLD_LIMIT_S = 10.0
+    RESERVE_BYTES = 1 << 20  # left free for the file's index and the writer's buffer, written when it is closed
 
     def __init__(self, path: Path, fps: float, segment_s: float | None = None, wall: bool = False) -> None:
         self.path, self.fps, self.wall = path, fps, wall
@@ -144,6 +145,7 @@ class VideoSink:
         self._writer: cv2.VideoWriter | None = None
         self._writing: Path | None = None  # the file the writer writes (a partial name for an .mp4)
         self._frames = 0  # in the file being written
+        self.tracked = 0  # frames given to write(), over every segment
         self._canvas: np.ndarray | None = None  # the video's size, for frames of another size
         self._warned = False
 
@@ -187,13 +189,31 @@ class VideoSink:
         if self._writer is None or due:
             self._begin(results.frame, now)
         assert self._writer is not None and self._canvas is not None
+        self._make_room(results.frame)
         image = results.plot()
         if image.shape != self._canvas.shape:
             image = self._letterbox(image, results.index)
         self._writer.write(image)
         self._frames += 1
+        self.tracked += 1
         if self._held is not None:
             np.copyto(self._held, image)
+
+    def _make_room(self, frame: np.ndarray, count: int = 1) -> None:
+        """Refuse ``count`` more frames while the disk cannot take them: OpenCV's writer loses frames on a full disk
+        without a word, so the file is closed readable and the frame refused (the text files take it back)."""
+        assert self._writing is not None
+        written = self._writing.stat().st_size if self._frames else 0
+        per_frame = 2 * written / self._frames if written else frame.nbytes  # the first: at most its raw size
+        disk = os.statvfs(self._writing.parent)
+        if disk.f_bavail * disk.f_frsize < self.RESERVE_BYTES + count * per_frame:
+            kept, dest = self._frames, self.paths[-1]
+            self._finalise()
+            if not kept:  # a segment just begun: no file of no frames is left
+                dest.unlink(missing_ok=True)
+                self.paths.pop()
+            raise CtrtError(f"cannot write {dest}: no space left on device; the video keeps the {self.tracked} "
+                            "complete frames written before")
 
     def _hold(self, now: float) -> None:
         """The last frame stays on screen for every frame time that has ended by ``now``."""
@@ -202,6 +222,8 @@ class VideoSink:
         if behind > self.HOLD_LIMIT_S * self.fps:
             self._begun = now - self._frames / self.fps  # the pause is left out of the video
             return
+        if behind > 0:
+            self._make_room(self._held, behind + 1)
         for _ in range(behind):
             self._writer.write(self._held)
             self._frames += 1

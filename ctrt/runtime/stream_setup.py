@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..counting.shapes import Shape
 from ..errors import CtrtError
 from ..inputs import read_text
 from ..options import default
@@ -83,6 +84,14 @@ class StreamPlan:
     save_dir: Path | None = None  # <stem>.mp4, .txt and .jsonl there
     publish: bool = True  # its events to the run's broker, when it has one
     stem: str = ""  # its files' name under save_dir (the stream's name, or a dated one); "" is the name
+    shapes: tuple[Shape, ...] = ()  # the lines and zones it counts with
+
+    @property
+    def counts_file(self) -> Path | None:
+        """Where a service keeps the totals of its lines and zones across restarts: beside its dated recordings."""
+        if self.shapes and self.save_dir is not None and self.stem:
+            return self.save_dir / self.name / "counts.json"
+        return None
 
     @property
     def files(self) -> tuple[Path, Path, Path] | None:
@@ -107,7 +116,7 @@ def open_streams(plans: list[StreamPlan], sinks_for: Callable[[StreamPlan, Frame
             failures.append(f"{plan.name}: {exc}")
             continue
         streams.append(Stream(plan.name, source, sinks_for(plan, source), drop_policy(plan.drop, source.live),
-                              plan.tracker))
+                              plan.tracker, plan.shapes, plan.counts_file))
     if not streams:
         raise CtrtError("no source could be opened: " + "; ".join(failures))
     for failure in failures:

@@ -11,6 +11,11 @@ Schema ``ctrt.event/1`` (topic ``PREFIX/<camera>/events``)::
      "label": "person", "score": 0.83, "box": [x1, y1, x2, y2], "age": 1, "frame": 120, "time": 1765090000.125,
      "first_seen": {"frame": 96, "time": ...}, "last_seen": {"frame": 120, "time": ...}}
 
+A camera that counts also sends its ``Results.events`` on the same topic, in the same sequence: ``cross`` (``line``,
+``direction`` in or out), ``enter`` and ``leave`` (``zone``; ``dwell_s`` on a leave), each with ``id``, ``class``,
+``label``, ``frame``, ``time`` and ``counts``: that line's or zone's running totals by class name (and a zone's
+``occupancy``), so a consumer that joins late, or a service restarted, knows the totals from one message.
+
 ``box`` is in source pixels, ``frame`` counts the camera's frames from 1 (as the JSON lines and MOT files do),
 ``time`` is the wall clock (seconds since the epoch) when the frame was tracked. ``end`` repeats the track's last
 reported box and score. Schema ``ctrt.frame/1`` (topic ``PREFIX/<camera>/frames``): ``{"schema", "camera", "seq",
@@ -26,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..options import default
-from ..runtime.results import Results, class_name
+from ..classes import class_name
+from ..runtime.results import Results
 
 EVENT_SCHEMA = "ctrt.event/1"
 FRAME_SCHEMA = "ctrt.frame/1"
@@ -86,6 +92,12 @@ class TrackEvents:
             if now - track.last_sent >= self.interval:
                 track.last_sent = now
                 out.append(self._event("update", track, now))
+        for event in results.events or ():
+            body = event.to_dict()
+            name = body.pop("name")
+            out.append(self._message("events", {**body, "line" if event.event == "cross" else "zone": name,
+                                                "label": class_name(event.cls), "frame": self.frame, "time": now,
+                                                "counts": event.totals}))
         if self.frames:  # the JSON-lines record as it is, inside the envelope
             self.seq["frames"] += 1
             head = json.dumps({"schema": FRAME_SCHEMA, "camera": self.camera, "seq": self.seq["frames"], "time": now})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..counting.shapes import Shape, shapes_for
 from ..errors import CtrtError
 from ..inputs import MiB, read_text, regular_file
 from ..options import OPTIONS, default, site_keys
@@ -34,10 +35,12 @@ KeyTypes = dict[str, "type | tuple[type, ...]"]
 MODEL_KEYS: KeyTypes = {"path": str, **site_keys("model")}
 TRACKER_KEYS: KeyTypes = site_keys("tracker")
 OUTPUT_KEYS: KeyTypes = site_keys("outputs")
-CAMERA_KEYS: KeyTypes = {"name": str, "source": str, "tracker": dict, "outputs": dict, **site_keys("camera")}
+CAMERA_KEYS: KeyTypes = {"name": str, "source": str, "tracker": dict, "outputs": dict, "lines": list, "zones": list,
+                         **site_keys("camera")}
 CAMERA_OUTPUT_KEYS: KeyTypes = {"save": bool, "publish": bool}  # this camera in the site's outputs
 SECTIONS = {"model": MODEL_KEYS, "tracker": TRACKER_KEYS, "outputs": OUTPUT_KEYS, "camera": CAMERA_KEYS}
-TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table",
+              list: "a list"}
 # The option each key of a section is, by its site key ("model.topk" -> topk).
 SITE_LIMIT = MiB  # a site file of a hundred cameras is a few KiB
 SECRET_LIMIT = 64 * 1024  # a token or password; a CA bundle is read by ssl, after the same check
@@ -53,6 +56,7 @@ class Camera:
     tracker: dict[str, Any] = field(default_factory=dict)  # overrides of the site's [tracker]
     save: bool = True  # files in the site's save_dir
     publish: bool = True  # events to the site's broker
+    shapes: tuple[Shape, ...] = ()  # its counting lines and zones
 
 
 @dataclass
@@ -154,8 +158,12 @@ def _camera(path: Path, index: int, table: Any, base: Path) -> Camera:
         source = str(resolved)
     tracker = _typed(path, f"{where}.tracker", dict(table.get("tracker", {})), TRACKER_KEYS, "tracker")
     outputs = _typed(path, f"{where}.outputs", dict(table.get("outputs", {})), CAMERA_OUTPUT_KEYS)
+    try:
+        shapes = shapes_for(name, table.get("lines"), table.get("zones"))
+    except CtrtError as exc:
+        raise CtrtError(f"{path}: {where}: {exc}", option=exc.option) from None
     return Camera(name, source, table.get("drop"), table.get("reconnects", default("reconnects")), tracker,
-                  outputs.get("save", True), outputs.get("publish", True))
+                  outputs.get("save", True), outputs.get("publish", True), shapes)
 
 
 def read_site_file(path: Path) -> SiteFile:

@@ -1,5 +1,6 @@
-"""The Prometheus text of ``/metrics``: per camera frames, drops, skips, reconnects, FPS, active tracks, latency
-and stage times; the MQTT publisher's counters when the run publishes."""
+"""The Prometheus text of ``/metrics``: per camera frames, drops, skips, reconnects, FPS, active tracks, latency,
+stage times, state and counts (lines by direction and class, zones' enters, leaves and occupancy); the MQTT
+publisher's counters when the run publishes."""
 
 from __future__ import annotations
 
@@ -78,6 +79,23 @@ def metrics_text(report: RunReport, cameras: Mapping[str, CameraCounters], stale
                 down.add_metric([stream.name], stream.down_s)
                 behind.add_metric([stream.name], float(stream.behind))
             yield from (up, state, since, down, behind)
+            crossed = CounterMetricFamily("ctrt_line_crossings", "tracks that crossed a counting line",
+                                          labels=["camera", "line", "direction", "class"])
+            zoned = CounterMetricFamily("ctrt_zone_events", "tracks that entered or left a counting zone",
+                                        labels=["camera", "zone", "event", "class"])
+            inside = GaugeMetricFamily("ctrt_zone_occupancy", "tracks in a counting zone now",
+                                       labels=["camera", "zone", "class"])
+            for stream in report.streams:
+                for shape, kinds in stream.counts.items():
+                    for kind, per_class in kinds.items():
+                        for cls, count in per_class.items():
+                            if kind in ("in", "out"):
+                                crossed.add_metric([stream.name, shape, kind, cls], count)
+                            elif kind == "occupancy":
+                                inside.add_metric([stream.name, shape, cls], count)
+                            else:
+                                zoned.add_metric([stream.name, shape, kind, cls], count)
+            yield from (crossed, zoned, inside)
             if publisher is not None:
                 published = publisher.report
                 for name, value, text in (("sent", published.sent, "messages acknowledged by the broker"),

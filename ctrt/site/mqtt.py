@@ -317,7 +317,8 @@ class PublishSink:
 
     def write(self, results: Results) -> None:
         rows = np.arange(len(results.tracks))  # a copy: the tracker goes on with its arrays
-        self.publisher.offer(self.camera, Results(results.stream, results.index, _NO_FRAME, results.tracks[rows]))
+        self.publisher.offer(self.camera, Results(results.stream, results.index, _NO_FRAME, results.tracks[rows],
+                                                  events=results.events))
 
     def close(self) -> None:
         self.publisher.offer(self.camera, None)
