@@ -132,7 +132,8 @@ class Counter:
         margin = MARGIN * float(np.hypot(width, height))
         if self.lines:
             ends = np.stack([in_pixels(s, width, height, self.camera) for s in self.lines])  # [L, 2, 2]
-            (self._ax, self._ay), (self._dx, self._dy) = ends[:, 0].T, (ends[:, 1] - ends[:, 0]).T
+            (self._ax, self._ay), (self._bx, self._by) = ends[:, 0].T, ends[:, 1].T
+            self._dx, self._dy = self._bx - self._ax, self._by - self._ay
             length = np.hypot(self._dx, self._dy)
             # How far clear of the line a point must be, times the line's length (the cross products' scale); on
             # each side at most half the room the frame leaves there, so a line near an edge still counts.
@@ -218,19 +219,21 @@ class Counter:
         ax, ay, dx, dy = self._ax, self._ay, self._dx, self._dy
         o_now = dx * (py - ay) - dy * (px - ax)  # > 0: right of the line as drawn (its in side); x its length
         o_before = dx * (by - ay) - dy * (bx - ax)
-        sx, sy = px - bx, py - by
-        # The step from before to now crosses the segment: its ends on either side of the line, and the line's
-        # ends on either side of the step.
-        hit = (o_now * o_before <= 0) & ((sx * (ay - by) - sy * (ax - bx)) * (sx * (ay + dy - by) - sy * (ax + dx - bx))
-                                         <= 0) & ((o_now != 0) | (o_before != 0)) & (self._seen[rows] >= 0)[:, None]
+        # The step from before to now crosses the segment: its ends on either side of the line (rare: only then
+        # is the rest worked out), and the line's ends on either side of the step.
+        hit = (o_now * o_before <= 0) & ((o_now != 0) | (o_before != 0))
+        if hit.any():
+            sx, sy = px - bx, py - by
+            hit &= ((sx * (ay - by) - sy * (ax - bx)) * (sx * (self._by - by) - sy * (self._bx - bx)) <= 0) \
+                & (self._seen[rows] >= 0)[:, None]
         current = (o_now >= self._reach_pos).view(np.int8) - (o_now <= -self._reach_neg).view(np.int8)
-        side, pending = self._side[rows], self._pending[rows]
-        unknown = side == 0
-        away = ~unknown & (current != 0) & (current != side)
-        home = ~unknown & (current == side)
-        crossed = (self._crossed[rows] | hit) & ~(home | unknown)  # back where it was: that attempt is over
-        pending = np.where(away, pending + 1, 0).astype(np.int16)
-        side = np.where(unknown, current, side)  # a new track's first side clear of the line counts nothing
+        side = self._side[rows]
+        turn = current * side  # < 0: clear of the line on the far side; > 0: back home; 0: on it, or no side yet
+        away = turn < 0
+        # Back where it was confirmed (or no side yet): that attempt is over.
+        crossed = (self._crossed[rows] | hit) & (turn <= 0) & (side != 0)
+        pending = (self._pending[rows] + 1) * away
+        side = side + current * (side == 0)  # a new track's first side clear of the line counts nothing
         confirm = away & (pending >= self.min_frames)
         if confirm.any():
             counted = confirm & crossed
