@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .artifacts import sidecar_path
-from .counting.shapes import ShapeSpec, shapes_for
+from .counting.shapes import ShapeSpec, in_pixels, shapes_for
 from .errors import CtrtError
 from .options import OPTIONS, TRACKER_OPTIONS, check, default
 from .outputs import check_outputs
@@ -22,7 +22,7 @@ from .runtime.backends.registry import is_remote
 from .runtime.backends.triton_backend import parse_transport
 from .runtime.recordings import dated_stem
 from .runtime.sinks import VIDEO_SUFFIXES, segment_path
-from .runtime.sources import FrameSource, source_files
+from .runtime.sources import FrameSource, frame_size, source_files
 from .runtime.stream_setup import StreamPlan, check_stream_name, stream_names
 from .runtime.tracker import TrackerConfig
 from .runtime.tracker_protocol import TrackerSource, tracker_source
@@ -100,11 +100,23 @@ class RunPlan:
         return sorted({s.save_dir / s.name for s in self.streams if s.save_dir is not None and s.stem})
 
     def check_outputs(self, model: str | None = None) -> None:
-        """Refuse an output that could not be written or would replace an input (before anything is opened), and
-        without ``overwrite`` a file save_dir already holds under a name the run gives its own files."""
+        """Refuse an output that could not be written or would replace an input (before anything is opened),
+        without ``overwrite`` a file save_dir already holds under a name the run gives its own files, and a line
+        or zone in pixels outside a video's frames (a camera's are checked at its first frame)."""
         with self.site.blame(set(self.given)) if self.site is not None else nullcontext():
             check_outputs(self.outputs(), self.inputs(model))
             self._check_fixed_names()
+        from_site = self.site is not None and not {"lines", "zones"} & self.given
+        for stream in self.streams:
+            size = frame_size(stream.source) if stream.shapes and isinstance(stream.source, str) else None
+            if size is None:
+                continue
+            for shape in stream.shapes:
+                try:
+                    in_pixels(shape, *size, stream.name)
+                except CtrtError as exc:
+                    raise CtrtError(f"{self.site.path}: {exc}" if from_site and self.site else str(exc),
+                                    option=exc.option) from None
 
     def _check_fixed_names(self) -> None:
         if self.overwrite:

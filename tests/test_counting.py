@@ -235,6 +235,10 @@ def test_the_command_line_and_a_site_file_count_as_python_does(counted, demo_onn
     result = invoke("run", "--config", site, "--check")
     assert result.exit_code == 2 and f"{site}: camera[0]: d: line 'h:0,0.5': a line has 2 points, not 1" in \
         result.output.replace("\n", " "), result.output
+    site.write_text(site.read_text().replace('"h:0,0.5"', '"h:0,100,400,100"'))  # the video is 320x240
+    result = invoke("run", "--config", site, "--check", "--overwrite")
+    assert result.exit_code == 2 and f"{site}: d: line 'h': a point lies outside the 320x240 frame" in \
+        result.output.replace("\n", " "), result.output
 
 
 def test_python_refuses_bad_lines_naming_the_option(demo_onnx):

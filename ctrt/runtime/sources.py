@@ -71,6 +71,20 @@ def source_files(spec: str) -> list[Path]:
     return [path]
 
 
+def frame_size(spec: str) -> tuple[int, int] | None:
+    """The width and height of a video file's frames, read without decoding one; None for anything else (a camera,
+    a stream, an image folder) or a file OpenCV cannot tell."""
+    files = source_files(spec)
+    if len(files) != 1 or not files[0].is_file() or files[0].suffix.lower() in IMAGE_SUFFIXES:
+        return None
+    capture = cv2.VideoCapture(str(files[0]))
+    try:
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    return (width, height) if width > 0 and height > 0 else None
+
+
 BACKOFF_MAX_S = 8.0  # the longest wait between two reconnect attempts: a camera back is seen within it
 # A source's states, one at a time (``FrameSource.state``); "stale" (live but no frame lately) is judged by whoever
 # watches the time (the HTTP endpoint, ``CameraState``).
