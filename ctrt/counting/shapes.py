@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,27 +25,26 @@ MAX_NAME = 64
 
 
 @dataclass(frozen=True)
-class Line:
-    """A counting line: ``points`` its two ends; ``classes`` the 1-based classes counted (None: all)."""
-
+class _Shape:
     name: str
     points: tuple[tuple[float, float], ...]
-    anchor: str = "bottom"
-    classes: tuple[int, ...] | None = None
-
-    kind = "line"
+    anchor: str = "bottom"  # the point of a box that counts: "bottom" (centre) or "center"
+    classes: tuple[int, ...] | None = None  # the 1-based classes counted; None: all
+    kind: ClassVar[str] = ""
 
 
 @dataclass(frozen=True)
-class Zone:
-    """A counting zone: ``points`` its corners in order (a simple polygon); ``classes`` as for ``Line``."""
+class Line(_Shape):
+    """A counting line: ``points`` its two ends."""
 
-    name: str
-    points: tuple[tuple[float, float], ...]
-    anchor: str = "bottom"
-    classes: tuple[int, ...] | None = None
+    kind: ClassVar[str] = "line"
 
-    kind = "zone"
+
+@dataclass(frozen=True)
+class Zone(_Shape):
+    """A counting zone: ``points`` its corners in order (a simple polygon)."""
+
+    kind: ClassVar[str] = "zone"
 
 
 Shape = Line | Zone
