@@ -304,3 +304,35 @@ def test_a_restarted_service_goes_on_from_its_totals(counted, demo_onnx, tmp_pat
         for _ in run:
             pass
     assert (tmp_path / "out" / "d" / "counts.json.bad").read_text() == "{not json"
+
+
+def test_nwrmse_is_ai_citys_weighted_error_of_cumulative_counts():
+    from ctrt.eval.counting import nwrmse
+
+    # Cumulative counts at frames 10, 20, ..., 100: true 1,2,...,2,3; counted 1,3,...,3,4: off by one from the
+    # second segment on, weights 2/55 ... 10/55.
+    assert nwrmse([5, 15, 95], [5, 15, 16, 95], 100) == pytest.approx(1 - (54 / 55) ** 0.5 / 3)
+    assert nwrmse([5, 15, 95], [5, 15, 95], 100) == 1.0
+    assert nwrmse([5], [1, 2, 3, 4, 5, 6], 100) == 0.0  # the error exceeds the true count
+    assert nwrmse([], [], 100) == 1.0 and nwrmse([], [7], 100) is None
+
+
+def test_eval_counts_crossings_on_the_truth_and_on_each_tracker(tmp_path):
+    import json
+
+    from conftest import invoke
+
+    assert invoke("make-data", "pedestrians", tmp_path / "peds", "--count", "1", "--frames", "300",
+                  "--seed", "90").exit_code == 0
+    result = invoke("eval", "--tracker-only", "--mot", tmp_path / "peds", "--tracker", "centertrack", "--tracker",
+                    "robust", "--line", "mid:0.5,0.35,0.5,1", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    assert "counting, sequences combined" in result.output and "mid in" in result.output
+    counts = json.loads((tmp_path / "e.json").read_text())["counts"]
+    assert set(counts) == {"centertrack", "robust"}
+    rows = counts["robust"]["combined"]
+    assert set(rows) == {"mid in", "mid out"} and rows["mid in"]["true"] + rows["mid out"]["true"] > 5
+    for row in rows.values():
+        assert row["error"] == row["counted"] - row["true"] and 0 <= row["nwRMSE"] <= 1
+    result = invoke("eval", "--tracker-only", "--mot", tmp_path / "peds", "--line", "mid:0.5")
+    assert result.exit_code == 2 and "--mot: line 'mid:0.5': an odd count of coordinates" in result.output

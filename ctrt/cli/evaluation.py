@@ -73,10 +73,12 @@ def eval(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="every metric, per sequence and combined")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: metrics per model and per sequence")] = None,
     save_dir: Annotated[Optional[Path], typer.Option(help="--mot: a new folder for the tracker files, <entry>/data/<SEQ>.txt in MOTChallenge format")] = None,
+    line: Annotated[Optional[list[str]], typer.Option(help="--mot: NAME:X1,Y1,X2,Y2 (pixels, or fractions of the frame): count crossings with ctrt's rule on the ground truth and on each entry's tracks, scored per direction (error, AI City's nwRMSE); repeat")] = None,
 ) -> None:
     """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
     with pycocotools."""
     from ..api import load
+    from ..counting.shapes import shapes_for
     from ..eval.evaluate import at_strides, comparison, evaluate_mot, parse_classes, write_tracker_files
     from ..eval.plots import plot_eval
     from ..eval.mot import find_sequences
@@ -93,6 +95,8 @@ def eval(
         raise CtrtError("--offset-noise sets the noise of --tracker-only's detections; models make their own")
     if stride and not tracker_only:
         raise CtrtError("--stride plays a slower loop on --tracker-only's detections; a model tracks every frame")
+    if line and mot is None:
+        raise CtrtError("--line counts crossings on --mot sequences")
     if save_dir is not None and save_dir.exists():
         raise CtrtError(f"--save-dir {save_dir} exists; give a new folder")
     check_outputs({"--json": json_out, "--plot": plot_out, "--save-dir": save_dir},
@@ -109,17 +113,20 @@ def eval(
     assert mot is not None
     entries = at_strides(comparison(models, tracker, check("track_thresh", track_thresh)),
                          tuple(dict.fromkeys(stride or [1])))
+    lines = shapes_for("--mot", line) if line else ()
     sequences = find_sequences(mot)
     noise = DetectionNoise() if offset_noise is None else DetectionNoise(offset_noise_px=offset_noise)
     with console.status("evaluating") as status:
         result = evaluate_mot(sequences, entries, open_model, check("topk", k), parse_classes(classes), noise=noise, seed=seed,
-                              progress=lambda text: status.update(escape(text)))
+                              progress=lambda text: status.update(escape(text)), lines=lines)
     _mot_tables(result, len(sequences))
+    if lines:
+        _count_table(result)
     data = {"schema": 1, "ctrt_version": __version__, "kind": "mot", "tracker_only": tracker_only,
             **({"detection_noise": asdict(noise), "noise_seed": seed} if tracker_only else {}),
             "sequences": result.sequences, "entries": [{"label": e.label, "model": e.model, "stride": e.stride,
                                                         "tracker": asdict(e.tracker)} for e in entries],
-            "scores": result.scores}
+            "scores": result.scores, **({"counts": result.counts} if lines else {})}
     if save_dir is not None:
         from ..outputs import atomic_folder
 
@@ -153,6 +160,20 @@ def _mot_tables(result: Any, sequences: int) -> None:
             per.add_row(escape(label), *[f"{scores[n]['IDF1']:.3f} / {scores[n]['MOTA']:.3f} / {scores[n]['HOTA']:.3f}"
                                           for n in result.sequences])
         console.print(per)
+
+
+def _count_table(result: Any) -> None:
+    table = titled("counting, sequences combined: true / counted (error), AI City nwRMSE")
+    table.add_column("")
+    keys = list(result.counts[result.labels[0]]["combined"])
+    for key in keys:
+        table.add_column(escape(key), justify="right")
+    for label in result.labels:
+        rows = result.counts[label]["combined"]
+        table.add_row(escape(label), *[
+            f"{rows[k]['true']} / {rows[k]['counted']} ({rows[k]['error']:+d}), "
+            + (f"{rows[k]['nwRMSE']:.3f}" if rows[k]["nwRMSE"] is not None else "-") for k in keys])
+    console.print(table)
 
 
 def _eval_coco(models: list[str], coco: Path, images: Optional[Path], max_images: Optional[int], k: int,

@@ -10,17 +10,19 @@ from __future__ import annotations
 import tempfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CtrtError
 from ..api import Model
+from ..counting.shapes import Shape
 from ..runtime.detections import Detections
 from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
 from ..runtime.tracker import TRACK_THRESH, Tracker, TrackerConfig, parse_tracker
+from .counting import combined, count_scores, crossings, frame_size, mot_table, truth_table
 from .mot import Sequence, read_ground_truth, strided_sequences
 from .scores import score
 from .synthetic import DetectionNoise
@@ -45,6 +47,8 @@ class MotEvaluation:
     sequences: list[str]
     scores: dict[str, dict[str, dict[str, float]]]  # label -> sequence or "combined" -> metric
     files: dict[str, dict[str, str]]  # label -> sequence -> tracker file text (MOTChallenge format)
+    # with lines: label -> sequence or "combined" -> "<line> <direction>" -> true, counted, error, nwRMSE ...
+    counts: dict[str, dict[str, dict[str, dict]]] = field(default_factory=dict)
 
 
 def comparison(models: list[str], trackers: list[str] | None, track_thresh: float = TRACK_THRESH) -> list[Entry]:
@@ -127,10 +131,13 @@ def write_tracker_files(folder: Path, entries: list[Entry], files: dict[str, dic
 
 def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Model],
                  k: int = 100, classes: np.ndarray | None = None, noise: DetectionNoise | None = None,
-                 seed: int = 0, progress: Callable[[str], None] = lambda _: None) -> MotEvaluation:
-    """Every entry on every sequence (at its stride), scored by TrackEval."""
+                 seed: int = 0, progress: Callable[[str], None] = lambda _: None,
+                 lines: tuple[Shape, ...] = ()) -> MotEvaluation:
+    """Every entry on every sequence (at its stride), scored by TrackEval; with ``lines``, their counts too."""
     files: dict[str, dict[str, str]] = {}
     scores: dict[str, dict[str, dict[str, float]]] = {}
+    counts: dict[str, dict[str, dict[str, dict]]] = {}
+    sizes = {sequence.name: frame_size(sequence, lines) for sequence in sequences} if lines else {}
     with tempfile.TemporaryDirectory(prefix="ctrt-eval-") as tmp:
         for stride in sorted({entry.stride for entry in entries}):
             group = [entry for entry in entries if entry.stride == stride]
@@ -141,7 +148,15 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
             write_tracker_files(folder, group, done)
             scores.update(score(played, folder, [entry.label for entry in group]))
             files.update(done)
-    return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files)
+            if lines:
+                progress("counting")
+                truth = {s.name: crossings(truth_table(s), s.length, lines, sizes[s.name], stride) for s in played}
+                for entry in group:
+                    per = {s.name: count_scores(truth[s.name], crossings(mot_table(done[entry.label][s.name]),
+                                                                         s.length, lines, sizes[s.name], stride),
+                                                s.length) for s in played}
+                    counts[entry.label] = {**per, "combined": combined(per)}
+    return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files, counts)
 
 
 def _evaluate_entries(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Model], k: int,

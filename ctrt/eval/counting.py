@@ -1,0 +1,113 @@
+"""Counting accuracy: the counting rule (``ctrt.counting``) applied to the ground truth's boxes and to a tracker's,
+line by line and direction by direction, scored as the AI City Challenge 2021 (Track 1) scores vehicle counts.
+
+nwRMSE: the video cut into ``SEGMENTS`` equal parts, the cumulative counts at the end of each part compared,
+weighted by the part's index (later parts weigh more: wRMSE = sqrt(sum_i w_i (counted_i - true_i)^2), w_i = i /
+sum(1..k)); nwRMSE = 1 - wRMSE / true count, 0 when wRMSE exceeds it. A combined score weighs each line and
+direction by its true count, as the challenge does.
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+from collections.abc import Sequence as Seq
+
+import numpy as np
+
+from ..counting.counter import Counter
+from ..counting.shapes import Shape
+from ..errors import CtrtError
+from ..runtime.detections import Detections
+from .mot import Sequence, read_ground_truth
+
+SEGMENTS = 10
+PEOPLE = (1, 2, 7)  # gt classes counted: pedestrian, person on vehicle, static person
+
+
+def frame_size(sequence: Sequence, shapes: Seq[Shape]) -> tuple[int, int]:
+    """The sequence's frame size from its seqinfo.ini (imWidth, imHeight), which lines in fractions need."""
+    info = sequence.folder / "seqinfo.ini"
+    parser = configparser.ConfigParser()
+    if info.is_file():
+        parser.read(info)
+        width, height = parser.getint("Sequence", "imWidth", fallback=0), parser.getint("Sequence", "imHeight",
+                                                                                         fallback=0)
+        if width > 0 and height > 0:
+            return width, height
+    points = np.array([point for shape in shapes for point in shape.points])
+    if (points <= 1).all():
+        raise CtrtError(f"{sequence.folder}: a line in fractions of the frame needs imWidth and imHeight in "
+                        "seqinfo.ini; give it in pixels")
+    return int(points[:, 0].max()) + 1, int(points[:, 1].max()) + 1
+
+
+def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[int, int],
+              gap: int = 1) -> dict[str, list[int]]:
+    """``"<line> <direction>"`` -> the frames (from 1) of each crossing the rule counts in a MOTChallenge table
+    (frame, id, x, y, w, h, ...), every row a reported track."""
+    counter = Counter(shapes, "eval")
+    found: dict[str, list[int]] = {f"{s.name} {d}": [] for s in shapes for d in ("in", "out")}
+    order = np.argsort(table[:, 0], kind="stable")
+    table = table[order]
+    starts = np.searchsorted(table[:, 0], np.arange(1, length + 2))
+    for frame in range(1, length + 1):
+        rows = table[starts[frame - 1]:starts[frame]]
+        boxes = np.concatenate([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]], axis=1).astype(np.float32)
+        n = len(rows)
+        tracks = Detections.create(boxes, np.ones(n, np.float32), np.ones(n, np.int32),
+                                   np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32))
+        tracks.ids[:] = rows[:, 1]
+        for event in counter.update(tracks, (size[1], size[0], 3), gap):
+            found[f"{event.name} {event.direction}"].append(frame)
+    return found
+
+
+def truth_table(sequence: Sequence) -> np.ndarray:
+    table = read_ground_truth(sequence.gt_file).table
+    return table[np.isin(table[:, 7], PEOPLE)]
+
+
+def mot_table(text: str) -> np.ndarray:
+    """A tracker file's rows (frame, id, x, y, w, h, score, ...) as a table."""
+    rows = [[float(v) for v in line.split(",")[:6]] for line in text.splitlines() if line.strip()]
+    return np.array(rows, np.float64).reshape(-1, 6)
+
+
+def nwrmse(true_frames: Seq[int], counted_frames: Seq[int], length: int, segments: int = SEGMENTS) -> float | None:
+    """AI City's normalised weighted RMSE of cumulative counts over ``segments`` equal parts; None with no true
+    crossing (1.0 if none was counted either)."""
+    ends = np.ceil(np.arange(1, segments + 1) * length / segments)
+    truth = np.searchsorted(np.sort(true_frames), ends, side="right")
+    counted = np.searchsorted(np.sort(counted_frames), ends, side="right")
+    weights = np.arange(1, segments + 1) / (segments * (segments + 1) / 2)
+    error = math.sqrt(float((weights * (counted - truth) ** 2).sum()))
+    total = int(truth[-1])
+    if total == 0:
+        return 1.0 if error == 0 else None
+    return 1.0 - error / total if error <= total else 0.0
+
+
+def count_scores(truth: dict[str, list[int]], counted: dict[str, list[int]], length: int) -> dict[str, dict]:
+    """Per ``"<line> <direction>"``: true, counted, error (counted - true), relative error, nwRMSE."""
+    out = {}
+    for key, frames in truth.items():
+        got = counted.get(key, [])
+        out[key] = {"true": len(frames), "counted": len(got), "error": len(got) - len(frames),
+                    "relative_error": (len(got) - len(frames)) / len(frames) if frames else None,
+                    "nwRMSE": nwrmse(frames, got, length)}
+    return out
+
+
+def combined(per_sequence: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Every sequence's rows summed per line and direction; nwRMSE weighted by true counts (AI City's overall)."""
+    keys = sorted({key for rows in per_sequence.values() for key in rows})
+    out = {}
+    for key in keys:
+        rows = [rows[key] for rows in per_sequence.values() if key in rows]
+        true, counted = sum(r["true"] for r in rows), sum(r["counted"] for r in rows)
+        weighted = [(r["true"], r["nwRMSE"]) for r in rows if r["true"] and r["nwRMSE"] is not None]
+        out[key] = {"true": true, "counted": counted, "error": counted - true,
+                    "relative_error": (counted - true) / true if true else None,
+                    "nwRMSE": sum(w * s for w, s in weighted) / sum(w for w, _ in weighted) if weighted else None}
+    return out
