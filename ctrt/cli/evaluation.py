@@ -38,7 +38,8 @@ def make_data(
         make_dataset(kind, output, count, frames, parse_frame_size(size, "size"), seed)
     console.print(f"wrote {escape(str(output))}", soft_wrap=True)
     if kind == "pedestrians":
-        next_steps(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust")
+        next_steps(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust",
+                   f"ctrt eval --tracker-only --mot {output} --tracker robust --line street:0.6,0.38,0.6,1")
     elif kind == "demo-mot":
         next_steps(f"ctrt eval export/demo_256x256.onnx --mot {output} --classes all")
     else:
