@@ -467,7 +467,7 @@ def test_full_disk_during_export_and_run(world, tmp_path):
         assert_one_error_line(result, "no space left on device; the video keeps the")
         lines = (disk / "t.jsonl").read_text().splitlines()
         segments = sorted(disk.glob("v-*.avi"))
-        assert 25 < len(lines) < 200 and sum(read_back(s) for s in segments) == len(lines)
+        assert len(segments) >= 2 and len(lines) < 200 and sum(read_back(s) for s in segments) == len(lines)
         assert all(read_back(s) for s in segments) and sorted(p.name for p in disk.iterdir()) == \
             sorted(["t.jsonl", *(s.name for s in segments)])  # no empty segment, no partial file
 
