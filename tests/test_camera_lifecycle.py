@@ -1,6 +1,6 @@
 """Every camera has a lifecycle: down at the start it joins when it comes up; lost mid-run it is reconnected for as
 long as the run lasts, its tracks end and it starts anew with fresh ids; the other cameras lose nothing meanwhile;
-its state is in the report, /readyz, /metrics and systemd's STATUS."""
+its state is in the report, /readyz, /metrics, the MQTT status topic, systemd's STATUS and the live page."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import cv2
 import pytest
 
 import ctrt
-from ctrt.demo import DemoScene, make_demo_video
+from ctrt.demo import DemoScene
 from ctrt.runtime.sources import FrameSource
 
 
@@ -59,28 +59,6 @@ class _Capture:
 def model(demo_onnx):
     with ctrt.load(demo_onnx, device="cpu") as opened:
         yield opened
-
-
-def follow(run, camera: SwitchedCamera, door_frames: int, watch=lambda: None) -> dict:
-    """Drive the camera from the loop: off at the start, on after 5 door frames, off for 2 s after its 6th
-    frame, on again, and the run ended after 6 frames more. Returns what each stream gave."""
-    seen = {"door": [], "yard": []}
-    off_at = None
-    with run:
-        for r in run:
-            seen[r.stream].append(r)
-            watch()
-            yard = len(seen["yard"])
-            if r.stream == "door" and len(seen["door"]) == 5:
-                camera.on.set()
-            if yard == 6 and off_at is None:
-                camera.on.clear()
-                off_at = time.monotonic()
-            if off_at is not None and not camera.on.is_set() and time.monotonic() - off_at >= 2.0:
-                camera.on.set()
-            if yard >= 12:
-                break
-    return seen
 
 
 def test_a_lone_camera_that_is_lost_comes_back_too(model, tmp_path):
@@ -131,40 +109,6 @@ def test_reconnects_takes_forever_or_a_count_on_every_face(demo_onnx, tmp_path):
     assert result.exit_code == 2 and "--reconnects -2: give forever or 0 or more attempts" in result.output
 
 
-@pytest.mark.service
-def test_the_state_shows_in_readyz_metrics_and_systemd_status(model, tmp_path, monkeypatch):
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(tmp_path / "notify"))
-    listener.setblocking(False)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
-    video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=9)
-    camera = SwitchedCamera()
-    yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
-    run = model.track({"door": str(video), "yard": yard}, http=ctrt.HttpOptions("0", stale_after=5.0))
-    states, metrics = [], []
-
-    def watch() -> None:
-        yard_state = json.loads(get(run.http_url + "readyz"))["cameras"]["yard"]["state"]
-        if not states or states[-1] != yard_state:
-            states.append(yard_state)
-            metrics.append(get(run.http_url + "metrics").decode())
-
-    follow(run, camera, 400, watch)
-    assert states[:1] == ["reconnecting"] and "live" in states
-    assert states[states.index("live"):][:3] == ["live", "reconnecting", "live"]
-    down = next(m for s, m in zip(states, metrics) if s == "reconnecting")
-    assert 'ctrt_camera_up{camera="yard"} 0.0' in down and 'ctrt_camera_state{camera="yard",state="reconnecting"} 1.0' \
-        in down and 'ctrt_camera_up{camera="door"} 1.0' in down
-    notes = []
-    while True:
-        try:
-            notes.append(listener.recv(4096).decode())
-        except BlockingIOError:
-            break
-    ready = next(n for n in notes if "READY=1" in n)
-    assert "STATUS=1/2 cameras live; yard reconnecting" in ready  # ready while one camera is still away
-
-
 def get(url: str) -> bytes:
     """The body of a GET, whatever its status (/readyz answers 503 while a camera is away)."""
     try:
@@ -172,53 +116,6 @@ def get(url: str) -> bytes:
             return answer.read()
     except urllib.error.HTTPError as answer:
         return answer.read()
-
-
-@pytest.mark.service
-def test_a_camera_away_ends_its_tracks_on_mqtt_and_its_status_is_retained(model, tmp_path, monkeypatch):
-    import paho.mqtt.client as mqtt
-    from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto
-
-    assert have_mosquitto(), "Mosquitto is missing: make test installs it (apt-get install mosquitto)"
-    broker = Broker(tmp_path / "broker")
-    broker.start()
-    monkeypatch.setenv("CTRT_MQTT_USER", USER)
-    monkeypatch.setenv("CTRT_MQTT_PASSWORD", PASSWORD)
-    subscriber = Subscriber(broker, "site")
-    try:
-        video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=10)
-        camera = SwitchedCamera()
-        yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
-        run = model.track({"door": str(video), "yard": yard}, tracker="robust,min_hits=1",
-                          publish=f"mqtt://127.0.0.1:{broker.port}/site", publish_rate=0)
-        seen = follow(run, camera, 400)
-        time.sleep(0.5)
-        with subscriber.lock:
-            messages = list(subscriber.messages)
-        status = [(i, m["state"]) for i, (topic, m) in enumerate(messages) if topic == "site/yard/status"]
-        assert [s for _, s in status[:4]] == ["reconnecting", "live", "reconnecting", "live"], status
-        back = status[3][0]  # the message saying it is live again
-        before = {int(i) for r in seen["yard"][:5] for i in r.ids}
-        ends = [m["id"] for topic, m in messages[:back] if topic == "site/yard/events" and m["event"] == "end"]
-        # each track of before the loss ended once, while the camera was away
-        assert before and before <= set(ends) and len(ends) == len(set(ends))
-        # A client that connects later is told each camera's state at once (the status is retained).
-        late: list[str] = []
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="late")
-        client.username_pw_set(USER, PASSWORD)
-        client.on_connect = lambda c, *a: c.subscribe("site/+/status", qos=1)
-        client.on_message = lambda c, u, message: late.append(message.topic)
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len(set(late)) < 2:
-            time.sleep(0.05)
-        client.loop_stop()
-        client.disconnect()
-        assert set(late) == {"site/door/status", "site/yard/status"}
-    finally:
-        subscriber.close()
-        broker.stop()
 
 
 @pytest.mark.slow
@@ -241,84 +138,113 @@ class _Fast(_Capture):
         return 100.0 if prop == cv2.CAP_PROP_FPS else 0.0
 
 
+@pytest.mark.slow
+@pytest.mark.service
 @pytest.mark.browser
-def test_the_live_page_shows_a_camera_away_greyed_with_since_when(model, tmp_path):
+def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(model, tmp_path, monkeypatch):
+    """Two real MJPEG-over-HTTP cameras on loopback, read by OpenCV's FFmpeg, a real Mosquitto and Chromium. One
+    camera is off for the first 20 s and joins when switched on; switched off for a minute mid-run it comes back
+    with new ids. Meanwhile its state shows in /readyz, /metrics, the retained MQTT status topic, systemd's STATUS
+    and the live page, its tracks end once on MQTT while it is away, and the other camera loses no frame, its video
+    (10 s segments, cut by wall time) playing as long as the run lasted."""
     import re
     import shutil
     import subprocess
 
+    from mjpeg_camera import MjpegCamera
+    from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Chromium is missing: make test installs it (apt-get install chromium)"
-    video = make_demo_video(tmp_path / "door.avi", frames=400, size=(320, 240), seed=11)
-    camera = SwitchedCamera()  # off for the whole run
-    yard = FrameSource("0", backoff_s=0.1, capture_factory=camera.open)
-    dumped: list[str] = []
-    with model.track({"door": str(video), "yard": yard}, http="0") as run:
-        def dump() -> None:  # beside the run, as a person's browser is
-            dumped.append(subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                                          "--disable-background-networking", "--virtual-time-budget=3000",
-                                          "--dump-dom", run.http_url], capture_output=True, text=True,
-                                         timeout=60).stdout)
-
-        browser = threading.Thread(target=dump)
-        for r in run:
-            if r.index == 3:
-                browser.start()
-            if r.index > 3 and not browser.is_alive():
-                break
-        browser.join()
-    dom = dumped[0]
-    assert re.search(r'<figure id="tile-yard" class="away">', dom), dom[-2000:]
-    assert re.search(r'id="state-yard">reconnecting since \d\d:\d\d:\d\d, attempt \d+<', dom), dom[-2000:]
-    assert re.search(r'<figure id="tile-door" class="">', dom) and 'id="state-door">live<' in dom
-
-
-@pytest.mark.slow
-def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(model, tmp_path):
-    """Two real MJPEG-over-HTTP cameras on loopback, read by OpenCV's FFmpeg. One is off for the first 20 s and
-    joins when switched on; switched off for a minute mid-run, /readyz shows it away, then live again once it is
-    back, with new ids. The other loses no frame meanwhile, and its video, cut into 10 s segments by wall time,
-    plays as long as the run lasted."""
-    from mjpeg_camera import MjpegCamera
-
+    assert have_mosquitto(), "Mosquitto is missing: make test installs it (apt-get install mosquitto)"
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    monkeypatch.setenv("CTRT_MQTT_USER", USER)
+    monkeypatch.setenv("CTRT_MQTT_PASSWORD", PASSWORD)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    subscriber = Subscriber(broker, "site")
     net = MjpegCamera(fps=10)  # not started: its port refuses connections
     steady = MjpegCamera(fps=3, seed=8).start()
     states: list[str] = []
+    metrics: dict[str, str] = {}
     frames: dict[str, list] = {"steady": [], "net": []}
+    page: list[str] = []
     timers = [threading.Timer(20.0, net.start)]
     timers[0].start()
+    browser = None
     try:
         with model.track({"steady": steady.url, "net": net.url}, http="127.0.0.1:0", save_dir=tmp_path / "out",
-                         drop={"steady": "none"},
-                         segment=10, tracker="robust,min_hits=1") as run:
+                         drop={"steady": "none"}, segment=10, tracker="robust,min_hits=1",
+                         publish=f"mqtt://127.0.0.1:{broker.port}/site", publish_rate=0) as run:
             for r in run:
                 if not frames["steady"]:
                     began = time.monotonic()
                 frames[r.stream].append(r)
                 cameras = json.loads(get(run.http_url + "readyz"))["cameras"]
                 assert cameras["steady"]["state"] == "live"
-                if not states or states[-1] != cameras["net"]["state"]:
-                    states.append(cameras["net"]["state"])
+                state = cameras["net"]["state"]
+                if not states or states[-1] != state:
+                    states.append(state)
+                    metrics.setdefault(state, get(run.http_url + "metrics").decode())
                 if r.stream == "net" and len(frames["net"]) == 5:
                     net.stop()  # off for a minute while the other camera goes on
                     timers.append(threading.Timer(60.0, net.start))
                     timers[-1].start()
+                if browser is None and timers[1:] and state == "reconnecting":  # a person looks meanwhile
+                    browser = threading.Thread(target=lambda: page.append(subprocess.run(
+                        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--virtual-time-budget=3000", "--dump-dom", run.http_url], capture_output=True, text=True,
+                        timeout=60).stdout))
+                    browser.start()
                 if len(frames["net"]) >= 10 and run.report.streams[1].reconnects == 1:
                     break
             ended = time.monotonic()
+        if browser is not None:
+            browser.join()
+        time.sleep(0.5)
+        with subscriber.lock:
+            messages = list(subscriber.messages)
+        late = retained_statuses(broker)
     finally:
         for timer in timers:
             timer.cancel()
         net.stop()
         steady.stop()
+        subscriber.close()
+        broker.stop()
     steady_report, net_report = run.report.streams
-    assert states[0] == "reconnecting" and "live" in states  # down at the start, then joined
+    # /readyz: down at the start, joined, away, back; /metrics said so while it was away
+    assert states[0] == "reconnecting" and "live" in states
     away = states[states.index("live") + 1:]
-    assert away[-2:] == ["reconnecting", "live"] and set(away[:-2]) <= {"stale"}, states  # away, then back
+    assert away[-2:] == ["reconnecting", "live"] and set(away[:-2]) <= {"stale"}, states
     assert net_report.reconnects == 1 and 60 <= net_report.down_s and not net_report.lost
+    down = metrics["reconnecting"]
+    assert 'ctrt_camera_up{camera="net"} 0.0' in down and 'ctrt_camera_up{camera="steady"} 1.0' in down
+    assert 'ctrt_camera_state{camera="net",state="reconnecting"} 1.0' in down
+    # MQTT: the status topic follows the camera; each track of before the loss ended once while it was away
+    status = [(i, m["state"]) for i, (topic, m) in enumerate(messages) if topic == "site/net/status"]
+    assert [s for _, s in status[:4]] == ["reconnecting", "live", "reconnecting", "live"], status
     before = {int(i) for r in frames["net"][:5] for i in r.ids}
     after = {int(i) for r in frames["net"][-3:] for i in r.ids}
     assert before and after and min(after) > max(before)  # it started anew
+    ends = [m["id"] for topic, m in messages[:status[3][0]] if topic == "site/net/events" and m["event"] == "end"]
+    assert before <= set(ends) and len(ends) == len(set(ends))
+    assert late == {"site/net/status", "site/steady/status"}  # retained: a client that connects later is told
+    # systemd: ready while the camera was still away; the page: its tile greyed, since when
+    notes = []
+    while True:
+        try:
+            notes.append(listener.recv(4096).decode())
+        except BlockingIOError:
+            break
+    assert "STATUS=1/2 cameras live; net reconnecting" in next(n for n in notes if "READY=1" in n)
+    assert re.search(r'<figure id="tile-net" class="away">', page[0]), page[0][-2000:]
+    assert re.search(r'id="state-net">reconnecting since \d\d:\d\d:\d\d, attempt \d+<', page[0])
+    assert 'id="state-steady">live<' in page[0]
+    # the other camera lost no frame, and its video plays as long as the run lasted
     out = tmp_path / "out"
     lines = (out / "steady.jsonl").read_text().splitlines()
     assert steady_report.dropped == 0 and [json.loads(line)["frame"] for line in lines] == \
@@ -329,3 +255,23 @@ def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(mod
                for p in segments]
     assert wall > 85 and abs(sum(lengths) - wall) < 0.02 * wall, (lengths, wall)
     assert all(abs(length - 10) <= 1 for length in lengths[:-1]), lengths
+
+
+def retained_statuses(broker) -> set[str]:
+    """The status topics a client connecting now is told at once (retained)."""
+    import paho.mqtt.client as mqtt
+    from mqtt_broker import PASSWORD, USER
+
+    late: list[str] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="late")
+    client.username_pw_set(USER, PASSWORD)
+    client.on_connect = lambda c, *a: c.subscribe("site/+/status", qos=1)
+    client.on_message = lambda c, u, message: late.append(message.topic)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(set(late)) < 2:
+        time.sleep(0.05)
+    client.loop_stop()
+    client.disconnect()
+    return set(late)
