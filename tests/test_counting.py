@@ -192,6 +192,7 @@ def test_a_runs_events_reach_the_json_lines_and_add_up_to_its_counts(counted):
     assert sum(inside.values()) == sum(counts["left"]["enter"].values()) - sum(counts["left"]["leave"].values())
 
 
+@pytest.mark.slow
 def test_a_session_counts_as_the_run_does(counted, demo_onnx):
     import cv2
 
@@ -212,6 +213,7 @@ def test_a_session_counts_as_the_run_does(counted, demo_onnx):
     assert session.counts == counts
 
 
+@pytest.mark.slow
 def test_the_command_line_and_a_site_file_count_as_python_does(counted, demo_onnx, tmp_path):
     from conftest import invoke
 
@@ -275,6 +277,7 @@ class _Camera:
     counts = np.zeros(10, np.int64)
 
 
+@pytest.mark.slow
 def test_a_restarted_service_goes_on_from_its_totals(counted, demo_onnx, tmp_path):
     """A site's dated recordings keep each camera's totals in counts.json: a second run of the same frames adds its
     counts to the first's, and who was in a zone when the first stopped is not inside any more."""
