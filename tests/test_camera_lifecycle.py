@@ -141,12 +141,12 @@ class _Fast(_Capture):
 @pytest.mark.slow
 @pytest.mark.service
 @pytest.mark.browser
-def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(model, tmp_path, monkeypatch):
-    """Two real MJPEG-over-HTTP cameras on loopback, read by OpenCV's FFmpeg, a real Mosquitto and Chromium. One
-    camera is off for the first 20 s and joins when switched on; switched off for a minute mid-run it comes back
-    with new ids. Meanwhile its state shows in /readyz, /metrics, the retained MQTT status topic, systemd's STATUS
-    and the live page, its tracks end once on MQTT while it is away, and the other camera loses no frame, its video
-    (10 s segments, cut by wall time) playing as long as the run lasted."""
+def test_network_cameras_down_20_s_at_the_start_or_60_s_mid_run_come_back(model, tmp_path, monkeypatch):
+    """Three real MJPEG-over-HTTP cameras on loopback, read by OpenCV's FFmpeg, a real Mosquitto and Chromium.
+    ``late`` is off for the first 20 s and joins when switched on; ``net`` is switched off for a minute mid-run and
+    comes back with new ids. Meanwhile its state shows in /readyz, /metrics, the retained MQTT status topic and the
+    live page, its tracks end once on MQTT while it is away, systemd hears READY with ``late`` still away, and
+    ``steady`` loses no frame, its video (10 s segments, cut by wall time) playing as long as the run lasted."""
     import re
     import shutil
     import subprocess
@@ -166,40 +166,43 @@ def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(mod
     listener.setblocking(False)
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     subscriber = Subscriber(broker, "site")
-    net = MjpegCamera(fps=10)  # not started: its port refuses connections
+    late = MjpegCamera(fps=5, seed=9)  # not started: its port refuses connections
+    net = MjpegCamera(fps=10).start()
     steady = MjpegCamera(fps=3, seed=8).start()
-    states: list[str] = []
+    states: dict[str, list[str]] = {"late": [], "net": []}
     metrics: dict[str, str] = {}
-    frames: dict[str, list] = {"steady": [], "net": []}
+    frames: dict[str, list] = {"steady": [], "net": [], "late": []}
     page: list[str] = []
-    timers = [threading.Timer(20.0, net.start)]
+    timers = [threading.Timer(20.0, late.start)]
     timers[0].start()
     browser = None
     try:
-        with model.track({"steady": steady.url, "net": net.url}, http="127.0.0.1:0", save_dir=tmp_path / "out",
-                         drop={"steady": "none"}, segment=10, tracker="robust,min_hits=1",
-                         publish=f"mqtt://127.0.0.1:{broker.port}/site", publish_rate=0) as run:
+        with model.track({"steady": steady.url, "net": net.url, "late": late.url}, http="127.0.0.1:0",
+                         save_dir=tmp_path / "out", drop={"steady": "none"}, segment=10,
+                         tracker="robust,min_hits=1", publish=f"mqtt://127.0.0.1:{broker.port}/site",
+                         publish_rate=0) as run:
             for r in run:
                 if not frames["steady"]:
                     began = time.monotonic()
                 frames[r.stream].append(r)
                 cameras = json.loads(get(run.http_url + "readyz"))["cameras"]
                 assert cameras["steady"]["state"] == "live"
-                state = cameras["net"]["state"]
-                if not states or states[-1] != state:
-                    states.append(state)
-                    metrics.setdefault(state, get(run.http_url + "metrics").decode())
+                for name, seen in states.items():
+                    if not seen or seen[-1] != cameras[name]["state"]:
+                        seen.append(cameras[name]["state"])
+                        if name == "net":
+                            metrics.setdefault(seen[-1], get(run.http_url + "metrics").decode())
                 if r.stream == "net" and len(frames["net"]) == 5:
-                    net.stop()  # off for a minute while the other camera goes on
+                    net.stop()  # off for a minute while the others go on
                     timers.append(threading.Timer(60.0, net.start))
                     timers[-1].start()
-                if browser is None and timers[1:] and state == "reconnecting":  # a person looks meanwhile
+                if browser is None and timers[1:] and states["net"][-1] == "reconnecting":  # a person looks
                     browser = threading.Thread(target=lambda: page.append(subprocess.run(
                         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                          "--virtual-time-budget=3000", "--dump-dom", run.http_url], capture_output=True, text=True,
                         timeout=60).stdout))
                     browser.start()
-                if len(frames["net"]) >= 10 and run.report.streams[1].reconnects == 1:
+                if len(frames["net"]) >= 10 and run.report.streams[1].reconnects == 1 and len(frames["late"]) >= 3:
                     break
             ended = time.monotonic()
         if browser is not None:
@@ -207,44 +210,45 @@ def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(mod
         time.sleep(0.5)
         with subscriber.lock:
             messages = list(subscriber.messages)
-        late = retained_statuses(broker)
+        told = retained_statuses(broker)
     finally:
         for timer in timers:
             timer.cancel()
-        net.stop()
-        steady.stop()
+        for camera in (late, net, steady):
+            camera.stop()
         subscriber.close()
         broker.stop()
-    steady_report, net_report = run.report.streams
-    # /readyz: down at the start, joined, away, back; /metrics said so while it was away
-    assert states[0] == "reconnecting" and "live" in states
-    away = states[states.index("live") + 1:]
+    steady_report, net_report, late_report = run.report.streams
+    # /readyz: late down at the start, then joined; net live, away, back; /metrics said so while it was away
+    assert states["late"][0] == "reconnecting" and states["late"][-1] == "live" and late_report.down_s >= 19
+    away = states["net"][states["net"].index("live") + 1:]
     assert away[-2:] == ["reconnecting", "live"] and set(away[:-2]) <= {"stale"}, states
     assert net_report.reconnects == 1 and 60 <= net_report.down_s and not net_report.lost
     down = metrics["reconnecting"]
     assert 'ctrt_camera_up{camera="net"} 0.0' in down and 'ctrt_camera_up{camera="steady"} 1.0' in down
     assert 'ctrt_camera_state{camera="net",state="reconnecting"} 1.0' in down
     # MQTT: the status topic follows the camera; each track of before the loss ended once while it was away
-    status = [(i, m["state"]) for i, (topic, m) in enumerate(messages) if topic == "site/net/status"]
-    assert [s for _, s in status[:4]] == ["reconnecting", "live", "reconnecting", "live"], status
+    status = [(i, m["state"]) for i, (topic, m) in enumerate(messages) if topic == "site/net/status"
+              and m["state"] != "starting"]
+    assert [s for _, s in status[:3]] == ["live", "reconnecting", "live"], status
     before = {int(i) for r in frames["net"][:5] for i in r.ids}
     after = {int(i) for r in frames["net"][-3:] for i in r.ids}
     assert before and after and min(after) > max(before)  # it started anew
-    ends = [m["id"] for topic, m in messages[:status[3][0]] if topic == "site/net/events" and m["event"] == "end"]
+    ends = [m["id"] for topic, m in messages[:status[2][0]] if topic == "site/net/events" and m["event"] == "end"]
     assert before <= set(ends) and len(ends) == len(set(ends))
-    assert late == {"site/net/status", "site/steady/status"}  # retained: a client that connects later is told
-    # systemd: ready while the camera was still away; the page: its tile greyed, since when
+    assert told == {"site/net/status", "site/steady/status", "site/late/status"}  # retained: told at once
+    # systemd: ready while late was still away; the page: net's tile greyed, since when
     notes = []
     while True:
         try:
             notes.append(listener.recv(4096).decode())
         except BlockingIOError:
             break
-    assert "STATUS=1/2 cameras live; net reconnecting" in next(n for n in notes if "READY=1" in n)
+    assert "late reconnecting" in next(n for n in notes if "READY=1" in n)
     assert re.search(r'<figure id="tile-net" class="away">', page[0]), page[0][-2000:]
     assert re.search(r'id="state-net">reconnecting since \d\d:\d\d:\d\d, attempt \d+<', page[0])
     assert 'id="state-steady">live<' in page[0]
-    # the other camera lost no frame, and its video plays as long as the run lasted
+    # steady lost no frame, and its video plays as long as the run lasted
     out = tmp_path / "out"
     lines = (out / "steady.jsonl").read_text().splitlines()
     assert steady_report.dropped == 0 and [json.loads(line)["frame"] for line in lines] == \
@@ -253,7 +257,7 @@ def test_a_network_camera_down_20_s_at_the_start_and_60_s_mid_run_comes_back(mod
     segments = sorted(out.glob("steady-*.mp4"))
     lengths = [(lambda c: c.get(cv2.CAP_PROP_FRAME_COUNT) / c.get(cv2.CAP_PROP_FPS))(cv2.VideoCapture(str(p)))
                for p in segments]
-    assert wall > 85 and abs(sum(lengths) - wall) < 0.02 * wall, (lengths, wall)
+    assert wall > 60 and abs(sum(lengths) - wall) < 0.02 * wall, (lengths, wall)
     assert all(abs(length - 10) <= 1 for length in lengths[:-1]), lengths
 
 
@@ -270,7 +274,7 @@ def retained_statuses(broker) -> set[str]:
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(set(late)) < 2:
+    while time.monotonic() < deadline and len(set(late)) < 3:
         time.sleep(0.05)
     client.loop_stop()
     client.disconnect()

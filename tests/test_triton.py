@@ -409,8 +409,8 @@ def test_server_draws_the_pre_hm_a_local_run_draws(fast_onnx):
         state.prepare(frame)
     rows = stateful.feed()["pre_boxes"][0]
     assert 0 < (rows[:, 4] > 0).sum() < len(rows)
-    drawn = np.empty((256, 256), np.float32)
-    PreHeatmapRenderer(256, 256).draw(rows[rows[:, 4] > 0, :4], drawn)
+    drawn = np.empty(meta.input_size, np.float32)
+    PreHeatmapRenderer(*meta.input_size).draw(rows[rows[:, 4] > 0, :4], drawn)
     assert drawn.any() and np.array_equal(drawn, local.feed()["pre_hm"][0, 0])
 
 
