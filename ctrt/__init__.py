@@ -37,7 +37,7 @@ _EXPORTS = {
     "read_site": "api", "Site": "api", "run_plan": "api", "RunPlan": "plan", "plan_run": "plan",
     "MqttOptions": "site.mqtt", "HttpOptions": "site.http_options", "TrackerLike": "runtime.tracker_protocol",
     "register_backend": "runtime.backends.registry", "LoadOptions": "runtime.backends.registry",
-    "OPTIONS": "options", "Line": "counting.shapes", "Zone": "counting.shapes", "CountEvent": "counting.counter",
+    "OPTIONS": "options", "Line": "counting.shapes", "Zone": "counting.shapes", "CountEvent": "counting.events",
 }
 __all__ = ["__version__", "load", "Model", "Run", "Session", "Results", "RunReport", "StreamReport", "TrackerConfig",
            "tracker_preset", "PRESETS", "Detections", "CtrtError", "Interrupted", "read_site", "Site", "run_plan",
@@ -46,7 +46,7 @@ __all__ = ["__version__", "load", "Model", "Run", "Session", "Results", "RunRepo
 
 if TYPE_CHECKING:
     from .api import Model, Site, load, read_site, run_plan
-    from .counting.counter import CountEvent
+    from .counting.events import CountEvent
     from .counting.shapes import Line, Zone
     from .errors import CtrtError, Interrupted
     from .runtime.detections import Detections

@@ -16,13 +16,13 @@ frame's events and the tracks that appear or end.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..classes import class_name
+from .events import CountEvent, Overlay, inside as _inside
 from .shapes import Line, Shape, Zone, in_pixels
 from .store import CountsStore, read_counts
 
@@ -39,36 +39,6 @@ class Tracks(Protocol):
     ids: np.ndarray
     classes: np.ndarray
     shown: np.ndarray  # reported this frame: matched and confirmed
-
-
-@dataclass(frozen=True)
-class CountEvent:
-    """A crossing (``cross``, ``direction`` in or out), or a zone's ``enter`` or ``leave`` (with ``dwell_s``, the
-    seconds it stayed, when the camera's rate is known)."""
-
-    event: str
-    name: str
-    id: int
-    cls: int
-    direction: str | None = None
-    dwell_s: float | None = None
-    totals: dict[str, dict[str, int]] | None = field(default=None, compare=False)  # its line's or zone's, after it
-
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"event": self.event, "name": self.name, "id": self.id, "class": self.cls}
-        if self.direction is not None:
-            out["direction"] = self.direction
-        if self.event == "leave":
-            out["dwell_s"] = None if self.dwell_s is None else round(self.dwell_s, 3)
-        return out
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """What the annotated frame draws of a stream's counting: each line (with an arrow to its ``in`` side) and
-    zone in pixels, labelled with its totals. Made again only when a count changes; never changed once made."""
-
-    shapes: tuple[tuple[str, np.ndarray, str], ...]  # (line or zone, [P, 2] pixels, label)
 
 
 class Counter:
@@ -365,14 +335,6 @@ class Counter:
         """The totals written (a service's), the writer stopped."""
         if self._store is not None:
             self._store.close()
-
-
-def _inside(kinds: dict[str, dict[str, int]], carried: dict[str, int] | None = None) -> dict[str, int]:
-    """Enters less leaves by class: every enter is followed by one leave (the zone left, the track ended, the
-    camera away), less ``carried``, those an earlier run left inside."""
-    enter, leave, carried = kinds["enter"], kinds["leave"], carried or {}
-    inside = {c: n - leave.get(c, 0) - carried.get(c, 0) for c, n in enter.items()}
-    return {c: n for c, n in inside.items() if n > 0}
 
 
 MAX_CLASS = 1000  # class numbers above count as this one in the class tables

@@ -11,7 +11,7 @@ from ..classes import class_name
 from .detections import Detections
 
 if TYPE_CHECKING:
-    from ..counting.counter import Overlay
+    from ..counting.events import Overlay
 
 COUNT_COLOR = (0, 215, 255)  # BGR amber: counting lines and zones, apart from any track's colour
 

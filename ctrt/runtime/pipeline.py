@@ -17,7 +17,8 @@ from typing import Any, cast
 import numpy as np
 
 from ..artifacts import ArtifactMeta
-from ..counting.counter import CountEvent, Counter
+from ..counting.counter import Counter
+from ..counting.events import CountEvent
 from ..counting.shapes import Shape
 from ..errors import CtrtError
 from .backends.base import Backend

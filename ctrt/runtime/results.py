@@ -18,7 +18,7 @@ from .detections import Detections
 if TYPE_CHECKING:
     import supervision
 
-    from ..counting.counter import CountEvent, Overlay
+    from ..counting.events import CountEvent, Overlay
 
 @dataclass
 class Results:
