@@ -21,7 +21,7 @@ TRITON_STAMP := $(TRITON_ENV)/.ctrt-installed
 # Chromium (the live-view page, headless).
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto systemd-analyze:systemd chromium:chromium
 
-.PHONY: demo test check typecheck triton-env system-tools clean
+.PHONY: demo test check docs typecheck triton-env system-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,11 @@ system-tools:
 	@missing=$$(for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done | sort -u); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
-test: $(STAMP) $(TRITON_STAMP) system-tools typecheck
+# The docs site into site/; strict: a broken link, a missing page or any warning fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
+test: $(STAMP) $(TRITON_STAMP) system-tools typecheck docs
 	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q
 
 # The fast tier, before each commit: no Triton, broker, HTTP, browser or test marked slow (pyproject.toml).
@@ -61,4 +65,4 @@ check: $(STAMP) $(STUBS)/.patched
 	$(BIN)/python -m pytest -q -m "not slow and not triton and not service and not browser"
 
 clean:
-	rm -rf export/*.onnx* engines/*.engine* calibration/*.cache* runs/
+	rm -rf export/*.onnx* engines/*.engine* calibration/*.cache* runs/ site/

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/streams.py [--size 256x256] [--frames 10] [--rounds 2]
 
 The model is the built-in demo model (HarDNet-85, dynamic batch) exported through the CLI; the frames are the demo
-scene at 1280x720. Prints the table and the JSON that README quotes.
+scene at 1280x720. Prints the table and the JSON that docs/performance.md quotes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 box and offset noise, false positives; the same for every setting) and scores each setting with TrackEval.
 ``--offset-noise`` makes the tracking offsets less precise than the noise model's 1.5 px, as a weaker model's are.
 ``--stride N`` (repeat) plays a loop slower than the camera: every Nth frame tracked, the offsets reaching back to
-the frame tracked before. Prints README's table (IDF1 / MOTA / HOTA / ID switches per sequence and combined; a row
+the frame tracked before. Prints the table of docs/choosing.md (IDF1 / MOTA / HOTA / ID switches per sequence and combined; a row
 per setting and stride) and the JSON behind it.
 """
 

@@ -231,6 +231,27 @@ OPTIONS: dict[str, Option] = _table(
            unit="pictures a second", site="outputs.http_fps"),
 )
 
+# The panels a command's help groups its options into, in the order a user needs them; each option of the table in
+# one. A command's own options name their panel where they are declared.
+PANELS: dict[str, tuple[str, ...]] = {
+    "Sources": ("drop", "reconnects", "max_frames", "overlap", "fps"),
+    "Model and device": ("device", "threads", "input_size", "allow_partial", "cuda_graph", "topk"),
+    "Tracker": ("tracker", "track_thresh", "threshold", "pre_thresh", "new_thresh", "low_thresh", "max_age",
+                "min_hits", "gate", "hungarian", "coast"),
+    "Counting": ("lines", "zones"),
+    "Outputs": ("save_dir", "save_video", "save_mot", "save_json", "segment", "recordings", "overwrite", "keep_days",
+                "max_gb", "show"),
+    "Service": ("publish", "publish_ca", "publish_rate", "publish_buffer", "publish_frames", "publish_user",
+                "publish_password_file", "http", "http_token_file", "stale_after", "http_fps", "systemd"),
+    "Triton": ("transport", "shm"),
+}
+
+
+def panel_of(name: str) -> str:
+    """The help panel of an option of the table."""
+    return next(panel for panel, names in PANELS.items() if name in names)
+
+
 # The options that make a tracker (TrackerConfig.from_options), by their names there.
 TRACKER_OPTIONS = ("track_thresh", "pre_thresh", "new_thresh", "max_age", "hungarian", "coast", "low_thresh",
                    "min_hits", "gate")

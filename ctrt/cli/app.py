@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..version import __version__
 from ..errors import CtrtError, Interrupted
-from ..options import OPTIONS, flag_of
+from ..options import OPTIONS, PANELS, flag_of, panel_of
 from ..progress import Progress
 from ..shutdown import stop_on_signals
 
@@ -39,12 +40,39 @@ errors = Console(stderr=True, highlight=False, width=LOG_WIDTH)
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Module -> (what to call it, the extra that installs it); see pyproject.toml. On a Jetson, TensorRT, OpenCV and
-# PyTorch come from JetPack / NVIDIA's wheels instead (README: "Install").
+# PyTorch come from JetPack / NVIDIA's wheels instead (docs: "On a Jetson").
 EXTRAS = {"torch": ("PyTorch", "export"), "onnxsim": ("onnx-simplifier", "export"),
           "onnxscript": ("onnxscript", "export"), "onnxruntime": ("ONNX Runtime", "cpu"),
           "cv2": ("OpenCV", "video"), "tritonclient": ("tritonclient", "serve"), "trackeval": ("TrackEval", "eval"),
           "pycocotools": ("pycocotools", "eval"), "matplotlib": ("matplotlib", "plot"),
           "cuda": ("cuda-python", "trt"), "pycuda": ("pycuda", "pycuda")}
+
+
+class PanelledCommand(typer.core.TyperCommand):
+    """A command whose help stands its options in panels: those of ``options.PANELS`` in that order, the command's
+    own (export's "Graph", bench's "Measuring") before "Outputs", then the rest under "Options"; it ends with an
+    example line."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's own click types
+        arguments: list[tuple[str, str]] = []
+        panels: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append(record)
+            else:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        shared = list(PANELS)
+        own = [name for name in panels if name not in PANELS and name != "Options"]
+        cut = shared.index("Outputs")
+        order = ["Arguments", *shared[:cut], *own, *shared[cut:], "Options"]
+        panels["Arguments"] = arguments
+        for title in order:
+            if panels.get(title):
+                with formatter.section(title):
+                    formatter.write_dl(panels[title])
 
 
 def _show_version(value: bool) -> None:
@@ -118,12 +146,12 @@ library_log.addHandler(_WarningLines(logging.WARNING))
 library_log.propagate = False
 
 
-def command(fn: F | None = None, *, flags: dict[str, str] | None = None) -> Any:
-    """Register ``fn`` as a subcommand. User errors print as one line with exit code 2, a library parameter spelled
+def command(fn: F | None = None, *, flags: dict[str, str] | None = None, example: str = "") -> Any:
+    """Register ``fn`` as a subcommand, ``example`` the line that ends its help. User errors print as one line with exit code 2, a library parameter spelled
     as this command's flag (``flags``: where it is not ``--`` + the name); Ctrl-C, SIGTERM and SIGHUP stop it the
     same way (outputs finalised or not written at all) with exit code 128 + signal."""
     if fn is None:
-        return functools.partial(command, flags=flags)
+        return functools.partial(command, flags=flags, example=example)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -149,7 +177,8 @@ def command(fn: F | None = None, *, flags: dict[str, str] | None = None) -> Any:
             errors.print(f"interrupted ({stop}): {fn.__name__} stopped before finishing and left no partial file")
             raise typer.Exit(stop.exit_code) from None
 
-    app.command()(wrapper)
+    # "\b": click prints the paragraph as it is, so the example is never rewrapped.
+    app.command(cls=PanelledCommand, epilog=f"\b\nExample:\n  {example}" if example else None)(wrapper)
     return fn
 
 
@@ -159,7 +188,8 @@ def opt(name: str, **extra: Any) -> Any:
     flag."""
     option = OPTIONS[name]
     flag = option.cli if option.kind is not bool or "/" in option.cli else f"{option.cli}/--no-{option.cli[2:]}"
-    return typer.Option(*(d for d in (option.short, flag) if d), help=option.help, **extra)
+    return typer.Option(*(d for d in (option.short, flag) if d), help=option.help, rich_help_panel=panel_of(name),
+                        **extra)
 
 
 def positive(value: Optional[float]) -> Optional[float]:

@@ -17,27 +17,27 @@ from ..options import DAY_S, check as check_option, default
 from .app import command, console, error, next_steps, notes, phases, positive, sidecars, size, titled, warning
 
 
-@command
+@command(example="ctrt export model_last.pth --input-size 512x512")
 def export(
     checkpoint: Annotated[Optional[Path], typer.Argument(help="model_last.pth from CenterTrack-HarDNet or CenterNet-HarDNet")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="default: export/<stem>_<H>x<W>.onnx")] = None,
-    input_size: Annotated[str, typer.Option(help="HxW, multiples of 32")] = "512x512",
-    opset: Annotated[int, typer.Option(help="ONNX opset (TensorRT 8.5 reads up to 17)")] = 17,
-    batch: Annotated[int, typer.Option(min=1, help="static batch size")] = 1,
-    dynamic_batch: Annotated[bool, typer.Option(help="make the batch dimension dynamic")] = False,
-    simplify: Annotated[bool, typer.Option(help="run onnx-simplifier")] = True,
-    check: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch after export")] = True,
-    atol: Annotated[Optional[float], typer.Option(callback=positive, help="allowed max-abs difference per output, > 0, times max(1, max |output|) (default 1e-4, FP16 5e-2)")] = None,
-    fp16: Annotated[bool, typer.Option(help="FP16 ONNX (FP32 I/O and heatmap head), what TensorRT 11 builds as FP16")] = False,
-    random_init: Annotated[bool, typer.Option(help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
-    builtin: Annotated[Optional[str], typer.Option(help="no checkpoint: a built-in model; 'demo' sees ctrt's generated demo scenes only")] = None,
-    arch: Annotated[str, typer.Option(help="architecture for --random-init")] = "hardnet_85",
-    allow_partial: Annotated[bool, typer.Option(help="load a checkpoint whose keys do not all match")] = False,
-    preprocess_in_graph: Annotated[bool, typer.Option(help="take raw uint8 BGR frames; letterbox and normalise in the graph")] = False,
-    source_size: Annotated[Optional[str], typer.Option(help="WxH of the camera frames, with --preprocess-in-graph")] = None,
-    decode_in_graph: Annotated[bool, typer.Option(help="peak test and top-K in the graph: K-sized outputs")] = False,
-    topk: Annotated[int, typer.Option(help="K for --decode-in-graph (at most TensorRT's TopK limit)")] = default("topk"),
-    trt: Annotated[Optional[str], typer.Option(help="TensorRT lines whose ONNX parser must take the graph, e.g. 8.5 or 8.6,10 (default: 8.5, 8.6, 10, 11)")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", rich_help_panel="Outputs", help="default: export/<stem>_<H>x<W>.onnx")] = None,
+    input_size: Annotated[str, typer.Option(rich_help_panel="Model", help="HxW, multiples of 32")] = "512x512",
+    opset: Annotated[int, typer.Option(rich_help_panel="Graph", help="ONNX opset (TensorRT 8.5 reads up to 17)")] = 17,
+    batch: Annotated[int, typer.Option(min=1, rich_help_panel="Graph", help="static batch size")] = 1,
+    dynamic_batch: Annotated[bool, typer.Option(rich_help_panel="Graph", help="make the batch dimension dynamic")] = False,
+    simplify: Annotated[bool, typer.Option(rich_help_panel="Graph", help="run onnx-simplifier")] = True,
+    check: Annotated[bool, typer.Option(rich_help_panel="Checks", help="compare ONNX Runtime with PyTorch after export")] = True,
+    atol: Annotated[Optional[float], typer.Option(callback=positive, rich_help_panel="Checks", help="allowed max-abs difference per output, > 0, times max(1, max |output|) (default 1e-4, FP16 5e-2)")] = None,
+    fp16: Annotated[bool, typer.Option(rich_help_panel="Model", help="FP16 ONNX (FP32 I/O and heatmap head), what TensorRT 11 builds as FP16")] = False,
+    random_init: Annotated[bool, typer.Option(rich_help_panel="Model", help="no checkpoint: seeded random weights (for trying the toolchain)")] = False,
+    builtin: Annotated[Optional[str], typer.Option(rich_help_panel="Model", help="no checkpoint: a built-in model; 'demo' sees ctrt's generated demo scenes only")] = None,
+    arch: Annotated[str, typer.Option(rich_help_panel="Model", help="architecture for --random-init")] = "hardnet_85",
+    allow_partial: Annotated[bool, typer.Option(rich_help_panel="Model", help="load a checkpoint whose keys do not all match")] = False,
+    preprocess_in_graph: Annotated[bool, typer.Option(rich_help_panel="Graph", help="take raw uint8 BGR frames; letterbox and normalise in the graph")] = False,
+    source_size: Annotated[Optional[str], typer.Option(rich_help_panel="Graph", help="WxH of the camera frames, with --preprocess-in-graph")] = None,
+    decode_in_graph: Annotated[bool, typer.Option(rich_help_panel="Graph", help="peak test and top-K in the graph: K-sized outputs")] = False,
+    topk: Annotated[int, typer.Option(rich_help_panel="Graph", help="K for --decode-in-graph (at most TensorRT's TopK limit)")] = default("topk"),
+    trt: Annotated[Optional[str], typer.Option(rich_help_panel="Checks", help="TensorRT lines whose ONNX parser must take the graph, e.g. 8.5 or 8.6,10 (default: 8.5, 8.6, 10, 11)")] = None,
 ) -> None:
     """Checkpoint -> simplified ONNX, checked against PyTorch and TensorRT's parser rules, with a metadata sidecar."""
     from ..artifacts import sidecar_path
@@ -96,23 +96,23 @@ def _accuracy_table(report: Any, title: str) -> None:
                       f"max {missed[-1]:.2f}")
 
 
-@command
+@command(example="ctrt build export/model_last_512x512.onnx --fp16")
 def build(
     model: Annotated[Path, typer.Argument(help="an ONNX file from ctrt export (or a Q/DQ one from ctrt quantize)")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="default: engines/<stem>_<precision>.engine")] = None,
-    fp16: Annotated[bool, typer.Option(help="FP16 kernels; the heatmap head stays FP32")] = False,
-    int8: Annotated[bool, typer.Option(help="INT8 with TensorRT's calibrator (TensorRT 8.5-10); FP16 elsewhere")] = False,
-    calib_images: Annotated[Optional[Path], typer.Option(help="folder of calibration images, e.g. coco/val2017")] = None,
-    calib_annotations: Annotated[Optional[Path], typer.Option(help="COCO instances JSON for those images")] = None,
-    calib_count: Annotated[int, typer.Option(min=1, help="images drawn for calibration (seeded)")] = 500,
-    calib_algo: Annotated[str, typer.Option(help="entropy (IInt8EntropyCalibrator2) or minmax")] = "entropy",
-    calib_cache: Annotated[Optional[Path], typer.Option(help="reuse this TensorRT calibration cache (no images needed)")] = None,
-    held_out: Annotated[int, typer.Option(min=0, help="images kept out of calibration for the accuracy report")] = 50,
-    workspace: Annotated[Optional[float], typer.Option(callback=positive, help="workspace limit in GiB, > 0 (default: TensorRT decides)")] = None,
-    timing_cache: Annotated[Optional[Path], typer.Option(help="timing cache file, read if present and written back")] = None,
-    dla_core: Annotated[Optional[int], typer.Option(min=0, help="build for this DLA core, GPU fallback on")] = None,
-    max_batch: Annotated[int, typer.Option(min=1, max=256, help="a --dynamic-batch ONNX: the largest batch (streams) the engine takes")] = 8,
-    verbose: Annotated[bool, typer.Option(help="TensorRT's verbose log")] = False,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", rich_help_panel="Outputs", help="default: engines/<stem>_<precision>.engine")] = None,
+    fp16: Annotated[bool, typer.Option(rich_help_panel="Precision", help="FP16 kernels; the heatmap head stays FP32")] = False,
+    int8: Annotated[bool, typer.Option(rich_help_panel="Precision", help="INT8 with TensorRT's calibrator (TensorRT 8.5-10); FP16 elsewhere")] = False,
+    calib_images: Annotated[Optional[Path], typer.Option(rich_help_panel="INT8 calibration", help="folder of calibration images, e.g. coco/val2017")] = None,
+    calib_annotations: Annotated[Optional[Path], typer.Option(rich_help_panel="INT8 calibration", help="COCO instances JSON for those images")] = None,
+    calib_count: Annotated[int, typer.Option(min=1, rich_help_panel="INT8 calibration", help="images drawn for calibration (seeded)")] = 500,
+    calib_algo: Annotated[str, typer.Option(rich_help_panel="INT8 calibration", help="entropy (IInt8EntropyCalibrator2) or minmax")] = "entropy",
+    calib_cache: Annotated[Optional[Path], typer.Option(rich_help_panel="INT8 calibration", help="reuse this TensorRT calibration cache (no images needed)")] = None,
+    held_out: Annotated[int, typer.Option(min=0, rich_help_panel="INT8 calibration", help="images kept out of calibration for the accuracy report")] = 50,
+    workspace: Annotated[Optional[float], typer.Option(callback=positive, rich_help_panel="Engine", help="workspace limit in GiB, > 0 (default: TensorRT decides)")] = None,
+    timing_cache: Annotated[Optional[Path], typer.Option(rich_help_panel="Engine", help="timing cache file, read if present and written back")] = None,
+    dla_core: Annotated[Optional[int], typer.Option(min=0, rich_help_panel="Engine", help="build for this DLA core, GPU fallback on")] = None,
+    max_batch: Annotated[int, typer.Option(min=1, max=256, rich_help_panel="Engine", help="a --dynamic-batch ONNX: the largest batch (streams) the engine takes")] = 8,
+    verbose: Annotated[bool, typer.Option(rich_help_panel="Engine", help="TensorRT's verbose log")] = False,
 ) -> None:
     """ONNX -> TensorRT engine (FP32, FP16 or INT8) with a metadata sidecar; run on the device that will use it."""
     from ..artifacts import sidecar_path
@@ -139,17 +139,17 @@ def build(
     next_steps(f"ctrt run {output} --source 0")
 
 
-@command
+@command(example="ctrt quantize export/m.onnx --calib-images coco/val2017 --calib-annotations instances_val2017.json")
 def quantize(
     model: Annotated[Path, typer.Argument(help="an FP32 ONNX file from ctrt export")],
-    calib_images: Annotated[Path, typer.Option(help="folder of calibration images, e.g. coco/val2017")],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="default: export/<stem>_int8.onnx")] = None,
-    calib_annotations: Annotated[Optional[Path], typer.Option(help="COCO instances JSON for those images")] = None,
-    calib_count: Annotated[int, typer.Option(min=1, help="images drawn for calibration (seeded)")] = 500,
-    held_out: Annotated[int, typer.Option(min=1, help="images kept out of calibration for the accuracy report")] = 50,
-    method: Annotated[str, typer.Option(help="minmax, entropy or percentile")] = "minmax",
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of the image draw and the previous-frame jitter")] = 0,
-    target: Annotated[str, typer.Option(help="tensorrt: symmetric INT8 that TensorRT 10/11 build (ONNX Runtime runs "
+    calib_images: Annotated[Path, typer.Option(rich_help_panel="INT8 calibration", help="folder of calibration images, e.g. coco/val2017")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", rich_help_panel="Outputs", help="default: export/<stem>_int8.onnx")] = None,
+    calib_annotations: Annotated[Optional[Path], typer.Option(rich_help_panel="INT8 calibration", help="COCO instances JSON for those images")] = None,
+    calib_count: Annotated[int, typer.Option(min=1, rich_help_panel="INT8 calibration", help="images drawn for calibration (seeded)")] = 500,
+    held_out: Annotated[int, typer.Option(min=1, rich_help_panel="INT8 calibration", help="images kept out of calibration for the accuracy report")] = 50,
+    method: Annotated[str, typer.Option(rich_help_panel="INT8 calibration", help="minmax, entropy or percentile")] = "minmax",
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, rich_help_panel="INT8 calibration", help="seed of the image draw and the previous-frame jitter")] = 0,
+    target: Annotated[str, typer.Option(rich_help_panel="Precision", help="tensorrt: symmetric INT8 that TensorRT 10/11 build (ONNX Runtime runs "
                                              "it too); cpu: fastest and most accurate on ONNX Runtime's x86 kernels")
                       ] = "tensorrt",
 ) -> None:
@@ -177,21 +177,21 @@ def quantize(
           *([] if target == "cpu" else [f"ctrt build {output}"]))
 
 
-@command
+@command(example="ctrt triton engines/m_fp16.engine -o models")
 def triton(
     model: Annotated[Path, typer.Argument(help="an .onnx from ctrt export/quantize or an engine from ctrt build")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="the model repository (created, or an existing one to add to)")],
-    name: Annotated[str, typer.Option(help="the model's name on the server (a folder in the repository)")] = "ctrt",
-    backend: Annotated[str, typer.Option(help="ONNX: onnxruntime (Triton's ONNX Runtime backend) or python (ONNX Runtime in Triton's Python backend: servers without GPU or ONNX Runtime backend); engines: tensorrt_plan always")] = "auto",
-    max_batch: Annotated[Optional[int], typer.Option(min=0, max=1024, help="largest batch the server gathers from requests (default 8 where the model takes any batch; 0: no batching)")] = None,
-    instances: Annotated[int, typer.Option(min=1, max=64, help="model instances per device")] = 1,
-    queue_delay_us: Annotated[int, typer.Option(min=0, max=10_000_000, help="how long the dynamic batcher waits to fill a batch")] = 500,
-    kind: Annotated[str, typer.Option(help="where instances run: auto (GPU, CPU for --backend python), cpu or gpu")] = "auto",
-    ort_tensorrt: Annotated[bool, typer.Option(help="onnxruntime backend: TensorRT execution accelerator")] = False,
-    fp16: Annotated[bool, typer.Option(help="with --ort-tensorrt: FP16 engines")] = False,
-    stateful: Annotated[bool, typer.Option(help="keep each stream's previous frame on the server (Triton's sequence batcher): clients send one raw or JPEG frame and last frame's boxes, get the top-K back; needs a fast-path model (--dynamic-batch --preprocess-in-graph --source-size WxH --decode-in-graph)")] = False,
-    sequence_idle_s: Annotated[int, typer.Option(min=1, max=DAY_S, help="with --stateful: seconds a silent stream keeps its sequence (its client then starts it again)")] = 60,
-    max_sequences: Annotated[int, typer.Option(min=1, max=4096, help="with --stateful: streams the server holds at once; more wait for a free one")] = 64,
+    output: Annotated[Path, typer.Option("-o", "--output", rich_help_panel="Outputs", help="the model repository (created, or an existing one to add to)")],
+    name: Annotated[str, typer.Option(rich_help_panel="Triton", help="the model's name on the server (a folder in the repository)")] = "ctrt",
+    backend: Annotated[str, typer.Option(rich_help_panel="Triton", help="ONNX: onnxruntime (Triton's ONNX Runtime backend) or python (ONNX Runtime in Triton's Python backend: servers without GPU or ONNX Runtime backend); engines: tensorrt_plan always")] = "auto",
+    max_batch: Annotated[Optional[int], typer.Option(min=0, max=1024, rich_help_panel="Triton", help="largest batch the server gathers from requests (default 8 where the model takes any batch; 0: no batching)")] = None,
+    instances: Annotated[int, typer.Option(min=1, max=64, rich_help_panel="Triton", help="model instances per device")] = 1,
+    queue_delay_us: Annotated[int, typer.Option(min=0, max=10_000_000, rich_help_panel="Triton", help="how long the dynamic batcher waits to fill a batch")] = 500,
+    kind: Annotated[str, typer.Option(rich_help_panel="Triton", help="where instances run: auto (GPU, CPU for --backend python), cpu or gpu")] = "auto",
+    ort_tensorrt: Annotated[bool, typer.Option(rich_help_panel="Triton", help="onnxruntime backend: TensorRT execution accelerator")] = False,
+    fp16: Annotated[bool, typer.Option(rich_help_panel="Triton", help="with --ort-tensorrt: FP16 engines")] = False,
+    stateful: Annotated[bool, typer.Option(rich_help_panel="Triton", help="keep each stream's previous frame on the server (Triton's sequence batcher): clients send one raw or JPEG frame and last frame's boxes, get the top-K back; needs a fast-path model (--dynamic-batch --preprocess-in-graph --source-size WxH --decode-in-graph)")] = False,
+    sequence_idle_s: Annotated[int, typer.Option(min=1, max=DAY_S, rich_help_panel="Triton", help="with --stateful: seconds a silent stream keeps its sequence (its client then starts it again)")] = 60,
+    max_sequences: Annotated[int, typer.Option(min=1, max=4096, rich_help_panel="Triton", help="with --stateful: streams the server holds at once; more wait for a free one")] = 64,
 ) -> None:
     """Write a Triton Inference Server model repository for a model: config, model file, ctrt metadata."""
     from ..triton.repository import RepositoryOptions, write_repository
@@ -207,19 +207,19 @@ def triton(
                 else "no server-side batching (the model takes a fixed batch)")
     console.print(f"wrote {escape(str(repository.model_dir))}: {repository.platform}, {batching}, "
                   f"{instances} instance(s)", soft_wrap=True)
-    next_steps(f"ctrt serve {output}    (or NVIDIA's Triton container: see README)",
+    next_steps(f"ctrt serve {output}    (or NVIDIA's Triton container: docs, Serving from Triton)",
           f"ctrt run triton://127.0.0.1:8001/{name} --source 0")
 
 
-@command
+@command(example="ctrt serve models")
 def serve(
     repository: Annotated[Path, typer.Argument(help="a model repository written by ctrt triton")],
-    env: Annotated[Path, typer.Option(envvar="CTRT_TRITON_ENV", help="environment holding nvidia-pytriton, onnxruntime and numpy<2 (make triton-env)")] = Path(".venv-triton"),
-    host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
-    grpc_port: Annotated[int, typer.Option(min=1, max=65535, help="gRPC port (triton://)")] = 8001,
-    http_port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port (http://, health, statistics)")] = 8000,
-    metrics_port: Annotated[int, typer.Option(min=1, max=65535, help="Prometheus metrics port")] = 8002,
-    log: Annotated[Optional[Path], typer.Option(help="append the server's log to this file")] = None,
+    env: Annotated[Path, typer.Option(envvar="CTRT_TRITON_ENV", rich_help_panel="Triton", help="environment holding nvidia-pytriton, onnxruntime and numpy<2 (make triton-env)")] = Path(".venv-triton"),
+    host: Annotated[str, typer.Option(rich_help_panel="Service", help="address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    grpc_port: Annotated[int, typer.Option(min=1, max=65535, rich_help_panel="Service", help="gRPC port (triton://)")] = 8001,
+    http_port: Annotated[int, typer.Option(min=1, max=65535, rich_help_panel="Service", help="HTTP port (http://, health, statistics)")] = 8000,
+    metrics_port: Annotated[int, typer.Option(min=1, max=65535, rich_help_panel="Service", help="Prometheus metrics port")] = 8002,
+    log: Annotated[Optional[Path], typer.Option(rich_help_panel="Outputs", help="append the server's log to this file")] = None,
 ) -> None:
     """Run Triton Inference Server here, without a container, from the nvidia-pytriton wheel (Python-backend models;
     on GPU servers use NVIDIA's container). Ctrl-C or SIGTERM stops it."""
@@ -246,7 +246,7 @@ def serve(
         server.stop()
 
 
-@command
+@command(example="ctrt inspect model_last.pth")
 def inspect(path: Annotated[Path, typer.Argument(help="a checkpoint (.pth) or an exported model (.onnx)")]) -> None:
     """Show what ctrt infers from a checkpoint or reads from an ONNX file."""
     from ..inspection import describe

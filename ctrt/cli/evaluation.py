@@ -21,14 +21,14 @@ from .app import command, console, local, next_steps, notes, opt, sidecars, titl
 MAX_STRIDE = 30  # --stride: a second between two tracked frames of a 30 FPS camera
 
 
-@command
+@command(example="ctrt make-data pedestrians data/ped --count 3 --frames 600")
 def make_data(
     kind: Annotated[str, typer.Argument(help="pedestrians (MOT gt only, for --tracker-only), demo-mot (demo-scene frames + MOT gt) or demo-coco (demo-scene images + COCO json)")],
     output: Annotated[Path, typer.Argument(help="a new folder")],
-    count: Annotated[int, typer.Option(min=1, max=1000, help="sequences (MOT) or images (COCO)")] = 3,
-    frames: Annotated[int, typer.Option(min=2, max=100000, help="frames per sequence")] = 300,
-    size: Annotated[str, typer.Option(help="WxH of demo frames")] = "640x360",
-    seed: Annotated[int, typer.Option(min=0, help="the first sequence's seed; the next ones count up")] = 0,
+    count: Annotated[int, typer.Option(min=1, max=1000, rich_help_panel="Data", help="sequences (MOT) or images (COCO)")] = 3,
+    frames: Annotated[int, typer.Option(min=2, max=100000, rich_help_panel="Data", help="frames per sequence")] = 300,
+    size: Annotated[str, typer.Option(rich_help_panel="Data", help="WxH of demo frames")] = "640x360",
+    seed: Annotated[int, typer.Option(min=0, rich_help_panel="Data", help="the first sequence's seed; the next ones count up")] = 0,
 ) -> None:
     """Make an evaluation set with exact ground truth (MOTChallenge or COCO format)."""
     from ..eval.datasets import make_dataset
@@ -41,9 +41,9 @@ def make_data(
         next_steps(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust",
                    f"ctrt eval --tracker-only --mot {output} --tracker robust --line street:0.6,0.38,0.6,1")
     elif kind == "demo-mot":
-        next_steps(f"ctrt eval export/demo_256x256.onnx --mot {output} --classes all")
+        next_steps(f"ctrt eval export/hardnet_85_demo_256x256.onnx --mot {output} --classes all")
     else:
-        next_steps(f"ctrt eval export/demo_256x256.onnx --coco {output}/annotations.json --images {output}/images")
+        next_steps(f"ctrt eval export/hardnet_85_demo_256x256.onnx --coco {output}/annotations.json --images {output}/images")
 
 
 def _delta(value: float, base: float, share: bool) -> str:
@@ -53,28 +53,28 @@ def _delta(value: float, base: float, share: bool) -> str:
     return f"{shown} ({value - base:+.3f})" if share else f"{shown} ({value - base:+.0f})"
 
 
-@command(flags={"tracker": "--tracker"})
+@command(flags={"tracker": "--tracker"}, example="ctrt eval export/m.onnx export/m_int8.onnx --mot MOT17/train")
 def eval(
     models: Annotated[Optional[list[str]], typer.Argument(help="models to compare (.onnx, .engine, .pth, triton://); the first is the baseline")] = None,
-    mot: Annotated[Optional[Path], typer.Option(help="MOTChallenge sequences: SEQ/img1 (or a video) + SEQ/gt/gt.txt")] = None,
-    coco: Annotated[Optional[Path], typer.Option(help="COCO instances JSON: detection AP")] = None,
-    images: Annotated[Optional[Path], typer.Option(help="with --coco: the images folder")] = None,
-    tracker_only: Annotated[bool, typer.Option(help="--mot: feed noisy ground truth straight to the tracker (no model): association quality alone")] = False,
-    tracker: Annotated[Optional[list[str]], typer.Option(help="tracker settings to compare: centertrack, robust, or options on a preset, e.g. max_age=30 or robust,low_thresh=0.1 (repeat)")] = None,
-    classes: Annotated[str, typer.Option(help="--mot: classes tracked: person (COCO class 1), all, or numbers like 1,3")] = "person",
+    mot: Annotated[Optional[Path], typer.Option(rich_help_panel="Sources", help="MOTChallenge sequences: SEQ/img1 (or a video) + SEQ/gt/gt.txt")] = None,
+    coco: Annotated[Optional[Path], typer.Option(rich_help_panel="Sources", help="COCO instances JSON: detection AP")] = None,
+    images: Annotated[Optional[Path], typer.Option(rich_help_panel="Sources", help="with --coco: the images folder")] = None,
+    tracker_only: Annotated[bool, typer.Option(rich_help_panel="Tracker", help="--mot: feed noisy ground truth straight to the tracker (no model): association quality alone")] = False,
+    tracker: Annotated[Optional[list[str]], typer.Option(rich_help_panel="Tracker", help="tracker settings to compare: centertrack, robust, or options on a preset, e.g. max_age=30 or robust,low_thresh=0.1 (repeat)")] = None,
+    classes: Annotated[str, typer.Option(rich_help_panel="Sources", help="--mot: classes tracked: person (COCO class 1), all, or numbers like 1,3")] = "person",
     k: Annotated[int, opt("topk")] = default("topk"),
     track_thresh: Annotated[float, opt("track_thresh")] = default("track_thresh"),
-    max_images: Annotated[Optional[int], typer.Option(min=1, help="--coco: the first N images (by id)")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="--tracker-only: seed of the detection noise")] = 0,
-    offset_noise: Annotated[Optional[float], typer.Option(min=0.0, max=100.0, help="--tracker-only: std of the tracking offsets' error in px (default 1.5, a precise model): how a setting holds up with a less precise one")] = None,
-    stride: Annotated[Optional[list[int]], typer.Option(min=1, max=MAX_STRIDE, help="--tracker-only: track every Nth frame, as a loop slower than the camera does (repeat: 1, 2, 3, 5 side by side)")] = None,
+    max_images: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Sources", help="--coco: the first N images (by id)")] = None,
+    seed: Annotated[int, typer.Option(min=0, rich_help_panel="Tracker", help="--tracker-only: seed of the detection noise")] = 0,
+    offset_noise: Annotated[Optional[float], typer.Option(min=0.0, max=100.0, rich_help_panel="Tracker", help="--tracker-only: std of the tracking offsets' error in px (default 1.5, a precise model): how a setting holds up with a less precise one")] = None,
+    stride: Annotated[Optional[list[int]], typer.Option(min=1, max=MAX_STRIDE, rich_help_panel="Tracker", help="--tracker-only: track every Nth frame, as a loop slower than the camera does (repeat: 1, 2, 3, 5 side by side)")] = None,
     device: Annotated[str, opt("device")] = default("device"),
     threads: Annotated[int, opt("threads")] = default("threads"),
-    input_size: Annotated[Optional[str], typer.Option(help="HxW for .pth checkpoints (default 512x512)")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="every metric, per sequence and combined")] = None,
-    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: metrics per model and per sequence")] = None,
-    save_dir: Annotated[Optional[Path], typer.Option(help="--mot: a new folder for the tracker files, <entry>/data/<SEQ>.txt in MOTChallenge format")] = None,
-    line: Annotated[Optional[list[str]], typer.Option(help="--mot: NAME:X1,Y1,X2,Y2 (pixels, or fractions of the frame): count crossings with ctrt's rule on the ground truth and on each entry's tracks, scored per direction (error, AI City's nwRMSE); repeat")] = None,
+    input_size: Annotated[Optional[str], typer.Option(rich_help_panel="Model and device", help="HxW for .pth checkpoints (default 512x512)")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", rich_help_panel="Outputs", help="every metric, per sequence and combined")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", rich_help_panel="Outputs", help="PNG: metrics per model and per sequence")] = None,
+    save_dir: Annotated[Optional[Path], typer.Option(rich_help_panel="Outputs", help="--mot: a new folder for the tracker files, <entry>/data/<SEQ>.txt in MOTChallenge format")] = None,
+    line: Annotated[Optional[list[str]], typer.Option(rich_help_panel="Counting", help="--mot: NAME:X1,Y1,X2,Y2 (pixels, or fractions of the frame): count crossings with ctrt's rule on the ground truth and on each entry's tracks, scored per direction (error, AI City's nwRMSE); repeat")] = None,
 ) -> None:
     """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
     with pycocotools."""

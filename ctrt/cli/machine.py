@@ -17,7 +17,7 @@ from dataclasses import asdict
 from .app import command, console, notes, positive, sidecars, local, titled, write_results
 
 
-@command
+@command(example="ctrt doctor --json")
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """What this machine has and lacks: TensorRT, CUDA, GPU, JetPack, ONNX Runtime providers, OpenCV video I/O."""
     import json
@@ -39,7 +39,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     console.print("ready: " + ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in ready.items()))
 
 
-@command
+@command(example="ctrt selftest")
 def selftest() -> None:
     """Export a small seeded model and compare ONNX Runtime, PyTorch and (where present) TensorRT FP32/FP16."""
     from ..selftest import Result, run_selftest
@@ -60,29 +60,29 @@ def selftest() -> None:
         raise typer.Exit(1)
 
 
-@command
+@command(example="ctrt bench engines/m_fp16.engine export/m.onnx --interleave")
 def bench(
     models: Annotated[list[str], typer.Argument(help="one or more .onnx / .engine / .pth / triton://HOST:PORT/MODEL, compared side by side")],
-    source: Annotated[Optional[str], typer.Option("-s", "--source", help="frames to track (default: a generated 1280x720 video)")] = None,
-    frames: Annotated[int, typer.Option(min=1, max=10_000, help="distinct frames loaded from the source and cycled")] = 60,
-    warmup: Annotated[float, typer.Option(min=0.0, max=600_000.0, help="warm-up in ms (trtexec --warmUp)")] = 200.0,
-    duration: Annotated[float, typer.Option(callback=positive, max=float(DAY_S), help="measuring time in s per loop, > 0 (trtexec --duration)")] = 3.0,
-    iterations: Annotated[int, typer.Option(min=1, max=10_000_000, help="minimum measured iterations (trtexec --iterations)")] = 10,
-    batch: Annotated[int, typer.Option(min=1, max=256, help="batch of the bare-model loop")] = 1,
-    threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda")] = "auto",
-    input_size: Annotated[Optional[str], typer.Option(help="HxW for .pth checkpoints (default 512x512)")] = None,
-    transfers: Annotated[bool, typer.Option("--transfers/--no-transfers", help="TensorRT bare loop: with or without host<->device copies (trtexec --noDataTransfers)")] = True,
-    cuda_graph: Annotated[bool, typer.Option(help="TensorRT: replay the engine as a captured CUDA graph")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="write every statistic to this file")] = None,
-    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="PNG: stacked stages and latency histogram")] = None,
-    interleave: Annotated[bool, typer.Option(help="models take turns, one iteration each, so drifting machine load "
+    source: Annotated[Optional[str], typer.Option("-s", "--source", rich_help_panel="Sources", help="frames to track (default: a generated 1280x720 video)")] = None,
+    frames: Annotated[int, typer.Option(min=1, max=10_000, rich_help_panel="Sources", help="distinct frames loaded from the source and cycled")] = 60,
+    warmup: Annotated[float, typer.Option(min=0.0, max=600_000.0, rich_help_panel="Measuring", help="warm-up in ms (trtexec --warmUp)")] = 200.0,
+    duration: Annotated[float, typer.Option(callback=positive, max=float(DAY_S), rich_help_panel="Measuring", help="measuring time in s per loop, > 0 (trtexec --duration)")] = 3.0,
+    iterations: Annotated[int, typer.Option(min=1, max=10_000_000, rich_help_panel="Measuring", help="minimum measured iterations (trtexec --iterations)")] = 10,
+    batch: Annotated[int, typer.Option(min=1, max=256, rich_help_panel="Measuring", help="batch of the bare-model loop")] = 1,
+    threads: Annotated[int, typer.Option(min=0, rich_help_panel="Model and device", help="ONNX Runtime intra-op threads (0 = all cores)")] = 0,
+    device: Annotated[str, typer.Option(rich_help_panel="Model and device", help="auto, cpu, cuda")] = "auto",
+    input_size: Annotated[Optional[str], typer.Option(rich_help_panel="Model and device", help="HxW for .pth checkpoints (default 512x512)")] = None,
+    transfers: Annotated[bool, typer.Option("--transfers/--no-transfers", rich_help_panel="Measuring", help="TensorRT bare loop: with or without host<->device copies (trtexec --noDataTransfers)")] = True,
+    cuda_graph: Annotated[bool, typer.Option(rich_help_panel="Measuring", help="TensorRT: replay the engine as a captured CUDA graph")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", rich_help_panel="Outputs", help="write every statistic to this file")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", rich_help_panel="Outputs", help="PNG: stacked stages and latency histogram")] = None,
+    interleave: Annotated[bool, typer.Option(rich_help_panel="Measuring", help="models take turns, one iteration each, so drifting machine load "
                                                   "hits all alike (trustworthy ratios on a shared machine)")] = False,
-    streams: Annotated[Optional[str], typer.Option(help="stream counts, e.g. 1,2,4,8: N streams batched on one model "
+    streams: Annotated[Optional[str], typer.Option(rich_help_panel="Measuring", help="stream counts, e.g. 1,2,4,8: N streams batched on one model "
                                                         "vs N single-stream loops in turns (one model)")] = None,
-    rounds: Annotated[int, typer.Option(min=1, max=100, help="--streams: turns per count; the best is kept")] = 2,
-    shm: Annotated[bool, typer.Option(help="Triton on this host: pass tensors through system shared memory")] = False,
-    transport: Annotated[Optional[str], typer.Option(help="a stateful Triton model (ctrt triton --stateful): send frames raw (uint8, default) or as jpeg[:QUALITY] (1-100, default 90)")] = None,
+    rounds: Annotated[int, typer.Option(min=1, max=100, rich_help_panel="Measuring", help="--streams: turns per count; the best is kept")] = 2,
+    shm: Annotated[bool, typer.Option(rich_help_panel="Triton", help="Triton on this host: pass tensors through system shared memory")] = False,
+    transport: Annotated[Optional[str], typer.Option(rich_help_panel="Triton", help="a stateful Triton model (ctrt triton --stateful): send frames raw (uint8, default) or as jpeg[:QUALITY] (1-100, default 90)")] = None,
 ) -> None:
     """Latency of every stage (pre-process, pre_hm, inference or H2D/compute/D2H, decode, track) and of the bare model."""
     from ..bench import BenchSettings, bench_models, load_frames, plot, report

@@ -128,7 +128,7 @@ def render_plan(site: Any, plan: Any) -> None:
     """``ctrt run --config --check``: the plan every check passed, one row a stream."""
     from ..runtime.tracker import TrackerConfig
 
-    console.print(f"{escape(str(site.path))}: {len(plan.streams)} cameras, model {escape(str(plan.model))}",
+    console.print(f"{escape(str(site.path))}: {len(plan.streams)} camera{'' if len(plan.streams) == 1 else 's'}, model {escape(str(plan.model))}",
                   soft_wrap=True)
     defaults = asdict(TrackerConfig())
     table = titled("cameras")

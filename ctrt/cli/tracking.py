@@ -26,12 +26,12 @@ def given_in(ctx: typer.Context) -> Any:
     return given
 
 
-@command
+@command(example="ctrt run engines/m_fp16.engine -s rtsp://10.0.0.5/stream1 -s 0 --save-dir runs/site")
 def run(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Argument(help="exported .onnx (ONNX Runtime), .engine (TensorRT), a .pth checkpoint (PyTorch), or a model on Triton: triton://HOST:PORT/MODEL (gRPC), http://HOST:PORT/MODEL (default with --config: the site's)")] = None,
-    source: Annotated[Optional[list[str]], typer.Option("-s", "--source", help="camera index, video, folder, glob, URL or GStreamer pipeline; repeat for several streams (default: camera 0)")] = None,
-    sources: Annotated[Optional[Path], typer.Option(help="a text file of sources, one a line")] = None,
+    source: Annotated[Optional[list[str]], typer.Option("-s", "--source", rich_help_panel="Sources", help="camera index, video, folder, glob, URL or GStreamer pipeline; repeat for several streams (default: camera 0)")] = None,
+    sources: Annotated[Optional[Path], typer.Option(rich_help_panel="Sources", help="a text file of sources, one a line")] = None,
     save_dir: Annotated[Optional[Path], opt("save_dir")] = None,
     drop: Annotated[Optional[str], opt("drop")] = None,
     overlap: Annotated[bool, opt("overlap")] = default("overlap"),
@@ -39,10 +39,10 @@ def run(
     threads: Annotated[int, opt("threads")] = default("threads"),
     input_size: Annotated[Optional[str], opt("input_size")] = None,
     topk: Annotated[int, opt("topk")] = default("topk"),
+    tracker: Annotated[str, opt("tracker")] = default("tracker"),
     track_thresh: Annotated[float, opt("track_thresh")] = default("track_thresh"),
     pre_thresh: Annotated[Optional[float], opt("pre_thresh")] = None,
     new_thresh: Annotated[Optional[float], opt("new_thresh")] = None,
-    tracker: Annotated[str, opt("tracker")] = default("tracker"),
     max_age: Annotated[Optional[int], opt("max_age")] = None,
     hungarian: Annotated[Optional[bool], opt("hungarian")] = None,
     coast: Annotated[Optional[bool], opt("coast")] = None,
@@ -65,8 +65,8 @@ def run(
     allow_partial: Annotated[bool, opt("allow_partial")] = default("allow_partial"),
     shm: Annotated[bool, opt("shm")] = default("shm"),
     transport: Annotated[Optional[str], opt("transport")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="a site file (TOML): [model], [tracker], [[camera]] and [outputs]; options given here override it")] = None,
-    check: Annotated[bool, typer.Option(help="with --config: check the site file and the run it plans, and exit, opening no model or camera")] = False,
+    config: Annotated[Optional[Path], typer.Option(rich_help_panel="Service", help="a site file (TOML): [model], [tracker], [[camera]] and [outputs]; options given here override it")] = None,
+    check: Annotated[bool, typer.Option(rich_help_panel="Service", help="with --config: check the site file and the run it plans, and exit, opening no model or camera")] = False,
     publish: Annotated[Optional[str], opt("publish")] = None,
     publish_ca: Annotated[Optional[Path], opt("publish_ca")] = None,
     publish_rate: Annotated[float, opt("publish_rate")] = default("publish_rate"),
@@ -114,14 +114,14 @@ def run(
     report_run(run)
 
 
-@command
+@command(example="ctrt demo --streams 4")
 def demo(
-    checkpoint: Annotated[Optional[Path], typer.Option(help="use your checkpoint instead of the built-in demo model")] = None,
-    input_size: Annotated[str, typer.Option(help="HxW of the model (the demo model is fitted at 256x256)")] = "256x256",
-    frames: Annotated[int, typer.Option(min=2, max=100000, help="length of the generated video")] = 30,
-    streams: Annotated[int, typer.Option(min=1, max=64, help="generated videos tracked at once, batched on one model")] = 1,
-    output_dir: Annotated[Path, typer.Option(help="where the videos, MOT txt and JSON go")] = Path("runs/demo"),
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    checkpoint: Annotated[Optional[Path], typer.Option(rich_help_panel="Model and device", help="use your checkpoint instead of the built-in demo model")] = None,
+    input_size: Annotated[str, typer.Option(rich_help_panel="Model and device", help="HxW of the model (the demo model is fitted at 256x256)")] = "256x256",
+    frames: Annotated[int, typer.Option(min=2, max=100000, rich_help_panel="Sources", help="length of the generated video")] = 30,
+    streams: Annotated[int, typer.Option(min=1, max=64, rich_help_panel="Sources", help="generated videos tracked at once, batched on one model")] = 1,
+    output_dir: Annotated[Path, typer.Option(rich_help_panel="Outputs", help="where the videos, MOT txt and JSON go")] = Path("runs/demo"),
+    device: Annotated[str, typer.Option(rich_help_panel="Model and device", help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """The whole chain on a fresh machine: generated video -> exported model -> tracker -> saved outputs."""
     from ..api import load
@@ -168,12 +168,12 @@ def demo(
     next_steps(f"ctrt run {onnx_path} --source 0 --save-video out.mp4", f"ctrt inspect {onnx_path}")
 
 
-@command
+@command(example="ctrt service-unit --config /etc/ctrt/site.toml > ctrt-site.service")
 def service_unit(
-    config: Annotated[Path, typer.Option(help="the site file the service runs (ctrt run --config)")],
-    watchdog: Annotated[int, typer.Option(min=5, max=3600, help="WatchdogSec: seconds without a tracked frame before systemd restarts the run")] = 30,
-    stop_timeout: Annotated[int, typer.Option(min=10, max=3600, help="TimeoutStopSec: time to finish the outputs after SIGTERM")] = 60,
-    user: Annotated[str, typer.Option(help="the account the service runs as (create it: README, \"Running as a service\")")] = "ctrt",
+    config: Annotated[Path, typer.Option(rich_help_panel="Service", help="the site file the service runs (ctrt run --config)")],
+    watchdog: Annotated[int, typer.Option(min=5, max=3600, rich_help_panel="Service", help="WatchdogSec: seconds without a tracked frame before systemd restarts the run")] = 30,
+    stop_timeout: Annotated[int, typer.Option(min=10, max=3600, rich_help_panel="Service", help="TimeoutStopSec: time to finish the outputs after SIGTERM")] = 60,
+    user: Annotated[str, typer.Option(rich_help_panel="Service", help="the account the service runs as (create it: docs, \"Running as a service\")")] = "ctrt",
 ) -> None:
     """Print a hardened systemd unit running the site as a service: Type=notify, watchdog, restart on failure, the
     file system read-only but for the site's output folders."""

@@ -15,7 +15,7 @@ from ..runtime.prehm import PreHeatmapRenderer
 from ..runtime.preprocess import Preprocessor
 
 # What a plain FP32 trace achieves on logits; ONNX Runtime's conv kernels and the FP16-safe rewrite of the Sum-to-1
-# context differ from PyTorch only in summation order (measured ~1e-5 on HarDNet-85 at 512x512, see README).
+# context differ from PyTorch only in summation order (measured ~1e-5 on HarDNet-85 at 512x512, docs/verification.md).
 DEFAULT_ATOL = 1e-4
 # An FP16 export against the FP32 model: FP16 keeps ~3 significant digits through ~100 layers (measured 1e-2).
 FP16_ATOL = 5e-2

@@ -85,7 +85,7 @@ class TrackerConfig:
 
 
 # "robust": the settings that measured best on generated pedestrian sequences with CenterTrack-like detection noise
-# (the gate chosen on seeds 0-50, checked on seeds 60-80: benchmarks/tracker.py; README "Measured, tracker alone").
+# (the gate chosen on seeds 0-50, checked on seeds 60-80: benchmarks/tracker.py; docs/choosing.md).
 PRESETS = {
     "centertrack": TrackerConfig(),
     "robust": TrackerConfig(max_age=45, coast=True, min_hits=2, gate=0.25),

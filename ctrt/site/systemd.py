@@ -99,7 +99,7 @@ class ServiceWatch:
         self.notifier.close()
 
 
-# The account a site runs as by default (README, "Running as a service": how to create it), and the groups that
+# The account a site runs as by default (docs/service.md: how to create it), and the groups that
 # open cameras (video) and GPUs through the DRM render nodes (render).
 SERVICE_USER = "ctrt"
 DEVICE_GROUPS = "video render"
