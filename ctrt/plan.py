@@ -31,6 +31,9 @@ from .site.file import SiteFile, read_secret
 from .site.http_options import HttpOptions
 from .site.mqtt import MqttOptions
 
+# A site (a service restarted by systemd) keeps every run's recordings: each run writes dated files of its own.
+SITE_RECORDINGS = "dated"
+
 SourceSpec = Union[str, int, Path, FrameSource]
 Sources = Union[SourceSpec, Sequence[SourceSpec], Mapping[str, SourceSpec]]
 TrackerSpec = Union[str, TrackerConfig, TrackerSource]
@@ -217,7 +220,7 @@ def plan_site(site: SiteFile, **given: Any) -> RunPlan:
                               _path(outputs.get("save_dir")) if c.save else None, c.publish,
                               shapes=shapes_for(c.name, **counting) if counting else c.shapes) for c in site.cameras]
     with site.blame(set(given)):
-        _name_recordings(streams, check("recordings", outputs.get("recordings", "dated")))
+        _name_recordings(streams, check("recordings", outputs.get("recordings", SITE_RECORDINGS)))
         plan = RunPlan(streams, check("topk", given.get("topk", site.model.get("topk", default("topk")))),
                        check("max_frames", given.get("max_frames")), check("segment", outputs.get("segment")),
                        keep_days=check("keep_days", outputs.get("keep_days")),

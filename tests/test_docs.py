@@ -80,13 +80,18 @@ def test_the_site_builds_strictly_with_every_page_in_the_nav(site):
     assert failed.returncode != 0 and "nowhere.md" in failed.stderr
 
 
-def test_the_cli_reference_is_the_apps_help():
-    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "tools" / "cli_reference.py")
+def test_the_reference_pages_are_what_the_code_generates():
+    spec = importlib.util.spec_from_file_location("reference_pages", ROOT / "tools" / "reference_pages.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.PAGE.read_text() == module.render(), "regenerate it: .venv/bin/python tools/cli_reference.py"
-    assert "\nSources:\n  -s, --source" in module.render()
+    for page, render in module.PAGES.items():
+        assert page.read_text() == render(), f"regenerate {page.name}: .venv/bin/python tools/reference_pages.py"
+    assert "\nSources:\n  -s, --source" in module.cli_page()
+    from ctrt.site.file import SECTIONS
+
+    site_page = module.site_file_page()
+    assert all(f"| `{key}` |" in site_page for keys in SECTIONS.values() for key in keys)
 
 
 def test_help_stands_options_in_panels_in_the_order_a_user_needs_them():

@@ -38,6 +38,19 @@ OUTPUT_KEYS: KeyTypes = site_keys("outputs")
 CAMERA_KEYS: KeyTypes = {"name": str, "source": str, "tracker": dict, "outputs": dict, "lines": list, "zones": list,
                          **site_keys("camera")}
 CAMERA_OUTPUT_KEYS: KeyTypes = {"save": bool, "publish": bool}  # this camera in the site's outputs
+CAMERA_OUTPUT_DEFAULTS = {"save": True, "publish": True}
+# What the keys that are not options of a run (ctrt/options.py) mean: the docs' site-file reference reads them.
+OWN_KEYS_HELP = {
+    "model.path": ".onnx, .engine, .pth or triton://HOST:PORT/MODEL, relative to the file",
+    "camera.name": "the camera's name: its files, topics, metrics and page tile (unique in the site)",
+    "camera.source": "camera index, video, folder, glob, URL or GStreamer pipeline",
+    "camera.tracker": "a table of tracker keys: this camera's own over [tracker]",
+    "camera.outputs": "a table: this camera in the site's outputs ([camera.outputs])",
+    "camera.outputs.save": "this camera's files in save_dir",
+    "camera.outputs.publish": "this camera's events to the broker",
+    "camera.lines": "counting lines: \"NAME:X1,Y1,X2,Y2\" strings or tables {name, points, anchor, classes}",
+    "camera.zones": "counting zones: \"NAME:X1,Y1,X2,Y2,X3,Y3,...\" strings or tables {name, points, anchor, classes}",
+}
 SECTIONS = {"model": MODEL_KEYS, "tracker": TRACKER_KEYS, "outputs": OUTPUT_KEYS, "camera": CAMERA_KEYS}
 TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table",
               list: "a list"}
@@ -162,8 +175,9 @@ def _camera(path: Path, index: int, table: Any, base: Path) -> Camera:
         shapes = shapes_for(name, table.get("lines"), table.get("zones"))
     except CtrtError as exc:
         raise CtrtError(f"{path}: {where}: {exc}", option=exc.option) from None
+    chosen = {**CAMERA_OUTPUT_DEFAULTS, **outputs}
     return Camera(name, source, table.get("drop"), table.get("reconnects", default("reconnects")), tracker,
-                  outputs.get("save", True), outputs.get("publish", True), shapes)
+                  chosen["save"], chosen["publish"], shapes)
 
 
 def read_site_file(path: Path) -> SiteFile:
