@@ -87,7 +87,9 @@ def test_the_reference_pages_are_what_the_code_generates():
     spec.loader.exec_module(module)
     for page, render in module.PAGES.items():
         assert page.read_text() == render(), f"regenerate {page.name}: .venv/bin/python tools/reference_pages.py"
-    assert "\nSources:\n  -s, --source" in module.cli_page()
+    cli = module.cli_page()
+    assert "\nSources:\n  -s, --source" in cli
+    assert cli.count("\n## ctrt ") == cli.count("\n  Example:\n    ctrt ") >= 15  # an example for every command
     from ctrt.site.file import SECTIONS
 
     site_page = module.site_file_page()

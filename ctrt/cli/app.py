@@ -81,12 +81,6 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.command()
-def version() -> None:
-    """Print the ctrt version."""
-    console.print(f"ctrt {__version__}")
-
-
 @app.callback()
 def _options(
     version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
@@ -180,6 +174,12 @@ def command(fn: F | None = None, *, flags: dict[str, str] | None = None, example
     # "\b": click prints the paragraph as it is, so the example is never rewrapped.
     app.command(cls=PanelledCommand, epilog=f"\b\nExample:\n  {example}" if example else None)(wrapper)
     return fn
+
+
+@command(example="ctrt version")
+def version() -> None:
+    """Print the ctrt version."""
+    console.print(f"ctrt {__version__}")
 
 
 def opt(name: str, **extra: Any) -> Any:
