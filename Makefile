@@ -58,7 +58,7 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 test: $(STAMP) $(TRITON_STAMP) system-tools typecheck docs
-	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q
+	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q --durations=20
 
 # The fast tier, before each commit: no Triton, broker, HTTP, browser or test marked slow (pyproject.toml).
 check: $(STAMP) $(STUBS)/.patched
