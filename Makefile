@@ -57,7 +57,10 @@ system-tools:
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
-test: $(STAMP) $(TRITON_STAMP) system-tools typecheck docs
+# What the tests need is made side by side once the main environment exists: pip, apt-get, mypy and mkdocs wait on
+# different things.
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j4 $(TRITON_STAMP) system-tools typecheck docs
 	CTRT_TRITON_ENV=$(TRITON_ENV) $(BIN)/python -m pytest -q --durations=20
 
 # The fast tier, before each commit: no Triton, broker, HTTP, browser or test marked slow (pyproject.toml).
