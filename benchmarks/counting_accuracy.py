@@ -24,10 +24,9 @@ from ctrt.counting.shapes import shapes_for
 from ctrt.eval.counting import count_scores, combined, crossings, mot_table, truth_table
 from ctrt.eval.evaluate import noisy_detections, track_detections
 from ctrt.eval.mot import find_sequences
-from ctrt.eval.synthetic import HEIGHT, WIDTH, DetectionNoise, pedestrian_truth, write_sequence
+from ctrt.eval.synthetic import HEIGHT, SCENE_LINES, WIDTH, DetectionNoise, pedestrian_truth, write_sequence
 from ctrt.runtime.tracker import parse_tracker
 
-LINES = ["door:0.3,0.62,0.3,0.85", "street:0.6,0.38,0.6,1"]
 TRACKERS = ["centertrack", "robust"]
 
 
@@ -55,7 +54,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=600)
     args = parser.parse_args()
     seeds = args.seed or [100, 101, 102]
-    shapes = shapes_for("bench", LINES)
+    shapes = shapes_for("bench", SCENE_LINES)
     scores: dict[str, dict[str, dict]] = {f"{t} + ctrt": {} for t in TRACKERS} | {f"{t} + LineZone": {}
                                                                                   for t in TRACKERS}
     with tempfile.TemporaryDirectory() as tmp:

@@ -339,3 +339,31 @@ def test_eval_counts_crossings_on_the_truth_and_on_each_tracker(tmp_path):
         assert row["error"] == row["counted"] - row["true"] and 0 <= row["nwRMSE"] <= 1
     result = invoke("eval", "--tracker-only", "--mot", tmp_path / "peds", "--line", "mid:0.5")
     assert result.exit_code == 2 and "--mot: line 'mid:0.5': an odd count of coordinates" in result.output
+
+
+def test_eval_counts_the_lines_a_generated_scene_carries(tmp_path):
+    """make-data writes the scene's doorway and street lines beside each sequence; eval counts them unless --line
+    names others, and refuses sequences whose lines disagree in one line."""
+    import json
+
+    from conftest import invoke
+
+    from ctrt.eval.synthetic import SCENE_LINES
+
+    peds = tmp_path / "peds"
+    assert invoke("make-data", "pedestrians", peds, "--count", "2", "--frames", "120", "--seed", "90").exit_code == 0
+    assert [(peds / seq / "lines.txt").read_text().split() for seq in ("PED-01", "PED-02")] == [list(SCENE_LINES)] * 2
+    result = invoke("eval", "--tracker-only", "--mot", peds, "--tracker", "robust", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "e.json").read_text())["counts"]["robust"]["combined"]
+    assert set(rows) == {"door in", "door out", "street in", "street out"}
+    (peds / "PED-02" / "lines.txt").write_text("street:0.6,0.38,0.6,1\n")
+    result = invoke("eval", "--tracker-only", "--mot", peds)
+    assert result.exit_code == 2 and "lines.txt files do not agree (they differ); give the lines with --line" in \
+        result.output
+    (peds / "PED-02" / "lines.txt").unlink()
+    assert "(none in PED-02)" in invoke("eval", "--tracker-only", "--mot", peds).output
+    assert invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1").exit_code == 0
+    (peds / "PED-01" / "lines.txt").write_text("door:0.3\n")
+    result = invoke("eval", "--tracker-only", "--mot", peds / "PED-01")
+    assert result.exit_code == 2 and f"--mot {peds / 'PED-01'}: lines.txt: line 'door:0.3'" in result.output

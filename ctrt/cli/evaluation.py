@@ -38,8 +38,7 @@ def make_data(
         make_dataset(kind, output, count, frames, parse_frame_size(size, "size"), seed)
     console.print(f"wrote {escape(str(output))}", soft_wrap=True)
     if kind == "pedestrians":
-        next_steps(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust",
-                   f"ctrt eval --tracker-only --mot {output} --tracker robust --line street:0.6,0.38,0.6,1")
+        next_steps(f"ctrt eval --tracker-only --mot {output} --tracker centertrack --tracker robust")
     elif kind == "demo-mot":
         next_steps(f"ctrt eval export/hardnet_85_demo_256x256.onnx --mot {output} --classes all")
     else:
@@ -74,7 +73,7 @@ def eval(
     json_out: Annotated[Optional[Path], typer.Option("--json", rich_help_panel="Outputs", help="every metric, per sequence and combined")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", rich_help_panel="Outputs", help="PNG: metrics per model and per sequence")] = None,
     save_dir: Annotated[Optional[Path], typer.Option(rich_help_panel="Outputs", help="--mot: a new folder for the tracker files, <entry>/data/<SEQ>.txt in MOTChallenge format")] = None,
-    line: Annotated[Optional[list[str]], typer.Option(rich_help_panel="Counting", help="--mot: NAME:X1,Y1,X2,Y2 (pixels, or fractions of the frame): count crossings with ctrt's rule on the ground truth and on each entry's tracks, scored per direction (error, AI City's nwRMSE); repeat")] = None,
+    line: Annotated[Optional[list[str]], typer.Option(rich_help_panel="Counting", help="--mot: NAME:X1,Y1,X2,Y2 (pixels, or fractions of the frame): count crossings with ctrt's rule on the ground truth and on each entry's tracks, scored per direction (error, AI City's nwRMSE); repeat (default: the sequences' lines.txt, which ctrt make-data writes)")] = None,
 ) -> None:
     """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
     with pycocotools."""
@@ -82,7 +81,7 @@ def eval(
     from ..counting.shapes import shapes_for
     from ..eval.evaluate import at_strides, comparison, evaluate_mot, parse_classes, write_tracker_files
     from ..eval.plots import plot_eval
-    from ..eval.mot import find_sequences
+    from ..eval.mot import LINES_FILE, find_sequences, sequence_lines
     from ..eval.synthetic import DetectionNoise
 
     models = models or []
@@ -114,8 +113,9 @@ def eval(
     assert mot is not None
     entries = at_strides(comparison(models, tracker, check("track_thresh", track_thresh)),
                          tuple(dict.fromkeys(stride or [1])))
-    lines = shapes_for("--mot", line) if line else ()
     sequences = find_sequences(mot)
+    specs = line or sequence_lines(sequences)
+    lines = shapes_for("--mot" if line else f"--mot {mot}: {LINES_FILE}", specs) if specs else ()
     noise = DetectionNoise() if offset_noise is None else DetectionNoise(offset_noise_px=offset_noise)
     with console.status("evaluating") as status:
         result = evaluate_mot(sequences, entries, open_model, check("topk", k), parse_classes(classes), noise=noise, seed=seed,

@@ -20,7 +20,8 @@ from ..demo import DemoScene
 from ..errors import CtrtError
 from ..outputs import atomic_folder
 from .coco import COCO_IDS
-from .synthetic import pedestrian_truth, write_sequence
+from .mot import LINES_FILE
+from .synthetic import SCENE_LINES, pedestrian_truth, write_sequence
 
 KINDS = ("pedestrians", "demo-mot", "demo-coco")
 COCO_NAMES = {1: "person", 5: "airplane", 16: "cat", 42: "cup"}  # the demo's photographs, CenterTrack numbering
@@ -35,6 +36,7 @@ def make_dataset(kind: str, output: Path, count: int, frames: int, size: tuple[i
         if kind == "pedestrians":
             for i in range(count):
                 write_sequence(root / f"PED-{i + 1:02d}", pedestrian_truth(frames, seed + i), frames)
+                (root / f"PED-{i + 1:02d}" / LINES_FILE).write_text("\n".join(SCENE_LINES) + "\n")
         elif kind == "demo-mot":
             for i in range(count):
                 _demo_sequence(root / f"DEMO-{i + 1:02d}", frames, size, seed + i)

@@ -14,6 +14,7 @@ from ..inputs import read_text
 from ..runtime.sources import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+LINES_FILE = "lines.txt"  # a sequence's counting lines, one NAME:X1,Y1,X2,Y2 a line (ctrt make-data writes them)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,19 @@ def find_sequences(root: Path) -> list[Sequence]:
     if not folders:
         raise CtrtError(f"--mot {root}: no sequence folders (SEQ/gt/gt.txt) in it")
     return [_sequence(folder) for folder in folders]
+
+
+def sequence_lines(sequences: list[Sequence]) -> list[str]:
+    """The counting lines the sequences carry in ``SEQ/lines.txt``: the same for every sequence, or none."""
+    carried = {s.name: tuple(line.strip() for line in read_text(s.folder / LINES_FILE).splitlines() if line.strip())
+               for s in sequences if (s.folder / LINES_FILE).exists()}
+    if not carried:
+        return []
+    if len(carried) < len(sequences) or len(set(carried.values())) > 1:
+        without = [s.name for s in sequences if s.name not in carried]
+        why = f"none in {', '.join(without)}" if without else "they differ"
+        raise CtrtError(f"--mot: the sequences' {LINES_FILE} files do not agree ({why}); give the lines with --line")
+    return list(next(iter(carried.values())))
 
 
 def strided_sequences(sequences: list[Sequence], stride: int, root: Path) -> list[Sequence]:

@@ -20,6 +20,9 @@ PERSON_M = 1.75  # a person's height in metres, to turn walking speed into pixel
 HORIZON_Y, NEAR_Y = 420.0, 1060.0  # foot line of the farthest and nearest walkers
 SAMPLES = 12  # grid points per box side to measure the covered share
 MIN_VISIBLE = 0.25  # less of a person in view: gt marks it "do not consider" (no detector is expected to see it)
+# Where the scene's people cross, as counting lines in fractions of the frame: a doorway across the near pavement
+# (short: people cross it near its ends too) and the whole walkway. ``make-data`` writes them beside each sequence.
+SCENE_LINES = ("door:0.3,0.62,0.3,0.85", "street:0.6,0.38,0.6,1")
 
 
 @dataclass
