@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from ctrt.counting.shapes import shapes_for
-from ctrt.eval.counting import count_scores, combined, crossings, mot_table, truth_table
+from ctrt.eval.counting import MATCH_S, count_scores, combined, crossings, mot_table, truth_table
 from ctrt.eval.evaluate import noisy_detections, track_detections
 from ctrt.eval.mot import find_sequences
-from ctrt.eval.synthetic import HEIGHT, SCENE_LINES, WIDTH, DetectionNoise, pedestrian_truth, write_sequence
+from ctrt.eval.synthetic import FPS, HEIGHT, SCENE_LINES, WIDTH, DetectionNoise, pedestrian_truth, write_sequence
 from ctrt.runtime.tracker import parse_tracker
 
 TRACKERS = ["centertrack", "robust"]
@@ -67,10 +67,10 @@ def main() -> None:
             for name in TRACKERS:
                 table = mot_table(track_detections(detections, parse_tracker(name)))
                 ours = crossings(table, args.frames, shapes, (WIDTH, HEIGHT))
-                scores[f"{name} + ctrt"][str(seed)] = count_scores(truth, ours, args.frames)
+                scores[f"{name} + ctrt"][str(seed)] = count_scores(truth, ours, args.frames, round(FPS * MATCH_S))
                 theirs = {f"{s.name} {d}": frames for s in shapes
                           for d, frames in line_zone_crossings(table, args.frames, s.points).items()}
-                scores[f"{name} + LineZone"][str(seed)] = count_scores(truth, theirs, args.frames)
+                scores[f"{name} + LineZone"][str(seed)] = count_scores(truth, theirs, args.frames, round(FPS * MATCH_S))
     print(f"seeds {', '.join(map(str, seeds))}, {args.frames} frames each; true / counted (error), nwRMSE")
     keys = list(next(iter(next(iter(scores.values())).values())))
     print(f"{'':22}" + "".join(f"{k:>26}" for k in keys))

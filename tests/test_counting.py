@@ -320,6 +320,19 @@ def test_nwrmse_is_ai_citys_weighted_error_of_cumulative_counts():
     assert nwrmse([], [], 100) == 1.0 and nwrmse([], [7], 100) is None
 
 
+def test_counted_crossings_pair_with_true_ones_in_time_into_misses_and_extra_counts():
+    from ctrt.eval.counting import count_scores, matched
+
+    # 12 and 49 are 10 and 50 counted a little late or early; 70 counted nothing true; 101 and 102: one of them is a
+    # double count; 200 was missed.
+    truth, counted = [10, 50, 100, 200], [12, 49, 70, 101, 102]
+    assert matched(truth, counted, 5) == 3 and matched(truth, counted, 1) == 2 and matched([], counted, 5) == 0
+    assert matched([10, 11], [11, 12], 1) == 2  # one to one: 10-11 and 11-12, not 11-11 leaving 10 and 12 alone
+    row = count_scores({"door in": truth}, {"door in": counted}, 300, 5)["door in"]
+    assert (row["true"], row["counted"], row["missed"], row["extra"]) == (4, 5, 1, 2)
+    assert row["error"] == row["extra"] - row["missed"]
+
+
 def test_eval_counts_crossings_on_the_truth_and_on_each_tracker(tmp_path):
     import json
 
@@ -336,7 +349,9 @@ def test_eval_counts_crossings_on_the_truth_and_on_each_tracker(tmp_path):
     rows = counts["robust"]["combined"]
     assert set(rows) == {"mid in", "mid out"} and rows["mid in"]["true"] + rows["mid out"]["true"] > 5
     for row in rows.values():
-        assert row["error"] == row["counted"] - row["true"] and 0 <= row["nwRMSE"] <= 1
+        assert row["error"] == row["counted"] - row["true"] == row["extra"] - row["missed"]
+        assert 0 <= row["nwRMSE"] <= 1 and row["missed"] >= 0 and row["extra"] >= 0
+    assert "true / counted (missed, extra)" in result.output
     result = invoke("eval", "--tracker-only", "--mot", tmp_path / "peds", "--line", "mid:0.5")
     assert result.exit_code == 2 and "--mot: line 'mid:0.5': an odd count of coordinates" in result.output
 
@@ -364,6 +379,10 @@ def test_eval_counts_the_lines_a_generated_scene_carries(tmp_path):
     (peds / "PED-02" / "lines.txt").unlink()
     assert "(none in PED-02)" in invoke("eval", "--tracker-only", "--mot", peds).output
     assert invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1").exit_code == 0
+    info = peds / "PED-02" / "seqinfo.ini"
+    info.write_text(info.read_text().replace("frameRate=30", "frameRate=fast"))
+    result = invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1")
+    assert result.exit_code == 2 and f"{info}: frameRate 'fast': give a number" in result.output
     (peds / "PED-01" / "lines.txt").write_text("door:0.3\n")
     result = invoke("eval", "--tracker-only", "--mot", peds / "PED-01")
     assert result.exit_code == 2 and f"--mot {peds / 'PED-01'}: lines.txt: line 'door:0.3'" in result.output

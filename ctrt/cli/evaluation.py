@@ -164,7 +164,7 @@ def _mot_tables(result: Any, sequences: int) -> None:
 
 
 def _count_table(result: Any) -> None:
-    table = titled("counting, sequences combined: true / counted (error), AI City nwRMSE")
+    table = titled("counting, sequences combined: true / counted (missed, extra), AI City nwRMSE")
     table.add_column("")
     keys = list(result.counts[result.labels[0]]["combined"])
     for key in keys:
@@ -172,7 +172,7 @@ def _count_table(result: Any) -> None:
     for label in result.labels:
         rows = result.counts[label]["combined"]
         table.add_row(escape(label), *[
-            f"{rows[k]['true']} / {rows[k]['counted']} ({rows[k]['error']:+d}), "
+            f"{rows[k]['true']} / {rows[k]['counted']} (-{rows[k]['missed']} +{rows[k]['extra']}), "
             + (f"{rows[k]['nwRMSE']:.3f}" if rows[k]["nwRMSE"] is not None else "-") for k in keys])
     console.print(table)
 

@@ -1,6 +1,10 @@
 """Counting accuracy: the counting rule (``ctrt.counting``) applied to the ground truth's boxes and to a tracker's,
 line by line and direction by direction, scored as the AI City Challenge 2021 (Track 1) scores vehicle counts.
 
+Each counted crossing is matched to a true one of the same line and direction within ``MATCH_S`` seconds (one to one,
+in time order); what is left over is a miss (a true crossing not counted) or an extra count (a double count, or a
+crossing that did not happen).
+
 nwRMSE: the video cut into ``SEGMENTS`` equal parts, the cumulative counts at the end of each part compared,
 weighted by the part's index (later parts weigh more: wRMSE = sqrt(sum_i w_i (counted_i - true_i)^2), w_i = i /
 sum(1..k)); nwRMSE = 1 - wRMSE / true count, 0 when wRMSE exceeds it. A combined score weighs each line and
@@ -22,24 +26,60 @@ from ..runtime.detections import Detections
 from .mot import Sequence, read_ground_truth
 
 SEGMENTS = 10
+MATCH_S = 1.0  # a counted crossing this close in time to a true one is that crossing
+FRAME_RATE = 30.0  # a sequence whose seqinfo.ini gives none
 PEOPLE = (1, 2, 7)  # gt classes counted: pedestrian, person on vehicle, static person
+
+
+def _seqinfo(sequence: Sequence, key: str, kind: type) -> float | None:
+    """A positive number of seqinfo.ini's [Sequence] section, None where the file or the key is not there."""
+    info = sequence.folder / "seqinfo.ini"
+    parser = configparser.ConfigParser()
+    if not info.is_file():
+        return None
+    parser.read(info)
+    raw = parser.get("Sequence", key, fallback=None)
+    if raw is None:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise CtrtError(f"{info}: {key} {raw!r}: give a {'whole ' if kind is int else ''}number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise CtrtError(f"{info}: {key} {raw!r}: give a number above 0")
+    return value
 
 
 def frame_size(sequence: Sequence, shapes: Seq[Shape]) -> tuple[int, int]:
     """The sequence's frame size from its seqinfo.ini (imWidth, imHeight), which lines in fractions need."""
-    info = sequence.folder / "seqinfo.ini"
-    parser = configparser.ConfigParser()
-    if info.is_file():
-        parser.read(info)
-        width, height = parser.getint("Sequence", "imWidth", fallback=0), parser.getint("Sequence", "imHeight",
-                                                                                         fallback=0)
-        if width > 0 and height > 0:
-            return width, height
+    width, height = _seqinfo(sequence, "imWidth", int), _seqinfo(sequence, "imHeight", int)
+    if width and height:
+        return int(width), int(height)
     points = np.array([point for shape in shapes for point in shape.points])
     if (points <= 1).all():
         raise CtrtError(f"{sequence.folder}: a line in fractions of the frame needs imWidth and imHeight in "
                         "seqinfo.ini; give it in pixels")
     return int(points[:, 0].max()) + 1, int(points[:, 1].max()) + 1
+
+
+def frame_rate(sequence: Sequence) -> float:
+    """The sequence's frames a second (seqinfo.ini's frameRate)."""
+    return _seqinfo(sequence, "frameRate", float) or FRAME_RATE
+
+
+def matched(true_frames: Seq[int], counted_frames: Seq[int], tolerance: int) -> int:
+    """How many counted crossings pair with true ones at most ``tolerance`` frames apart, one to one: the most there
+    can be (for points on a line, pairing in time order is optimal)."""
+    truth, counted = sorted(true_frames), sorted(counted_frames)
+    i = j = pairs = 0
+    while i < len(truth) and j < len(counted):
+        if abs(truth[i] - counted[j]) <= tolerance:
+            pairs, i, j = pairs + 1, i + 1, j + 1
+        elif counted[j] < truth[i]:
+            j += 1
+        else:
+            i += 1
+    return pairs
 
 
 def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[int, int],
@@ -88,14 +128,17 @@ def nwrmse(true_frames: Seq[int], counted_frames: Seq[int], length: int, segment
     return 1.0 - error / total if error <= total else 0.0
 
 
-def count_scores(truth: dict[str, list[int]], counted: dict[str, list[int]], length: int) -> dict[str, dict]:
-    """Per ``"<line> <direction>"``: true, counted, error (counted - true), relative error, nwRMSE."""
+def count_scores(truth: dict[str, list[int]], counted: dict[str, list[int]], length: int,
+                 tolerance: int) -> dict[str, dict]:
+    """Per ``"<line> <direction>"``: true, counted, error (counted - true), relative error, missed and extra
+    (crossings matched within ``tolerance`` frames), nwRMSE."""
     out = {}
     for key, frames in truth.items():
         got = counted.get(key, [])
+        pairs = matched(frames, got, tolerance)
         out[key] = {"true": len(frames), "counted": len(got), "error": len(got) - len(frames),
                     "relative_error": (len(got) - len(frames)) / len(frames) if frames else None,
-                    "nwRMSE": nwrmse(frames, got, length)}
+                    "missed": len(frames) - pairs, "extra": len(got) - pairs, "nwRMSE": nwrmse(frames, got, length)}
     return out
 
 
@@ -109,5 +152,6 @@ def combined(per_sequence: dict[str, dict[str, dict]]) -> dict[str, dict]:
         weighted = [(r["true"], r["nwRMSE"]) for r in rows if r["true"] and r["nwRMSE"] is not None]
         out[key] = {"true": true, "counted": counted, "error": counted - true,
                     "relative_error": (counted - true) / true if true else None,
+                    "missed": sum(r["missed"] for r in rows), "extra": sum(r["extra"] for r in rows),
                     "nwRMSE": sum(w * s for w, s in weighted) / sum(w for w, _ in weighted) if weighted else None}
     return out

@@ -22,7 +22,7 @@ from ..runtime.detections import Detections
 from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
 from ..runtime.tracker import TRACK_THRESH, Tracker, TrackerConfig, parse_tracker
-from .counting import combined, count_scores, crossings, frame_size, mot_table, truth_table
+from .counting import MATCH_S, combined, count_scores, crossings, frame_rate, frame_size, mot_table, truth_table
 from .mot import Sequence, read_ground_truth, strided_sequences
 from .scores import score
 from .synthetic import DetectionNoise
@@ -138,6 +138,7 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
     scores: dict[str, dict[str, dict[str, float]]] = {}
     counts: dict[str, dict[str, dict[str, dict]]] = {}
     sizes = {sequence.name: frame_size(sequence, lines) for sequence in sequences} if lines else {}
+    rates = {sequence.name: frame_rate(sequence) for sequence in sequences} if lines else {}
     with tempfile.TemporaryDirectory(prefix="ctrt-eval-") as tmp:
         for stride in sorted({entry.stride for entry in entries}):
             group = [entry for entry in entries if entry.stride == stride]
@@ -154,7 +155,8 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
                 for entry in group:
                     per = {s.name: count_scores(truth[s.name], crossings(mot_table(done[entry.label][s.name]),
                                                                          s.length, lines, sizes[s.name], stride),
-                                                s.length) for s in played}
+                                                s.length, max(1, round(rates[s.name] * MATCH_S / stride)))
+                           for s in played}
                     counts[entry.label] = {**per, "combined": combined(per)}
     return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files, counts)
 
