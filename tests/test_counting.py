@@ -378,7 +378,15 @@ def test_eval_counts_the_lines_a_generated_scene_carries(tmp_path):
         result.output
     (peds / "PED-02" / "lines.txt").unlink()
     assert "(none in PED-02)" in invoke("eval", "--tracker-only", "--mot", peds).output
-    assert invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1").exit_code == 0
+    result = invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1", "--zone",
+                    "kerb:0,0.8,1,0.8,1,1,0,1", "--json", tmp_path / "z.json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "z.json").read_text())["counts"]["robust"]["combined"]
+    assert set(rows) == {"mid in", "mid out", "kerb enter", "kerb leave"} and rows["kerb enter"]["true"] > 0
+    assert all(row["error"] == row["extra"] - row["missed"] for row in rows.values())
+    result = invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1", "--zone",
+                    "mid:0,0.8,1,0.8,1,1")
+    assert result.exit_code == 2 and "--zone mid: a line has this name" in result.output
     info = peds / "PED-02" / "seqinfo.ini"
     info.write_text(info.read_text().replace("frameRate=30", "frameRate=fast"))
     result = invoke("eval", "--tracker-only", "--mot", peds, "--line", "mid:0.5,0.35,0.5,1")

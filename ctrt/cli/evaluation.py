@@ -74,6 +74,7 @@ def eval(
     plot_out: Annotated[Optional[Path], typer.Option("--plot", rich_help_panel="Outputs", help="PNG: metrics per model and per sequence")] = None,
     save_dir: Annotated[Optional[Path], typer.Option(rich_help_panel="Outputs", help="--mot: a new folder for the tracker files, <entry>/data/<SEQ>.txt in MOTChallenge format")] = None,
     line: Annotated[Optional[list[str]], typer.Option(rich_help_panel="Counting", help="--mot: NAME:X1,Y1,X2,Y2 (pixels, or fractions of the frame): count crossings with ctrt's rule on the ground truth and on each entry's tracks, scored per direction (error, AI City's nwRMSE); repeat (default: the sequences' lines.txt, which ctrt make-data writes)")] = None,
+    zone: Annotated[Optional[list[str]], typer.Option(rich_help_panel="Counting", help="--mot: NAME:X1,Y1,X2,Y2,X3,Y3,...: count the entries and exits of a zone with ctrt's rule on the ground truth and on each entry's tracks, scored as lines are; repeat")] = None,
 ) -> None:
     """Score models (or tracker settings) side by side: tracking with TrackEval (HOTA, MOTA, IDF1) or detection AP
     with pycocotools."""
@@ -95,8 +96,8 @@ def eval(
         raise CtrtError("--offset-noise sets the noise of --tracker-only's detections; models make their own")
     if stride and not tracker_only:
         raise CtrtError("--stride plays a slower loop on --tracker-only's detections; a model tracks every frame")
-    if line and mot is None:
-        raise CtrtError("--line counts crossings on --mot sequences")
+    if (line or zone) and mot is None:
+        raise CtrtError(f"{'--line' if line else '--zone'} counts on --mot sequences")
     if save_dir is not None and save_dir.exists():
         raise CtrtError(f"--save-dir {save_dir} exists; give a new folder")
     check_outputs({"--json": json_out, "--plot": plot_out, "--save-dir": save_dir},
@@ -115,7 +116,12 @@ def eval(
                          tuple(dict.fromkeys(stride or [1])))
     sequences = find_sequences(mot)
     specs = line or sequence_lines(sequences)
-    lines = shapes_for("--mot" if line else f"--mot {mot}: {LINES_FILE}", specs) if specs else ()
+    lines = (*(shapes_for("--mot" if line else f"--mot {mot}: {LINES_FILE}", specs) if specs else ()),
+             *(shapes_for("--mot", None, zone) if zone else ()))
+    names = [shape.name for shape in lines]
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise CtrtError(f"--zone {twice}: a line has this name; give the zone another", option="zone")
     noise = DetectionNoise() if offset_noise is None else DetectionNoise(offset_noise_px=offset_noise)
     with console.status("evaluating") as status:
         result = evaluate_mot(sequences, entries, open_model, check("topk", k), parse_classes(classes), noise=noise, seed=seed,

@@ -20,7 +20,7 @@ from collections.abc import Sequence as Seq
 import numpy as np
 
 from ..counting.counter import Counter
-from ..counting.shapes import Shape
+from ..counting.shapes import Line, Shape
 from ..errors import CtrtError
 from ..runtime.detections import Detections
 from .mot import Sequence, read_ground_truth
@@ -84,10 +84,11 @@ def matched(true_frames: Seq[int], counted_frames: Seq[int], tolerance: int) -> 
 
 def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[int, int],
               gap: int = 1) -> dict[str, list[int]]:
-    """``"<line> <direction>"`` -> the frames (from 1) of each crossing the rule counts in a MOTChallenge table
-    (frame, id, x, y, w, h, ...), every row a reported track."""
+    """``"<line> <direction>"`` (``"<zone> enter|leave"``) -> the frames (from 1) of each crossing (entry, exit) the
+    rule counts in a MOTChallenge table (frame, id, x, y, w, h, ...), every row a reported track."""
     counter = Counter(shapes, "eval")
-    found: dict[str, list[int]] = {f"{s.name} {d}": [] for s in shapes for d in ("in", "out")}
+    found: dict[str, list[int]] = {f"{s.name} {kind}": [] for s in shapes
+                                   for kind in (("in", "out") if isinstance(s, Line) else ("enter", "leave"))}
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
     starts = np.searchsorted(table[:, 0], np.arange(1, length + 2))
@@ -99,7 +100,7 @@ def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[in
                                    np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32))
         tracks.ids[:] = rows[:, 1]
         for event in counter.update(tracks, (size[1], size[0], 3), gap):
-            found[f"{event.name} {event.direction}"].append(frame)
+            found[f"{event.name} {event.direction or event.event}"].append(frame)
     return found
 
 
