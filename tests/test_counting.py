@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -368,8 +369,10 @@ def test_eval_counts_the_lines_a_generated_scene_carries(tmp_path):
     peds = tmp_path / "peds"
     assert invoke("make-data", "pedestrians", peds, "--count", "2", "--frames", "120", "--seed", "90").exit_code == 0
     assert [(peds / seq / "lines.txt").read_text().split() for seq in ("PED-01", "PED-02")] == [list(SCENE_LINES)] * 2
-    result = invoke("eval", "--tracker-only", "--mot", peds, "--tracker", "robust", "--json", tmp_path / "e.json")
+    result = invoke("eval", "--tracker-only", "--mot", peds, "--tracker", "robust", "--json", tmp_path / "e.json",
+                    "--plot", tmp_path / "e.png")
     assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "e.png")).shape[1] == 1950  # a third panel: nwRMSE per line and direction
     rows = json.loads((tmp_path / "e.json").read_text())["counts"]["robust"]["combined"]
     assert set(rows) == {"door in", "door out", "street in", "street out"}
     (peds / "PED-02" / "lines.txt").write_text("street:0.6,0.38,0.6,1\n")

@@ -24,16 +24,22 @@ def _bars(axis: Any, groups: list[str], series: dict[str, list[float]], title: s
 
 
 def plot_eval(data: dict[str, Any], path: Path) -> None:
-    """MOT: combined metrics per entry, and IDF1 per sequence; COCO: AP per model."""
+    """MOT: combined metrics per entry, IDF1 per sequence and, with lines or zones, nwRMSE per line and direction
+    (zone and event); COCO: AP per model."""
     plt = pyplot()
     if data["kind"] == "mot":
-        figure, (combined, per) = plt.subplots(1, 2, figsize=(13, 4.5))
+        counts = data.get("counts")
+        figure, axes = plt.subplots(1, 3 if counts else 2, figsize=(19.5 if counts else 13, 4.5))
         labels = [e["label"] for e in data["entries"]]
         scores = data["scores"]
-        _bars(combined, list(MOT_SHOWN), {label: [scores[label]["combined"][m] for m in MOT_SHOWN] for label in labels},
+        _bars(axes[0], list(MOT_SHOWN), {label: [scores[label]["combined"][m] for m in MOT_SHOWN] for label in labels},
               "all sequences")
-        _bars(per, data["sequences"], {label: [scores[label][s]["IDF1"] for s in data["sequences"]] for label in labels},
-              "IDF1 per sequence")
+        _bars(axes[1], data["sequences"], {label: [scores[label][s]["IDF1"] for s in data["sequences"]]
+                                           for label in labels}, "IDF1 per sequence")
+        if counts:
+            keys = list(counts[labels[0]]["combined"])
+            _bars(axes[2], keys, {label: [counts[label]["combined"][k]["nwRMSE"] or 0.0 for k in keys]
+                                  for label in labels}, "counting: AI City nwRMSE, sequences combined")
     else:
         figure, axis = plt.subplots(1, 1, figsize=(8, 4.5))
         names = list(next(iter(data["scores"].values())))
