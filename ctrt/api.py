@@ -171,8 +171,9 @@ class Model:
         ``publish_frames``; ``http`` (``PORT`` or ``HOST:PORT``, or ``HttpOptions``) with ``http_token_file``,
         ``stale_after``, ``http_fps``; ``systemd``; ``lines``/``zones`` (``"NAME:X1,Y1,X2,Y2"`` strings, tables or
         ``ctrt.Line``/``ctrt.Zone``: ``Results.events``, ``run.counts``). ``tracker``, ``drop``, ``save_dir``,
-        ``lines`` and ``zones`` may map stream names to each stream's own. ``sinks``: the caller's own (objects with ``write(results)`` and ``close()``, or
-        callables) and ``on_result``: a callable, each fed every frame the files get and closed with them.
+        ``lines`` and ``zones`` may map stream names to each stream's own. ``sinks``: the caller's own (objects
+        with ``write(results)`` and ``close()``, or callables) and ``on_result``: a callable, each fed every frame
+        the files get and closed with them.
 
         Every output is checked before the run and is complete however the run ends (its end, ``break``, an
         exception, Ctrl-C, SIGTERM); none may replace the model, a source, or a file of ``protect``.

@@ -94,7 +94,8 @@ class DemoScene:
 
 # The demo model's operating point: CenterTrack's 0.3 threshold with the robust preset (reporting tracks from their
 # first frame), which keeps a photograph's id while another one covers it, and CenterTrack's gate (gate 1: the
-# fitted tracking head is less precise than the noise model the preset's 0.25 was chosen on). Chosen on seeds 300-305; measured on 100-111 and 400-411 (docs/demo-model.md).
+# fitted tracking head is less precise than the noise model the preset's 0.25 is set for). Set on seeds 300-305;
+# measured on the held-out 100-111 and 400-411 (docs/demo-model.md).
 DEMO_PRESET, DEMO_TRACK_THRESH, DEMO_MIN_HITS, DEMO_GATE = "robust", TRACK_THRESH, 1, 1.0
 DEMO_RUN_OPTIONS = ["--tracker-preset", DEMO_PRESET, "--track-thresh", str(DEMO_TRACK_THRESH),
                     "--min-hits", str(DEMO_MIN_HITS), "--gate", str(DEMO_GATE)]  # the same, as ctrt run takes it

@@ -141,9 +141,10 @@ library_log.propagate = False
 
 
 def command(fn: F | None = None, *, flags: dict[str, str] | None = None, example: str = "") -> Any:
-    """Register ``fn`` as a subcommand, ``example`` the line that ends its help. User errors print as one line with exit code 2, a library parameter spelled
-    as this command's flag (``flags``: where it is not ``--`` + the name); Ctrl-C, SIGTERM and SIGHUP stop it the
-    same way (outputs finalised or not written at all) with exit code 128 + signal."""
+    """Register ``fn`` as a subcommand, ``example`` the line that ends its help. User errors print as one line with
+    exit code 2, a library parameter spelled as this command's flag (``flags``: where it is not ``--`` + the name);
+    Ctrl-C, SIGTERM and SIGHUP stop it the same way (outputs finalised or not written at all) with exit code 128 +
+    signal."""
     if fn is None:
         return functools.partial(command, flags=flags, example=example)
 

@@ -42,7 +42,8 @@ def make_data(
     elif kind == "demo-mot":
         next_steps(f"ctrt eval export/hardnet_85_demo_256x256.onnx --mot {output} --classes all")
     else:
-        next_steps(f"ctrt eval export/hardnet_85_demo_256x256.onnx --coco {output}/annotations.json --images {output}/images")
+        next_steps(f"ctrt eval export/hardnet_85_demo_256x256.onnx --coco {output}/annotations.json "
+                   f"--images {output}/images")
 
 
 def _delta(value: float, base: float, share: bool) -> str:

@@ -128,8 +128,8 @@ def render_plan(site: Any, plan: Any) -> None:
     """``ctrt run --config --check``: the plan every check passed, one row a stream."""
     from ..runtime.tracker import TrackerConfig
 
-    console.print(f"{escape(str(site.path))}: {len(plan.streams)} camera{'' if len(plan.streams) == 1 else 's'}, model {escape(str(plan.model))}",
-                  soft_wrap=True)
+    cameras = f"{len(plan.streams)} camera{'' if len(plan.streams) == 1 else 's'}"
+    console.print(f"{escape(str(site.path))}: {cameras}, model {escape(str(plan.model))}", soft_wrap=True)
     defaults = asdict(TrackerConfig())
     table = titled("cameras")
     for column in ("camera", "source", "drop", "tracker", "counts", "outputs"):
