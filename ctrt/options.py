@@ -163,7 +163,8 @@ OPTIONS: dict[str, Option] = _table(
            "left unmatched", *SCORE, why="a score", site="tracker.low_thresh"),
     Option("max_age", int, None, "camera frames an unmatched track survives, however many the loop tracked (-1: none, "
            "as CenterTrack)", -1, 30 * DAY_S, unit="frames", why="a day at 30 FPS", site="tracker.max_age"),
-    Option("min_hits", int, None, "report a track from its Nth matched frame on (1: at once, as CenterTrack)", 1, 100,
+    Option("min_hits", int, None, "report a track from its Nth matched frame on, every track in the first N (1: at once, as "
+           "CenterTrack)", 1, 100,
            site="tracker.min_hits"),
     Option("gate", float, None, "a detection continues a track only within this share of the box size, or 4x the "
            "offsets' measured miss if more (1: as CenterTrack)", 0.0, 1.0, open_low=True, why="a share of the box size",

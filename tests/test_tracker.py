@@ -258,13 +258,25 @@ def shown_ids(tracks):
 
 
 def test_min_hits_hides_one_frame_tracks_but_not_a_track_found_again():
-    # A walker seen at t=0..2, missed at t=3, found again at t=4; a lone false positive at t=1.
-    frames = [dets(*([walker(t)] if t != 3 else []), *([(300, 300, 20, 0.9, 1, (0, 0))] if t == 1 else []))
-              for t in range(6)]
+    # After two empty updates: a walker seen at t=0..2, missed at t=3, found again at t=4; a lone false positive at t=1.
+    frames = [dets(), dets()] + [dets(*([walker(t)] if t != 3 else []),
+                                      *([(300, 300, 20, 0.9, 1, (0, 0))] if t == 1 else [])) for t in range(6)]
     confirmed = Tracker(TrackerConfig(max_age=5, coast=True, min_hits=2))
-    assert [shown_ids(confirmed.step(f)) for f in frames] == [[], [1], [1], [], [1], [1]]
+    assert [shown_ids(confirmed.step(f)) for f in frames] == [[], [], [], [1], [1], [], [1], [1]]
     everything = Tracker(TrackerConfig(max_age=5, coast=True))  # CenterTrack reports a track from its first frame
-    assert [shown_ids(everything.step(f)) for f in frames] == [[1], [1, 2], [1], [], [1], [1]]
+    assert [shown_ids(everything.step(f)) for f in frames] == [[], [], [1], [1, 2], [1], [], [1], [1]]
+
+
+def test_the_first_min_hits_updates_show_every_track_as_sort_does():
+    # Nothing can be confirmed before min_hits updates: whoever is in view when a run starts is shown at once (a loop
+    # at a fifth of the camera's rate would otherwise hide them for its first 5 camera frames), a reset starts again.
+    frames = [dets(walker(t), *([(300, 300, 20, 0.9, 1, (0, 0))] if t == 1 else [])) for t in range(4)]
+    tracker = Tracker(TrackerConfig(max_age=5, coast=True, min_hits=2))
+    assert [shown_ids(tracker.step(f)) for f in frames] == [[1], [1, 2], [1], [1]]
+    tracker.reset()
+    assert shown_ids(tracker.step(frames[0])) == [1]
+    late = Tracker(TrackerConfig(max_age=5, coast=True, min_hits=2))
+    assert [shown_ids(late.step(f)) for f in [dets(), dets(), *frames]] == [[], [], [], [1], [1], [1]]
 
 
 def test_presets_and_overrides():

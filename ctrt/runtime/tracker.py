@@ -47,7 +47,7 @@ class TrackerConfig:
     coast: bool = False
     low_thresh: float | None = None  # BYTE: detections between this and track_thresh may continue leftover tracks
     track_thresh: float = TRACK_THRESH  # detections above this associate first and are shown
-    min_hits: int = 1  # a track is reported from its min_hits-th matched frame on (SORT's confirmation)
+    min_hits: int = 1  # a track is reported from its min_hits-th matched frame on, or in the first min_hits (SORT's)
     # A detection continues a track only within gate x sqrt(box area) (CenterTrack: 1, a whole box away): one seen
     # last frame is rarely far from where the detection says it was, and a wide gate lets a person stepping out
     # from behind another take the other's track. The gate opens beyond this when the model's tracking offsets
@@ -207,6 +207,7 @@ class Tracker:
         # over the frames measured so far, then over the last ~1/(1 - RESIDUAL_MEMORY); CenterTrack's gate until then.
         self.residual = 1.0 / GATE_SIGMAS**2
         self.measured = 0
+        self.updates = 0  # since the start or the last reset: the first min_hits show every matched track
 
     @property
     def gate(self) -> float:
@@ -287,7 +288,11 @@ class Tracker:
             kept.boxes = kept.boxes + np.tile(kept.velocity * gap, 2)
 
         self.tracks = Detections.concat([matched, born, kept])
-        self.tracks.shown = (self.tracks.active > 0) & (self.tracks.hits >= config.min_hits)
+        # Nothing can be confirmed against before min_hits updates have passed, so until then every matched track is
+        # shown (SORT's rule): a slow loop would otherwise hide everyone in view for its first seconds.
+        self.updates += 1
+        confirmed = (self.tracks.hits >= config.min_hits) | (self.updates <= config.min_hits)
+        self.tracks.shown = (self.tracks.active > 0) & confirmed
         return self.tracks
 
     def pre_hm_boxes(self) -> tuple[np.ndarray, np.ndarray]:
