@@ -65,8 +65,8 @@ def main() -> None:
             truth = crossings(truth_table(sequence), args.frames, shapes, (WIDTH, HEIGHT))
             detections = noisy_detections(sequence, DetectionNoise(), 0)
             for name in TRACKERS:
-                table = mot_table(track_detections(detections, parse_tracker(name)))
-                ours = crossings(table, args.frames, shapes, (WIDTH, HEIGHT))
+                text, ours = track_detections(detections, parse_tracker(name), 1, shapes, (WIDTH, HEIGHT))
+                table = mot_table(text)
                 scores[f"{name} + ctrt"][str(seed)] = count_scores(truth, ours, args.frames, round(FPS * MATCH_S))
                 theirs = {f"{s.name} {d}": frames for s in shapes
                           for d, frames in line_zone_crossings(table, args.frames, s.points).items()}

@@ -89,6 +89,17 @@ def test_an_id_switch_on_the_line_is_one_crossing():
     assert crossings(events) == [("door", 2, "in")]
 
 
+def test_a_track_whose_row_a_newcomer_took_still_counts_its_own_crossing():
+    # Walker 1 goes unreported for two frames (held, not shown) as walker 2 appears beside it: walker 2 takes over
+    # walker 1's state as it would for an id switch. Walker 1 is reported again on the line, where no side is clear
+    # (a new track's first side would be the far one): someone else after all, it still counts its own crossing.
+    frames = [[(1, 320, y)] for y in np.linspace(150, 220, 8)]
+    frames += [[(1, 320, 225, 1, False), (2, 330, 200)], [(1, 320, 230, 1, False), (2, 330, 205)]]
+    frames += [[(1, 320, 236 + 8 * i), (2, 330, 210 + 8 * i)] for i in range(18)]
+    _, events = run(frames)
+    assert sorted(crossings(events)) == [("door", 1, "in"), ("door", 2, "in")]
+
+
 def test_an_unconfirmed_track_never_counts():
     frames = [[(1, 320, y, 1, False)] for y in np.linspace(150, 350, 20)]  # held, never reported (min_hits)
     _, events = run(frames)
@@ -397,3 +408,35 @@ def test_eval_counts_the_lines_a_generated_scene_carries(tmp_path):
     (peds / "PED-01" / "lines.txt").write_text("door:0.3\n")
     result = invoke("eval", "--tracker-only", "--mot", peds / "PED-01")
     assert result.exit_code == 2 and f"--mot {peds / 'PED-01'}: lines.txt: line 'door:0.3'" in result.output
+
+
+def test_generated_scenes_have_groups_and_people_turning_back_on_the_lines():
+    """The street scenes eval counts on: some arrive in twos and threes side by side (one partly behind another),
+    some turn back near a line; those who cross a line both ways are people who turned back, once each way."""
+    from ctrt.eval.counting import crossings
+    from ctrt.eval.synthetic import HEIGHT, SCENE_LINES, WIDTH, pedestrian_truth
+
+    length = 600
+    table = pedestrian_truth(length, seed=7)
+    first = {int(i): table[table[:, 1] == i][0] for i in np.unique(table[:, 1])}
+    arrivals = {}
+    for track, row in first.items():
+        if row[0] > 1:  # arrived during the video: the frame and the side it came in at
+            arrivals.setdefault((row[0], row[2] < WIDTH / 2), []).append(track)
+    assert any(len(group) >= 2 for group in arrivals.values())
+    foot_x = {track: table[table[:, 1] == track][:, 2] + table[table[:, 1] == track][:, 4] / 2 for track in first}
+    turned = {track for track, x in foot_x.items() if (np.diff(x) > 0).any() and (np.diff(x) < 0).any()}
+    assert turned
+    found = crossings(table, length, shapes_for("scene", SCENE_LINES), (WIDTH, HEIGHT))
+    assert found["street in"] and found["street out"]
+    counter = Counter(shapes_for("scene", SCENE_LINES), "scene")
+    ways: dict[tuple[int, str], list[str]] = {}
+    for frame in range(1, length + 1):
+        rows = table[table[:, 0] == frame]
+        people = tracks([(int(r[1]), 0, 0) for r in rows])
+        people.boxes[:] = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], 1)
+        for e in counter.update(people, (HEIGHT, WIDTH, 3)):
+            ways.setdefault((e.id, e.name), []).append(e.direction)
+    both = {track for (track, _), directions in ways.items() if len(directions) > 1}
+    assert both and both <= turned
+    assert all(sorted(directions) in (["in"], ["out"], ["in", "out"]) for directions in ways.values())

@@ -68,6 +68,10 @@ class Counter:
         self._recheck = 0  # the camera frame from which a track kept for an id switch may have expired
         self._shown_ids, self._shown_rows = np.zeros(0, np.int64), np.zeros(0, np.int64)  # last frame's reported
         self._free: list[int] = []
+        # An unreported track whose row a new one took over -> that new track: if it is reported again, the two were
+        # different objects after all, and it starts from the sides the row holds now (neither counts the other's
+        # crossing again, and its own still counts).
+        self._handed: dict[int, int] = {}
         self._frame = 0  # camera frames so far
         self._grow(32)
 
@@ -88,6 +92,7 @@ class Counter:
         self._last = grown("_last", (3,), np.float64)  # x, bottom y, centre y when last reported
         self._seen = grown("_seen", (), np.int64, -1)  # camera frame when last reported
         self._height = grown("_height", (), np.float64)
+        self._offset = grown("_offset", (lines,), np.float64)  # each line's o_now when last reported (see _lines)
         self._side = grown("_side", (lines,), np.int8)  # confirmed side of each line: -1, +1, 0 not yet
         self._pending = grown("_pending", (lines,), np.int16)  # frames on the far side so far
         self._crossed = grown("_crossed", (lines,), np.bool_)  # the path crossed the segment since leaving
@@ -185,14 +190,14 @@ class Counter:
                cls: np.ndarray, events: list[CountEvent]) -> None:
         px = x[:, None]  # [N, 1] against [L]: the anchors share x, their y is the bottom or the centre
         py = _anchored(self._line_bottom, bottom, centre)
-        bx, by = last[:, 0:1], _anchored(self._line_bottom, last[:, 1], last[:, 2])
         ax, ay, dx, dy = self._ax, self._ay, self._dx, self._dy
         o_now = dx * (py - ay) - dy * (px - ax)  # > 0: right of the line as drawn (its in side); x its length
-        o_before = dx * (by - ay) - dy * (bx - ax)
+        o_before = self._offset[rows]  # the same at the track's last point (a fresh row's: never used)
         # The step from before to now crosses the segment: its ends on either side of the line (rare: only then
         # is the rest worked out), and the line's ends on either side of the step.
         hit = (o_now * o_before <= 0) & ((o_now != 0) | (o_before != 0))
         if hit.any():
+            bx, by = last[:, 0:1], _anchored(self._line_bottom, last[:, 1], last[:, 2])
             sx, sy = px - bx, py - by
             hit &= ((sx * (ay - by) - sy * (ax - bx)) * (sx * (self._by - by) - sy * (self._bx - bx)) <= 0) \
                 & (self._seen[rows] >= 0)[:, None]
@@ -217,6 +222,7 @@ class Counter:
             pending[confirm] = 0
             crossed &= ~confirm
         self._side[rows], self._pending[rows], self._crossed[rows] = side, pending, crossed
+        self._offset[rows] = o_now
 
     def _zones(self, rows: np.ndarray, x: np.ndarray, bottom: np.ndarray, centre: np.ndarray, cls: np.ndarray,
                events: list[CountEvent]) -> None:
@@ -260,7 +266,9 @@ class Counter:
             best = int(np.argmin(distance))
             if distance[best] <= 0.5 * self._height[candidates[best]]:
                 row = int(candidates[best])
-                del self._slot[int(self._ids[row])]
+                old = int(self._ids[row])
+                del self._slot[old]
+                self._handed[old] = track
                 self._ids[row] = track
                 self._slot[track] = row
                 return row
@@ -268,7 +276,9 @@ class Counter:
             self._grow(2 * len(self._ids))
         row = self._free.pop()
         self._ids[row], self._cls[row], self._seen[row] = track, cls, -1
-        self._side[row], self._pending[row], self._crossed[row] = 0, 0, False
+        taker = self._slot.get(self._handed.pop(track, -1))
+        self._side[row] = 0 if taker is None else self._side[taker]
+        self._pending[row], self._crossed[row] = 0, False
         self._inside[row], self._zpending[row] = False, 0
         self._slot[track] = row
         return row
@@ -277,6 +287,10 @@ class Counter:
         """Tracks the tracker no longer holds leave their zones; their rows are freed once no new track can take
         them over."""
         self._recheck = NEVER
+        if self._handed:  # a track the tracker let go cannot be reported again
+            holding = set(held.tolist())
+            for old in [old for old in self._handed if old not in holding]:
+                del self._handed[old]
         if not self._slot:
             return
         known = np.fromiter(self._slot.keys(), np.int64, len(self._slot))

@@ -20,6 +20,7 @@ from collections.abc import Sequence as Seq
 import numpy as np
 
 from ..counting.counter import Counter
+from ..counting.events import CountEvent
 from ..counting.shapes import Line, Shape
 from ..errors import CtrtError
 from ..runtime.detections import Detections
@@ -82,13 +83,24 @@ def matched(true_frames: Seq[int], counted_frames: Seq[int], tolerance: int) -> 
     return pairs
 
 
+def no_crossings(shapes: Seq[Shape]) -> dict[str, list[int]]:
+    """``"<line> <direction>"`` (``"<zone> enter|leave"``) -> an empty list, for every line and zone."""
+    return {f"{s.name} {kind}": [] for s in shapes
+            for kind in (("in", "out") if isinstance(s, Line) else ("enter", "leave"))}
+
+
+def record(found: dict[str, list[int]], frame: int, events: Seq[CountEvent]) -> None:
+    """Each event's frame under its line and direction (zone and event)."""
+    for event in events:
+        found[f"{event.name} {event.direction or event.event}"].append(frame)
+
+
 def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[int, int],
               gap: int = 1) -> dict[str, list[int]]:
-    """``"<line> <direction>"`` (``"<zone> enter|leave"``) -> the frames (from 1) of each crossing (entry, exit) the
-    rule counts in a MOTChallenge table (frame, id, x, y, w, h, ...), every row a reported track."""
+    """The frames (from 1) of each crossing (entry, exit) the rule counts in a MOTChallenge table (frame, id, x, y,
+    w, h, ...), every row a reported track: the ground truth's (exact identities, each there while it is)."""
     counter = Counter(shapes, "eval")
-    found: dict[str, list[int]] = {f"{s.name} {kind}": [] for s in shapes
-                                   for kind in (("in", "out") if isinstance(s, Line) else ("enter", "leave"))}
+    found = no_crossings(shapes)
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
     starts = np.searchsorted(table[:, 0], np.arange(1, length + 2))
@@ -99,8 +111,7 @@ def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[in
         tracks = Detections.create(boxes, np.ones(n, np.float32), np.ones(n, np.int32),
                                    np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32))
         tracks.ids[:] = rows[:, 1]
-        for event in counter.update(tracks, (size[1], size[0], 3), gap):
-            found[f"{event.name} {event.direction or event.event}"].append(frame)
+        record(found, frame, counter.update(tracks, (size[1], size[0], 3), gap))
     return found
 
 

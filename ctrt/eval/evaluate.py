@@ -17,12 +17,14 @@ import numpy as np
 
 from ..errors import CtrtError
 from ..api import Model
-from ..counting.shapes import Shape
+from ..counting.counter import Counter
+from ..counting.shapes import Line, Shape, Zone
 from ..runtime.detections import Detections
 from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
 from ..runtime.tracker import TRACK_THRESH, Tracker, TrackerConfig, parse_tracker
-from .counting import MATCH_S, combined, count_scores, crossings, frame_rate, frame_size, mot_table, truth_table
+from .counting import (MATCH_S, combined, count_scores, crossings, frame_rate, frame_size, no_crossings, record,
+                       truth_table)
 from .mot import Sequence, read_ground_truth, strided_sequences
 from .scores import score
 from .synthetic import DetectionNoise
@@ -93,32 +95,46 @@ def noisy_detections(sequence: Sequence, noise: DetectionNoise, seed: int) -> li
     return [noise.detections(table[table[:, 0] == frame], previous, rng) for frame in range(1, sequence.length + 1)]
 
 
-def track_detections(frames: list[Detections], config: TrackerConfig, gap: int = 1) -> str:
-    """Every frame's detections through one tracker, ``gap`` camera frames apart; MOTChallenge rows."""
+def track_detections(frames: list[Detections], config: TrackerConfig, gap: int = 1, shapes: tuple[Shape, ...] = (),
+                     size: tuple[int, int] = (0, 0)) -> tuple[str, dict[str, list[int]]]:
+    """Every frame's detections through one tracker, ``gap`` camera frames apart: MOTChallenge rows, and with
+    ``shapes`` (on a ``size`` frame) the crossings counted as a run counts them, from every track the tracker
+    holds."""
     tracker = Tracker(config)
+    counter = Counter(shapes, "eval") if shapes else None
+    found = no_crossings(shapes)
     lines: list[str] = []
     for index, dets in enumerate(frames):  # the decoder's threshold, as a network's detections would have
-        lines.append(mot_rows(index, tracker.step(dets[dets.scores > config.decode_floor], gap)))
-    return "".join(lines)
+        tracks = tracker.step(dets[dets.scores > config.decode_floor], gap)
+        lines.append(mot_rows(index, tracks))
+        if counter is not None:
+            record(found, index + 1, counter.update(tracks, (size[1], size[0], 3), gap))
+    return "".join(lines), found
 
 
 def track_sequences(model: Model, sequences: list[Sequence], config: TrackerConfig, k: int,
-                    classes: np.ndarray | None) -> dict[str, str]:
+                    classes: np.ndarray | None, shapes: tuple[Shape, ...] = ()
+                    ) -> tuple[dict[str, str], dict[str, dict[str, list[int]]]]:
     """Every sequence through the full tracker loop, as streams batched on the model (each stream tracks exactly
-    as it would alone); the MOTChallenge rows of the chosen classes, per sequence."""
+    as it would alone): the MOTChallenge rows of the chosen classes per sequence, and with ``shapes`` the crossings
+    of those classes the run counted."""
     for sequence in sequences:
         if sequence.frames is None:
             raise CtrtError(f"{sequence.folder} has no img1/ folder or video to run a model on "
                             "(--tracker-only needs none)")
     texts: dict[str, list[str]] = {sequence.name: [] for sequence in sequences}
+    found = {sequence.name: no_crossings(shapes) for sequence in sequences}
+    counting = {"lines": [s for s in shapes if isinstance(s, Line)], "zones": [s for s in shapes if isinstance(s, Zone)]}
     with model.track({s.name: FrameSource(str(s.frames), reconnects=0) for s in sequences}, tracker=config,
-                     topk=k) as run:
+                     topk=k, **(counting if shapes else {})) as run:
         for r in run:
             texts[r.stream].append(r.to_mot() if classes is None else r[np.isin(r.classes, classes)].to_mot())
+            if r.events:
+                record(found[r.stream], r.index + 1, [e for e in r.events if classes is None or e.cls in classes])
     failed = next((s for s in run.report.streams if s.error), None)
     if failed:
         raise CtrtError(f"{failed.name}: {failed.error}")
-    return {name: "".join(lines) for name, lines in texts.items()}
+    return {name: "".join(lines) for name, lines in texts.items()}, found
 
 
 def write_tracker_files(folder: Path, entries: list[Entry], files: dict[str, dict[str, str]]) -> None:
@@ -143,7 +159,8 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
         for stride in sorted({entry.stride for entry in entries}):
             group = [entry for entry in entries if entry.stride == stride]
             played = sequences if stride == 1 else strided_sequences(sequences, stride, Path(tmp) / f"stride{stride}")
-            done = _evaluate_entries(played, group, open_model, k, classes, noise, seed, progress)
+            done, counted = _evaluate_entries(played, group, open_model, k, classes, noise, seed, progress, lines,
+                                              sizes)
             progress("scoring with TrackEval")
             folder = Path(tmp) / f"trackers{stride}"
             write_tracker_files(folder, group, done)
@@ -153,9 +170,8 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
                 progress("counting")
                 truth = {s.name: crossings(truth_table(s), s.length, lines, sizes[s.name], stride) for s in played}
                 for entry in group:
-                    per = {s.name: count_scores(truth[s.name], crossings(mot_table(done[entry.label][s.name]),
-                                                                         s.length, lines, sizes[s.name], stride),
-                                                s.length, max(1, round(rates[s.name] * MATCH_S / stride)))
+                    per = {s.name: count_scores(truth[s.name], counted[entry.label][s.name], s.length,
+                                                max(1, round(rates[s.name] * MATCH_S / stride)))
                            for s in played}
                     counts[entry.label] = {**per, "combined": combined(per)}
     return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files, counts)
@@ -163,9 +179,12 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
 
 def _evaluate_entries(sequences: list[Sequence], entries: list[Entry], open_model: Callable[[str], Model], k: int,
                       classes: np.ndarray | None, noise: DetectionNoise | None, seed: int,
-                      progress: Callable[[str], None]) -> dict[str, dict[str, str]]:
-    """label -> sequence -> tracker file text."""
+                      progress: Callable[[str], None], shapes: tuple[Shape, ...],
+                      sizes: dict[str, tuple[int, int]]) -> tuple[dict[str, dict[str, str]],
+                                                                  dict[str, dict[str, dict[str, list[int]]]]]:
+    """label -> sequence -> tracker file text; with ``shapes``, label -> sequence -> the crossings counted."""
     files: dict[str, dict[str, str]] = {entry.label: {} for entry in entries}
+    counted: dict[str, dict[str, dict[str, list[int]]]] = {entry.label: {} for entry in entries}
     noisy = {}
     if any(entry.model is None for entry in entries):
         for sequence in sequences:
@@ -174,9 +193,11 @@ def _evaluate_entries(sequences: list[Sequence], entries: list[Entry], open_mode
         if entry.model is None:
             for sequence in sequences:
                 progress(f"{entry.label}: {sequence.name}")
-                files[entry.label][sequence.name] = track_detections(noisy[sequence.name], entry.tracker, entry.stride)
+                files[entry.label][sequence.name], counted[entry.label][sequence.name] = track_detections(
+                    noisy[sequence.name], entry.tracker, entry.stride, shapes, sizes.get(sequence.name, (0, 0)))
             continue
         with open_model(entry.model) as model:
             progress(f"{entry.label}: {len(sequences)} sequence(s)")
-            files[entry.label] = track_sequences(model, sequences, entry.tracker, k, classes)
-    return files
+            files[entry.label], counted[entry.label] = track_sequences(model, sequences, entry.tracker, k, classes,
+                                                                       shapes)
+    return files, counted

@@ -2,13 +2,14 @@
 
 ``pedestrians``: people walking across a 1920x1080 street scene seen from a raised camera: size grows towards the
 bottom (nearer), walking speeds 1.0-1.8 m/s, some stop and go on, they enter and leave at the sides, cross each
-other and the nearer one covers the farther (visibility is measured, as MOTChallenge's gt gives it). Boxes only:
+other and the nearer one covers the farther (visibility is measured, as MOTChallenge's gt gives it), some walk in
+groups side by side and some turn back near one of the scene's counting lines. Boxes only:
 what the tracker needs. ``DetectionNoise`` turns that ground truth into what a CenterTrack-like detector reports.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,10 @@ SAMPLES = 12  # grid points per box side to measure the covered share
 MIN_VISIBLE = 0.25  # less of a person in view: gt marks it "do not consider" (no detector is expected to see it)
 # Where the scene's people cross, as counting lines in fractions of the frame: a doorway across the near pavement
 # (short: people cross it near its ends too) and the whole walkway. ``make-data`` writes them beside each sequence.
-SCENE_LINES = ("door:0.3,0.62,0.3,0.85", "street:0.6,0.38,0.6,1")
+DOOR_X, STREET_X = 0.3, 0.6
+SCENE_LINES = (f"door:{DOOR_X},0.62,{DOOR_X},0.85", f"street:{STREET_X},0.38,{STREET_X},1")
+GROUPS = 0.25  # share of arriving walkers who bring one or two others, side by side
+TURNS = 0.1  # share of walkers who turn back once, within a metre of one of the lines' x
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Walker:
     speed: float  # px per frame, signed
     drift: float  # vertical px per frame
     stops: tuple[tuple[int, int], ...]  # (from frame, frames stood)
+    turn: float | None = None  # foot x where it turns back, once, if it gets there
 
 
 def person_height(foot_y: np.ndarray | float) -> np.ndarray | float:
@@ -59,6 +64,28 @@ def make_walkers(length: int, rng: np.random.Generator, density: float = 14.0) -
     return walkers
 
 
+def groups_and_turns(walkers: list[Walker], rng: np.random.Generator) -> list[Walker]:
+    """Companions beside arriving walkers (a shoulder's width to a metre nearer or farther, up to half a metre ahead
+    or behind, the same pace and stops: they partly cover each other as they go), then a few of everyone turning
+    back near a line."""
+    out = []
+    for walker in walkers:
+        out.append(walker)
+        if walker.start == 0 or rng.random() >= GROUPS:
+            continue
+        metre = float(person_height(walker.y)) / PERSON_M
+        for side in rng.permutation([-1, 1])[: int(rng.integers(1, 3))]:  # two companions: one on either side
+            y = float(np.clip(walker.y + side * rng.uniform(0.5, 1.0) * metre, HORIZON_Y + 40, NEAR_Y))
+            ahead = rng.uniform(-0.5, 0.5) * metre * np.sign(walker.speed)
+            out.append(replace(walker, x=walker.x + float(ahead), y=y,
+                               speed=walker.speed * float(person_height(y) / person_height(walker.y))))
+    for walker in out:
+        if rng.random() < TURNS:
+            metre = float(person_height(walker.y)) / PERSON_M
+            walker.turn = float(rng.choice([DOOR_X, STREET_X]) * WIDTH + rng.uniform(-1, 1) * metre)
+    return out
+
+
 def _positions(walker: Walker, length: int) -> np.ndarray:
     """[length, 2] foot positions (nan before the walker starts)."""
     out = np.full((length, 2), np.nan)
@@ -66,6 +93,8 @@ def _positions(walker: Walker, length: int) -> np.ndarray:
     for begin, frames in walker.stops:
         moving[begin : begin + frames] = False
     steps = np.cumsum(moving[walker.start :]) - moving[walker.start]
+    if walker.turn is not None and (walker.turn - walker.x) * walker.speed > 0:  # it gets there: back the way it came
+        steps = steps - 2 * np.maximum(steps - (walker.turn - walker.x) / walker.speed, 0)
     out[walker.start :, 0] = walker.x + walker.speed * steps
     out[walker.start :, 1] = np.clip(walker.y + walker.drift * steps, HORIZON_Y + 20, NEAR_Y + 10)
     return out
@@ -89,7 +118,8 @@ def visibility(boxes: np.ndarray, depth: np.ndarray) -> np.ndarray:
 def pedestrian_truth(length: int, seed: int) -> np.ndarray:
     """gt.txt rows ``frame,id,x,y,w,h,1,1,visibility`` for a generated street scene."""
     rng = np.random.default_rng(seed)
-    walkers = make_walkers(length, rng)
+    # Groups and turns draw from their own stream: the walkers drawn first stay as a seed always made them.
+    walkers = groups_and_turns(make_walkers(length, rng), np.random.default_rng([seed, 1]))
     feet = np.stack([_positions(w, length) for w in walkers], axis=1)  # [T, N, 2]
     rows = []
     for t in range(length):
