@@ -23,7 +23,7 @@ MAX_STRIDE = 30  # --stride: a second between two tracked frames of a 30 FPS cam
 
 @command(example="ctrt make-data pedestrians data/ped --count 3 --frames 600")
 def make_data(
-    kind: Annotated[str, typer.Argument(help="pedestrians (MOT gt only, for --tracker-only), demo-mot (demo-scene frames + MOT gt) or demo-coco (demo-scene images + COCO json)")],
+    kind: Annotated[str, typer.Argument(help="pedestrians (street scenes with groups and people turning back at the counting lines: MOT gt and lines.txt, for --tracker-only), demo-mot (demo-scene frames + MOT gt) or demo-coco (demo-scene images + COCO json)")],
     output: Annotated[Path, typer.Argument(help="a new folder")],
     count: Annotated[int, typer.Option(min=1, max=1000, rich_help_panel="Data", help="sequences (MOT) or images (COCO)")] = 3,
     frames: Annotated[int, typer.Option(min=2, max=100000, rich_help_panel="Data", help="frames per sequence")] = 300,

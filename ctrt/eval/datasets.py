@@ -1,7 +1,8 @@
 """``ctrt make-data``: evaluation sets with exact ground truth, written whole or not at all.
 
-- ``pedestrians``: MOTChallenge sequences of generated street scenes, ground truth only (``ctrt eval
-  --tracker-only``);
+- ``pedestrians``: MOTChallenge sequences of generated street scenes (people crossing and covering each other,
+  some walking in groups side by side, some turning back near the scene's counting lines, written as ``lines.txt``),
+  ground truth only (``ctrt eval --tracker-only``);
 - ``demo-mot``: MOTChallenge sequences of the demo scene (frames in ``img1/``), every photograph labelled as a
   pedestrian, so TrackEval scores them (``ctrt eval MODEL --mot DIR --classes all``);
 - ``demo-coco``: demo-scene images with a COCO instances file, each photograph in its COCO category.
