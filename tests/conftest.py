@@ -59,6 +59,21 @@ def sigterm_a_track_loop(prelude: str, run: str) -> int:
     return process.wait(timeout=60)
 
 
+@pytest.fixture
+def chromium():
+    """Headless Chromium's command line and environment, its profile and temporary files in a folder of their own
+    (short: its socket's path must fit a Unix socket's), removed afterwards."""
+    import os
+    import shutil
+    import tempfile
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Chromium is missing: make test installs it (apt-get install chromium)"
+    with tempfile.TemporaryDirectory(prefix="chromium-") as home:
+        yield ([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={home}"],
+               {**os.environ, "TMPDIR": home})
+
+
 def jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

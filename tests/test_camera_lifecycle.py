@@ -141,21 +141,19 @@ class _Fast(_Capture):
 @pytest.mark.slow
 @pytest.mark.service
 @pytest.mark.browser
-def test_network_cameras_down_20_s_at_the_start_or_60_s_mid_run_come_back(model, tmp_path, monkeypatch):
+def test_network_cameras_down_20_s_at_the_start_or_60_s_mid_run_come_back(model, tmp_path, monkeypatch, chromium):
     """Three real MJPEG-over-HTTP cameras on loopback, read by OpenCV's FFmpeg, a real Mosquitto and Chromium.
     ``late`` is off for the first 20 s and joins when switched on; ``net`` is switched off for a minute mid-run and
     comes back with new ids. Meanwhile its state shows in /readyz, /metrics, the retained MQTT status topic and the
     live page, its tracks end once on MQTT while it is away, systemd hears READY with ``late`` still away, and
     ``steady`` loses no frame, its video (10 s segments, cut by wall time) playing as long as the run lasted."""
     import re
-    import shutil
     import subprocess
 
     from mjpeg_camera import MjpegCamera
     from mqtt_broker import PASSWORD, USER, Broker, Subscriber, have_mosquitto
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Chromium is missing: make test installs it (apt-get install chromium)"
+    chromium, chromium_env = chromium
     assert have_mosquitto(), "Mosquitto is missing: make test installs it (apt-get install mosquitto)"
     broker = Broker(tmp_path / "broker")
     broker.start()
@@ -198,9 +196,8 @@ def test_network_cameras_down_20_s_at_the_start_or_60_s_mid_run_come_back(model,
                     timers[-1].start()
                 if browser is None and timers[1:] and states["net"][-1] == "reconnecting":  # a person looks
                     browser = threading.Thread(target=lambda: page.append(subprocess.run(
-                        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                         "--virtual-time-budget=3000", "--dump-dom", run.http_url], capture_output=True, text=True,
-                        timeout=60).stdout))
+                        [*chromium, "--disable-background-networking", "--virtual-time-budget=3000", "--dump-dom",
+                         run.http_url], env=chromium_env, capture_output=True, text=True, timeout=60).stdout))
                     browser.start()
                 if len(frames["net"]) >= 10 and run.report.streams[1].reconnects == 1 and len(frames["late"]) >= 3:
                     break

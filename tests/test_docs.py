@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -140,7 +139,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 class Chromium:
     """Headless Chromium driven over its DevTools pipe (file descriptors 3 and 4, messages ended by NUL)."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
         to_browser, from_browser = os.pipe(), os.pipe()
         # Copies above 9, so that the child's dup2 onto 3 and 4 never overwrites the other end first.
         ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser[0], from_browser[1])]
@@ -149,9 +148,9 @@ class Chromium:
             os.dup2(ends[0], 3)
             os.dup2(ends[1], 4)
 
-        self.process = subprocess.Popen([binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                         "--remote-debugging-pipe", "--window-size=1200,900", "about:blank"],
-                                        pass_fds=(3, 4), preexec_fn=pipe_as_3_and_4, stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen([*command, "--hide-scrollbars", "--remote-debugging-pipe",
+                                         "--window-size=1200,900", "about:blank"], env=env, pass_fds=(3, 4),
+                                        preexec_fn=pipe_as_3_and_4, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         for fd in (*ends, to_browser[0], from_browser[1]):
             os.close(fd)
@@ -189,12 +188,10 @@ class Chromium:
 
 
 @pytest.mark.browser
-def test_chromium_reads_the_built_site_and_its_search_finds_model_track(site):
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "Chromium is missing: make test installs it (apt-get install chromium)"
+def test_chromium_reads_the_built_site_and_its_search_finds_model_track(site, chromium):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _Quiet(*a, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    browser = Chromium(binary)
+    browser = Chromium(*chromium)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
         for path, heading in [("", "ctrt"), ("reference/api/", "Python API reference"),

@@ -620,9 +620,8 @@ def test_the_live_view_is_served_as_mjpeg_only_while_watched(demo_onnx):
 
 
 @pytest.mark.browser
-def test_chromium_renders_a_tile_per_camera_with_moving_pictures(demo_onnx, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Chromium is missing: make test installs it (apt-get install chromium)"
+def test_chromium_renders_a_tile_per_camera_with_moving_pictures(demo_onnx, tmp_path, chromium):
+    chromium, chromium_env = chromium
     release = threading.Event()
     shots: list[np.ndarray] = []
     with ctrt.load(demo_onnx, device="cpu") as model:
@@ -632,9 +631,8 @@ def test_chromium_renders_a_tile_per_camera_with_moving_pictures(demo_onnx, tmp_
 
             def screenshot(index: int) -> None:
                 path = tmp_path / f"page{index}.png"
-                subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                "--window-size=700,300", f"--screenshot={path}", "--virtual-time-budget=2500", url],
-                               capture_output=True, timeout=60)
+                subprocess.run([*chromium, "--hide-scrollbars", "--window-size=700,300", f"--screenshot={path}",
+                                "--virtual-time-budget=2500", url], env=chromium_env, capture_output=True, timeout=60)
                 shots.append(cv2.imread(str(path)))
 
             taker = threading.Thread(target=lambda: [screenshot(i) for i in range(2)])
