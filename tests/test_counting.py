@@ -440,3 +440,30 @@ def test_generated_scenes_have_groups_and_people_turning_back_on_the_lines():
     both = {track for (track, _), directions in ways.items() if len(directions) > 1}
     assert both and both <= turned
     assert all(sorted(directions) in (["in"], ["out"], ["in", "out"]) for directions in ways.values())
+
+
+@pytest.mark.slow
+def test_eval_with_a_model_counts_what_a_run_counts(demo_onnx, tmp_path):
+    """``ctrt eval MODEL --mot DIR --line/--zone`` counts each sequence as ``model.track`` with the same lines and
+    zones does (the run's own counter, every class with ``--classes all``)."""
+    import json
+
+    import ctrt
+    from conftest import invoke
+
+    assert invoke("make-data", "demo-mot", tmp_path / "mot", "--count", "1", "--frames", "12", "--size", "320x240",
+                  "--seed", "3").exit_code == 0
+    flags = [a for line in LINES for a in ("--line", line)] + [a for zone in ZONES for a in ("--zone", zone)]
+    result = invoke("eval", demo_onnx, "--mot", tmp_path / "mot", "--classes", "all", "--tracker", "robust", *flags,
+                    "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    (scored,) = json.loads((tmp_path / "e.json").read_text())["counts"].values()
+    with ctrt.load(demo_onnx, device="cpu") as model, \
+            model.track({"DEMO-01": str(tmp_path / "mot" / "DEMO-01" / "img1")}, tracker="robust", lines=LINES,
+                        zones=ZONES) as run:
+        for _ in run:
+            pass
+    totals = {f"{name} {kind}": sum(per_class.values()) for name, kinds in run.counts["DEMO-01"].items()
+              for kind, per_class in kinds.items() if kind != "occupancy"}
+    assert sum(totals.values()) > 0
+    assert {key: row["counted"] for key, row in scored["DEMO-01"].items()} == totals
