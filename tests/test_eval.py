@@ -70,7 +70,7 @@ def test_tracker_alone_robust_preset_keeps_identities_centertrack_loses(tmp_path
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "e.json").read_text())["scores"]
     centertrack, robust = scores["centertrack"]["combined"], scores["robust"]["combined"]
-    assert centertrack["IDF1"] < 0.6 and robust["IDF1"] >= 0.94  # 0.95 in scenes without groups side by side
+    assert centertrack["IDF1"] < 0.6 and robust["IDF1"] >= 0.94  # 0.946: people walking side by side swap now and then
     assert robust["MOTA"] >= centertrack["MOTA"] and robust["IDSW"] < centertrack["IDSW"] / 3
     # Same seed, same detections, same result: the comparison is repeatable.
     again = invoke("eval", "--tracker-only", "--mot", tmp_path / "ped", "--tracker", "robust", "--json",
