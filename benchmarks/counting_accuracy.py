@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ctrt.counting.shapes import shapes_for
-from ctrt.eval.counting import MATCH_S, count_scores, combined, crossings, mot_table, truth_table
+from ctrt.eval.counting import count_scores, combined, crossings, match_tolerance, mot_table, truth_table
 from ctrt.eval.evaluate import noisy_detections, track_detections
 from ctrt.eval.mot import find_sequences
 from ctrt.eval.synthetic import FPS, HEIGHT, SCENE_LINES, WIDTH, DetectionNoise, pedestrian_truth, write_sequence
@@ -67,10 +67,10 @@ def main() -> None:
             for name in TRACKERS:
                 text, ours = track_detections(detections, parse_tracker(name), 1, shapes, (WIDTH, HEIGHT))
                 table = mot_table(text)
-                scores[f"{name} + ctrt"][str(seed)] = count_scores(truth, ours, args.frames, round(FPS * MATCH_S))
+                scores[f"{name} + ctrt"][str(seed)] = count_scores(truth, ours, args.frames, match_tolerance(FPS))
                 theirs = {f"{s.name} {d}": frames for s in shapes
                           for d, frames in line_zone_crossings(table, args.frames, s.points).items()}
-                scores[f"{name} + LineZone"][str(seed)] = count_scores(truth, theirs, args.frames, round(FPS * MATCH_S))
+                scores[f"{name} + LineZone"][str(seed)] = count_scores(truth, theirs, args.frames, match_tolerance(FPS))
     print(f"seeds {', '.join(map(str, seeds))}, {args.frames} frames each; true / counted (error), nwRMSE")
     keys = list(next(iter(next(iter(scores.values())).values())))
     print(f"{'':22}" + "".join(f"{k:>26}" for k in keys))

@@ -68,6 +68,11 @@ def frame_rate(sequence: Sequence) -> float:
     return _seqinfo(sequence, "frameRate", float) or FRAME_RATE
 
 
+def match_tolerance(frames_per_second: float, stride: int = 1) -> int:
+    """``MATCH_S`` in tracked frames: camera frames a second over the frames between two tracked ones."""
+    return max(1, round(frames_per_second * MATCH_S / stride))
+
+
 def matched(true_frames: Seq[int], counted_frames: Seq[int], tolerance: int) -> int:
     """How many counted crossings pair with true ones at most ``tolerance`` frames apart, one to one: the most there
     can be (for points on a line, pairing in time order is optimal)."""

@@ -23,8 +23,8 @@ from ..runtime.detections import Detections
 from ..runtime.results import mot_rows
 from ..runtime.sources import FrameSource
 from ..runtime.tracker import TRACK_THRESH, Tracker, TrackerConfig, parse_tracker
-from .counting import (MATCH_S, combined, count_scores, crossings, frame_rate, frame_size, no_crossings, record,
-                       truth_table)
+from .counting import (combined, count_scores, crossings, frame_rate, frame_size, match_tolerance, no_crossings,
+                       record, truth_table)
 from .mot import Sequence, read_ground_truth, strided_sequences
 from .scores import score
 from .synthetic import DetectionNoise
@@ -171,7 +171,7 @@ def evaluate_mot(sequences: list[Sequence], entries: list[Entry], open_model: Ca
                 truth = {s.name: crossings(truth_table(s), s.length, lines, sizes[s.name], stride) for s in played}
                 for entry in group:
                     per = {s.name: count_scores(truth[s.name], counted[entry.label][s.name], s.length,
-                                                max(1, round(rates[s.name] * MATCH_S / stride)))
+                                                match_tolerance(rates[s.name], stride))
                            for s in played}
                     counts[entry.label] = {**per, "combined": combined(per)}
     return MotEvaluation([e.label for e in entries], [s.name for s in sequences], scores, files, counts)
