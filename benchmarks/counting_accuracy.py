@@ -2,14 +2,15 @@
 of the robust preset, against supervision's ``LineZone`` (defaults) fed the same tracks, and the true counts (the
 rule on the ground truth's boxes, whose identities are exact).
 
-    .venv/bin/python benchmarks/counting_accuracy.py [--seed 100 --seed 101 --seed 102] [--frames 600]
+    .venv/bin/python benchmarks/counting_accuracy.py [--seed 100 --seed 101 ... | --seeds 700-729] [--frames 600]
 
 Each seed is one ``ctrt make-data pedestrians`` street scene (1920x1080, 30 FPS, people walking across, crossing
 and covering each other); ``--tracker-only``'s noisy detections (seeded as ``ctrt eval`` seeds them) go through
 each tracker. Lines: ``door`` (a short segment across the near pavement) and ``street`` (across the whole walkway),
 both vertical; ctrt's ``in`` is LineZone's ``out`` for the same drawn line (it names the sides the other way
-round). Printed per line and direction, summed over the seeds: true, counted by each, and AI City's nwRMSE (the
-true-count-weighted mean over seeds).
+round). Printed per line and direction, summed over the seeds: true, counted by each (the misses and extra counts:
+each count paired with a true crossing within a second), and AI City's nwRMSE (the true-count-weighted mean over
+seeds); then per seed.
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ def line_zone_crossings(table: np.ndarray, length: int, line: tuple[tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, action="append")
+    parser.add_argument("--seed", type=int, action="append", default=[])
+    parser.add_argument("--seeds", help="a range of seeds, FIRST-LAST")
     parser.add_argument("--frames", type=int, default=600)
     args = parser.parse_args()
+    if args.seeds:
+        first, _, last = args.seeds.partition("-")
+        args.seed += range(int(first), int(last or first) + 1)
     seeds = args.seed or [100, 101, 102]
     shapes = shapes_for("bench", SCENE_LINES)
     scores: dict[str, dict[str, dict]] = {f"{t} + ctrt": {} for t in TRACKERS} | {f"{t} + LineZone": {}
@@ -71,17 +76,17 @@ def main() -> None:
                 theirs = {f"{s.name} {d}": frames for s in shapes
                           for d, frames in line_zone_crossings(table, args.frames, s.points).items()}
                 scores[f"{name} + LineZone"][str(seed)] = count_scores(truth, theirs, args.frames, match_tolerance(FPS))
-    print(f"seeds {', '.join(map(str, seeds))}, {args.frames} frames each; true / counted (error), nwRMSE")
+    print(f"seeds {', '.join(map(str, seeds))}, {args.frames} frames each; true / counted (-missed +extra), nwRMSE")
     keys = list(next(iter(next(iter(scores.values())).values())))
-    print(f"{'':22}" + "".join(f"{k:>26}" for k in keys))
+    print(f"{'':22}" + "".join(f"{k:>30}" for k in keys))
     for label, per_seed in scores.items():
         rows = combined(per_seed)
-        cells = [f"{rows[k]['true']} / {rows[k]['counted']} ({rows[k]['error']:+d}), "
+        cells = [f"{rows[k]['true']} / {rows[k]['counted']} (-{rows[k]['missed']} +{rows[k]['extra']}), "
                  + (f"{rows[k]['nwRMSE']:.3f}" if rows[k]["nwRMSE"] is not None else "-") for k in keys]
-        print(f"{label:22}" + "".join(f"{c:>26}" for c in cells))
+        print(f"{label:22}" + "".join(f"{c:>30}" for c in cells))
         for seed, seed_rows in per_seed.items():
             print(f"{'  seed ' + seed:22}" + "".join(
-                f"{seed_rows[k]['true']} / {seed_rows[k]['counted']} ({seed_rows[k]['error']:+d})".rjust(26)
+                f"{seed_rows[k]['true']} / {seed_rows[k]['counted']} ({seed_rows[k]['error']:+d})".rjust(30)
                 for k in keys))
 
 

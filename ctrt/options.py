@@ -161,8 +161,8 @@ OPTIONS: dict[str, Option] = _table(
            site="tracker.new_thresh"),
     Option("low_thresh", float, None, "BYTE: detections from this score up to the track threshold continue tracks "
            "left unmatched", *SCORE, why="a score", site="tracker.low_thresh"),
-    Option("max_age", int, None, "camera frames an unmatched track survives, however many the loop tracked (-1: none, "
-           "as CenterTrack)", -1, 30 * DAY_S, unit="frames", why="a day at 30 FPS", site="tracker.max_age"),
+    Option("max_age", int, None, "camera frames an unmatched track survives, however many the loop tracked (with "
+           "coast, not counting frames a nearer track hides it; -1: none, as CenterTrack)", -1, 30 * DAY_S, unit="frames", why="a day at 30 FPS", site="tracker.max_age"),
     Option("min_hits", int, None, "report a track from its Nth matched frame on, every track in the first N (1: at once, as "
            "CenterTrack)", 1, 100,
            site="tracker.min_hits"),
@@ -172,7 +172,8 @@ OPTIONS: dict[str, Option] = _table(
     Option("hungarian", bool, None, "optimal assignment, or CenterTrack's greedy matching", flag="--hungarian/--greedy",
            site="tracker.hungarian"),
     Option("coast", bool, None, "a track kept by max_age moves on at its smoothed velocity, yielding to tracks seen "
-           "last frame", flag="--coast/--no-coast", site="tracker.coast"),
+           "last frame; while a nearer tracked person hides it, it does not age", flag="--coast/--no-coast",
+           site="tracker.coast"),
     Option("drop", str, None, "latest: keep only the newest frame when behind (default for cameras and streams); "
            "none: every frame (default for files)", choices=("latest", "none"), site="camera.drop"),
     Option("max_frames", int, None, "stop after N frames (per stream)", 1),

@@ -410,6 +410,28 @@ def test_eval_counts_the_lines_a_generated_scene_carries(tmp_path):
     assert result.exit_code == 2 and f"--mot {peds / 'PED-01'}: lines.txt: line 'door:0.3'" in result.output
 
 
+def test_the_true_counts_are_crossings_seen_on_both_sides_as_trackeval_considers_boxes():
+    """Ground truth rows marked not to be considered (a person hidden behind others) keep the person's place but
+    are not seen: hidden while crossing and seen on both sides counts; never seen before the far side does not."""
+    from ctrt.eval.counting import crossings
+
+    frames = np.arange(1, 61)
+    x = np.linspace(100, 540, 60)  # across a line at x = 320, at frame 30
+
+    def person(track: int, y: float, considered: np.ndarray) -> np.ndarray:
+        return np.stack([frames, np.full(60, track), x - 20, np.full(60, y - 100), np.full(60, 40),
+                         np.full(60, 100), considered, np.ones(60), considered * 0.8 + 0.1], axis=1)
+
+    hidden_on_the_line = (frames < 20) | (frames > 40)
+    table = np.concatenate([person(1, 200, np.ones(60)), person(2, 300, hidden_on_the_line.astype(float)),
+                            person(3, 400, (frames > 40).astype(float))])
+    found = crossings(table, 60, shapes_for("cam", "door:0.5,0,0.5,1"), (640, 480))
+    assert len(found["door out"]) == 2 and found["door in"] == []
+    seen = table.copy()
+    seen[:, 6] = 1  # every box considered: all three cross
+    assert len(crossings(seen, 60, shapes_for("cam", "door:0.5,0,0.5,1"), (640, 480))["door out"]) == 3
+
+
 def test_generated_scenes_have_groups_and_people_turning_back_on_the_lines():
     """The street scenes eval counts on: some arrive in twos and threes side by side (one partly behind another),
     some turn back near a line; those who cross a line both ways are people who turned back, once each way."""

@@ -152,6 +152,23 @@ def test_coasting_a_stopped_object_keeps_it_in_place():
     assert [active_ids(tracker.step(f)) for f in frames] == [[1], [1], [1], [1], [], [], [1], [1], [1]]
 
 
+def test_a_coasting_track_hidden_behind_a_nearer_person_is_kept_past_max_age():
+    # Two people walking together, the farther one (bottom at y=65) behind the nearer (bottom at y=80) and not
+    # detected for 8 frames, longer than max_age: it is hidden, not gone, and takes its detection back. Alone in the
+    # open, the same 8 frames unseen end it.
+    def person(t, y, size, score):
+        return (20 + 10 * t, y, size, score, 1, (-10 if t else 0, 0))
+
+    seen = [t not in range(3, 11) for t in range(13)]
+    together = Tracker(TrackerConfig(max_age=5, coast=True))
+    ids = [sorted(active_ids(together.step(dets(person(t, 60, 40, 0.9), *[person(t, 50, 30, 0.8)] * s))))
+           for t, s in enumerate(seen)]
+    assert ids[:3] + ids[11:] == [[1, 2]] * 5 and ids[3:11] == [[1]] * 8
+    alone = Tracker(TrackerConfig(max_age=5, coast=True))
+    ids = [active_ids(alone.step(dets(*[person(t, 50, 30, 0.8)] * s))) for t, s in enumerate(seen)]
+    assert ids[:3] == [[1]] * 3 and ids[11:] == [[2]] * 2
+
+
 def test_a_coasting_track_yields_to_one_seen_last_frame():
     # a (x=50) and b (x=80) at t=0; b unseen at t=1; at t=2 a detection at x=68 is nearer to b's place (12 px)
     # than to a's (16 px). a, seen last frame, takes it; CenterTrack's distance alone would give it to b.

@@ -102,8 +102,11 @@ def record(found: dict[str, list[int]], frame: int, events: Seq[CountEvent]) -> 
 
 def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[int, int],
               gap: int = 1) -> dict[str, list[int]]:
-    """The frames (from 1) of each crossing (entry, exit) the rule counts in a MOTChallenge table (frame, id, x, y,
-    w, h, ...), every row a reported track: the ground truth's (exact identities, each there while it is)."""
+    """The frames (from 1) of each crossing (entry, exit) the rule counts in the ground truth's MOTChallenge table
+    (frame, id, x, y, w, h, consider, ...): exact identities, each held while it is there and seen where its box is
+    to be considered. A box marked not to be considered (a person hidden behind others) keeps its person's place
+    but moves nothing, as a tracker's hidden track: a crossing counts when the person was seen on one side, then
+    the other, and one never seen before it is not in the truth, as TrackEval leaves such boxes out of MOTA."""
     counter = Counter(shapes, "eval")
     found = no_crossings(shapes)
     order = np.argsort(table[:, 0], kind="stable")
@@ -116,6 +119,7 @@ def crossings(table: np.ndarray, length: int, shapes: Seq[Shape], size: tuple[in
         tracks = Detections.create(boxes, np.ones(n, np.float32), np.ones(n, np.int32),
                                    np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32))
         tracks.ids[:] = rows[:, 1]
+        tracks.shown[:] = rows[:, 6] > 0
         record(found, frame, counter.update(tracks, (size[1], size[0], 3), gap))
     return found
 

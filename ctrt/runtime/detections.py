@@ -21,7 +21,7 @@ class Detections:
     tracking: np.ndarray  # [N, 2] float32, offset to the object's centre in the previous frame
     ids: np.ndarray  # [N] int64 track id, 0 before tracking
     ages: np.ndarray  # [N] int32 updates since last matched (1 = matched now)
-    unseen: np.ndarray  # [N] int32 camera frames since last matched (0 = matched now)
+    unseen: np.ndarray  # [N] int32 camera frames missed since last matched, not hidden by a nearer track (0 = matched)
     active: np.ndarray  # [N] int32 consecutive matched frames, 0 for a track kept without a match
     velocity: np.ndarray  # [N, 2] float32 px per camera frame, smoothed over the matched frames (for --coast)
     hits: np.ndarray  # [N] int32 frames matched since the track began

@@ -28,6 +28,7 @@ AGE_PENALTY = 3.0  # --coast: a track's distance grows by this share for every u
 VELOCITY_MEMORY = 0.9  # per update: weight of a track's velocity against the newest offset (exponential average)
 GATE_GROWTH = 0.05  # --gate: an unseen track's gate widens by this share per update missed, up to CenterTrack's
 GATE_SIGMAS = 4.0  # --gate: the gate never closes below this many times the typical miss of matched detections
+HIDDEN = 0.5  # --coast: a kept track this much covered by a nearer matched one is hidden, and does not age
 RESIDUAL_MEMORY = 0.98  # per update: weight of the residual estimate so far against the newest frame's
 
 
@@ -43,7 +44,8 @@ class TrackerConfig:
     max_age: int = -1  # an unmatched track is kept while unseen for fewer camera frames; -1 keeps none (CenterTrack)
     hungarian: bool = False
     # A kept track moves on by its smoothed velocity (CenterTrack's stands still), and counts for less the longer
-    # it goes unseen, so it cannot take a detection from a track seen last frame.
+    # it goes unseen, so it cannot take a detection from a track seen last frame. While it is mostly covered by a
+    # nearer matched track it does not age: a person walking behind a companion is hidden, not gone.
     coast: bool = False
     low_thresh: float | None = None  # BYTE: detections between this and track_thresh may continue leftover tracks
     track_thresh: float = TRACK_THRESH  # detections above this associate first and are shown
@@ -170,6 +172,19 @@ def velocity_distances(dets: Detections, tracks: Detections, gap: int = 1) -> np
     return squared
 
 
+def behind(boxes: np.ndarray, nearer: np.ndarray) -> np.ndarray:
+    """[K] each box mostly (``HIDDEN``) covered by one of ``nearer`` whose bottom is lower in the frame: seen from
+    above, as cameras see people on the ground, that one stands closer and hides it."""
+    if not len(nearer) or not len(boxes):
+        return np.zeros(len(boxes), bool)
+    w = np.minimum(boxes[:, None, 2], nearer[None, :, 2]) - np.maximum(boxes[:, None, 0], nearer[None, :, 0])
+    h = np.minimum(boxes[:, None, 3], nearer[None, :, 3]) - np.maximum(boxes[:, None, 1], nearer[None, :, 1])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    covered = np.clip(w, 0, None) * np.clip(h, 0, None) / np.maximum(area, 1e-6)[:, None]
+    result: np.ndarray = ((covered > HIDDEN) & (nearer[None, :, 3] > boxes[:, None, 3])).any(axis=1)
+    return result
+
+
 def greedy_match(dist: np.ndarray) -> np.ndarray:
     """Detections in score order each take their nearest still-free track: [P, 2] (det, track) pairs."""
     pairs = []
@@ -281,11 +296,13 @@ class Tracker:
         lost[track_idx] = False
         kept = self.tracks[lost & (self.tracks.unseen + gap < config.max_age)]
         kept.ages = kept.ages + 1
-        kept.unseen = kept.unseen + gap
         kept.active = np.zeros(len(kept), np.int32)
         if config.coast:
             kept.centers = kept.centers + kept.velocity * gap
             kept.boxes = kept.boxes + np.tile(kept.velocity * gap, 2)
+            kept.unseen = kept.unseen + gap * ~behind(kept.boxes, matched.boxes)
+        else:
+            kept.unseen = kept.unseen + gap
 
         self.tracks = Detections.concat([matched, born, kept])
         # Nothing can be confirmed against before min_hits updates have passed, so until then every matched track is
