@@ -15,7 +15,7 @@ frame's events and the tracks that appear or end.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -52,6 +52,7 @@ class Counter:
         self.lines = [s for s in shapes if isinstance(s, Line)]
         self.zones = [s for s in shapes if isinstance(s, Zone)]
         self.shapes: list[Shape] = [*self.lines, *self.zones]  # in the order of their rows and columns
+        self._index = {s.name: i for i, s in enumerate(self.shapes)}
         self.counts: dict[str, dict[str, dict[str, int]]] = {
             s.name: {k: {} for k in (("in", "out") if isinstance(s, Line) else ("enter", "leave"))} for s in shapes}
         earlier = read_counts(store, camera) if store is not None else {}
@@ -89,9 +90,8 @@ class Counter:
 
         self._ids = grown("_ids", (), np.int64, -1)
         self._cls = grown("_cls", (), np.int32)
-        self._last = grown("_last", (3,), np.float64)  # x, bottom y, centre y when last reported
+        self._last = grown("_last", (4,), np.float64)  # x, bottom y, centre y, height when last reported (POINTS)
         self._seen = grown("_seen", (), np.int64, -1)  # camera frame when last reported
-        self._height = grown("_height", (), np.float64)
         self._offset = grown("_offset", (lines,), np.float64)  # each line's o_now when last reported (see _lines)
         self._side = grown("_side", (lines,), np.int8)  # confirmed side of each line: -1, +1, 0 not yet
         self._pending = grown("_pending", (lines,), np.int16)  # frames on the far side so far
@@ -115,38 +115,44 @@ class Counter:
             reach = (self._dx[:, None] * (corners[None, :, 1] - self._ay[:, None])
                      - self._dy[:, None] * (corners[None, :, 0] - self._ax[:, None])) / length[:, None]
             self._reach_pos = np.minimum(margin, np.maximum(reach.max(1), 0) / 2) * length
-            self._reach_neg = np.minimum(margin, np.maximum(-reach.min(1), 0) / 2) * length
+            self._reach_neg = -np.minimum(margin, np.maximum(-reach.min(1), 0) / 2) * length  # <= 0: the out side's
             self._line_bottom = _bottoms(self.lines)
+            # o = dx (y - ay) - dy (x - ax) as one product with a track's POINTS, y its bottom or its centre
+            bottoms = np.broadcast_to(self._line_bottom, self._dx.shape)
+            self._line_weights = np.stack([-self._dy, self._dx * bottoms, self._dx * ~bottoms, np.zeros_like(self._dx)])
+            self._line_constant = self._dy * self._ax - self._dx * self._ay
         if self.zones:
             polygons = [in_pixels(s, width, height, self.camera) for s in self.zones]
             sizes = [len(p) for p in polygons]
             edges = np.concatenate([np.stack([p, np.roll(p, -1, axis=0)], 1) for p in polygons])  # [E, 2, 2]
             self._zone_starts = np.cumsum([0, *sizes[:-1]])
             (x1, y1), (x2, y2) = edges[:, 0].T, edges[:, 1].T
-            self._edge_x1, self._edge_y1, self._edge_y2 = x1, y1, y2
+            self._edge_y1, self._edge_y2 = y1, y2
             dy = y2 - y1
             self._edge_slope = np.divide(x2 - x1, dy, out=np.zeros_like(dy), where=dy != 0)
+            self._edge_x0 = x1 - y1 * self._edge_slope  # the edge's x at y = 0: x at y is x0 + y * slope
             zone_bottom = _bottoms(self.zones)
             self._edge_bottom = zone_bottom if isinstance(zone_bottom, bool) else np.repeat(zone_bottom, sizes)
         self._line_classes = _class_table(self.lines)
         self._zone_classes = _class_table(self.zones)
         self._pixels = [in_pixels(s, width, height, self.camera) for s in self.shapes]
-        self._draw()
+        self._labels = [""] * len(self.shapes)
+        self._draw(range(len(self.shapes)))
 
-    def _draw(self) -> None:
-        """The overlay made again (a count changed), and the totals given to the store."""
+    def _draw(self, changed: Iterable[int]) -> None:
+        """The overlay made again with the ``changed`` shapes' labels (their counts changed), and the totals given to
+        the store."""
         if self._store is not None:
             self._store.save({name: {k: dict(v) for k, v in kinds.items()} for name, kinds in self.counts.items()})
-        labels = []
-        for shape in self.shapes:
+        for index in changed:
+            shape = self.shapes[index]
             kinds = self.counts[shape.name]
             if isinstance(shape, Line):
-                labels.append(f"{shape.name} in {sum(kinds['in'].values())} out {sum(kinds['out'].values())}")
+                self._labels[index] = f"{shape.name} in {sum(kinds['in'].values())} out {sum(kinds['out'].values())}"
             else:
-                labels.append(f"{shape.name} {sum(_inside(kinds, self._carried[shape.name]).values())} inside, "
-                              f"{sum(kinds['enter'].values())} entered")
-        self.overlay = Overlay(tuple((s.kind, xy, label) for s, xy, label in
-                                     zip(self.shapes, self._pixels, labels)))
+                self._labels[index] = (f"{shape.name} {sum(_inside(kinds, self._carried[shape.name]).values())} "
+                                       f"inside, {sum(kinds['enter'].values())} entered")
+        self.overlay = Overlay(tuple(zip((s.kind for s in self.shapes), self._pixels, self._labels)))
 
     # --- a frame ----------------------------------------------------------------------------------------------------
     def update(self, tracks: Tracks, frame_shape: tuple[int, ...], gap: int = 1) -> list[CountEvent]:
@@ -160,48 +166,45 @@ class Counter:
             self._end_gone(held, events)  # only when the tracks held change, or a track kept for an id switch expires
             self._held = held.copy()
         shown = tracks.shown
-        if shown.any():
+        if shown.all():
+            self._reported(tracks.boxes, tracks.ids, tracks.classes, events)
+        elif shown.any():
             self._reported(tracks.boxes[shown], tracks.ids[shown], tracks.classes[shown], events)
         if events:
-            self._draw()
+            self._draw({self._index[e.name] for e in events})
         return events
 
     def _reported(self, boxes: np.ndarray, ids: np.ndarray, classes: np.ndarray, events: list[CountEvent]) -> None:
-        x = (boxes[:, 0] + boxes[:, 2]) * 0.5
-        bottom, centre = boxes[:, 3].astype(np.float64), (boxes[:, 1] + boxes[:, 3]) * 0.5
+        points = boxes @ POINTS  # [N, 4]
         if len(ids) == len(self._shown_ids) and (ids == self._shown_ids).all():
             rows = self._shown_rows  # the same tracks as last frame: the same rows
         else:
-            rows = self._rows(ids, classes, x, centre, boxes[:, 3] - boxes[:, 1])
+            rows = self._rows(ids, classes, points)
             self._shown_ids, self._shown_rows = ids.copy(), rows
-        last = self._last[rows]
-        cls = np.minimum(classes, MAX_CLASS)
         if self.lines:
-            self._lines(rows, x, bottom, centre, last, cls, events)
+            self._lines(rows, points, classes, events)
         if self.zones:
-            self._zones(rows, x, bottom, centre, cls, events)
-        last[:, 0], last[:, 1], last[:, 2] = x, bottom, centre
-        self._last[rows] = last
+            self._zones(rows, points, classes, events)
+        self._last[rows] = points
         self._seen[rows] = self._frame
-        self._height[rows] = boxes[:, 3] - boxes[:, 1]
         self._cls[rows] = classes
 
-    def _lines(self, rows: np.ndarray, x: np.ndarray, bottom: np.ndarray, centre: np.ndarray, last: np.ndarray,
-               cls: np.ndarray, events: list[CountEvent]) -> None:
-        px = x[:, None]  # [N, 1] against [L]: the anchors share x, their y is the bottom or the centre
-        py = _anchored(self._line_bottom, bottom, centre)
-        ax, ay, dx, dy = self._ax, self._ay, self._dx, self._dy
-        o_now = dx * (py - ay) - dy * (px - ax)  # > 0: right of the line as drawn (its in side); x its length
+    def _lines(self, rows: np.ndarray, points: np.ndarray, classes: np.ndarray, events: list[CountEvent]) -> None:
+        # > 0: right of the line as drawn (its in side); times the line's length
+        o_now = points @ self._line_weights + self._line_constant  # [N, L]
         o_before = self._offset[rows]  # the same at the track's last point (a fresh row's: never used)
-        # The step from before to now crosses the segment: its ends on either side of the line (rare: only then
-        # is the rest worked out), and the line's ends on either side of the step.
-        hit = (o_now * o_before <= 0) & ((o_now != 0) | (o_before != 0))
+        # The step from before to now crosses the segment: its ends on either side of the line or on it (rare: only
+        # then is the rest worked out), and the line's ends on either side of the step.
+        hit = o_now * o_before <= 0
         if hit.any():
+            ax, ay = self._ax, self._ay
+            last = self._last[rows]
+            px, py = points[:, 0:1], _anchored(self._line_bottom, points[:, 1], points[:, 2])
             bx, by = last[:, 0:1], _anchored(self._line_bottom, last[:, 1], last[:, 2])
             sx, sy = px - bx, py - by
             hit &= ((sx * (ay - by) - sy * (ax - bx)) * (sx * (self._by - by) - sy * (self._bx - bx)) <= 0) \
                 & (self._seen[rows] >= 0)[:, None]
-        current = (o_now >= self._reach_pos).view(np.int8) - (o_now <= -self._reach_neg).view(np.int8)
+        current = (o_now >= self._reach_pos).view(np.int8) - (o_now <= self._reach_neg).view(np.int8)
         side = self._side[rows]
         turn = current * side  # < 0: clear of the line on the far side; > 0: back home; 0: on it, or no side yet
         away = turn < 0
@@ -213,7 +216,7 @@ class Counter:
         if confirm.any():
             counted = confirm & crossed
             if self._line_classes is not None:
-                counted &= self._line_classes[cls]
+                counted &= self._line_classes[np.minimum(classes, MAX_CLASS)]
             for n, line in zip(*np.nonzero(counted)):
                 self._count(events, "cross", self.lines[line].name, int(self._ids[rows[n]]),
                             int(self._cls[rows[n]]), "in" if current[n, line] > 0 else "out")
@@ -224,18 +227,17 @@ class Counter:
         self._side[rows], self._pending[rows], self._crossed[rows] = side, pending, crossed
         self._offset[rows] = o_now
 
-    def _zones(self, rows: np.ndarray, x: np.ndarray, bottom: np.ndarray, centre: np.ndarray, cls: np.ndarray,
-               events: list[CountEvent]) -> None:
-        px, py = x[:, None], _anchored(self._edge_bottom, bottom, centre)  # against every zone's edges [E]
+    def _zones(self, rows: np.ndarray, points: np.ndarray, classes: np.ndarray, events: list[CountEvent]) -> None:
+        px, py = points[:, 0:1], _anchored(self._edge_bottom, points[:, 1], points[:, 2])  # against every edge [E]
         spans = (self._edge_y1 > py) != (self._edge_y2 > py)
-        crossing = spans & (px < self._edge_x1 + (py - self._edge_y1) * self._edge_slope)
-        inside_now = (np.add.reduceat(crossing, self._zone_starts, axis=1) & 1).astype(bool)  # [N, Z]
+        crossing = spans & (px < py * self._edge_slope + self._edge_x0)
+        inside_now = np.logical_xor.reduceat(crossing, self._zone_starts, axis=1)  # [N, Z]: odd crossings
         inside, pending = self._inside[rows], self._zpending[rows]
         change = inside_now != inside
-        pending = np.where(change, pending + 1, 0).astype(np.int16)
+        pending = (pending + 1) * change
         flip = change & (pending >= self.min_frames)
         if flip.any():
-            counted = flip if self._zone_classes is None else flip & self._zone_classes[cls]
+            counted = flip if self._zone_classes is None else flip & self._zone_classes[np.minimum(classes, MAX_CLASS)]
             for n, zone in zip(*np.nonzero(counted)):
                 row = rows[n]
                 if inside_now[n, zone]:
@@ -248,11 +250,10 @@ class Counter:
         self._zpending[rows] = pending
 
     # --- tracks that appear, end, or the camera going away ------------------------------------------------------
-    def _rows(self, ids: np.ndarray, classes: np.ndarray, x: np.ndarray, centre: np.ndarray,
-              heights: np.ndarray) -> np.ndarray:
+    def _rows(self, ids: np.ndarray, classes: np.ndarray, points: np.ndarray) -> np.ndarray:
         rows = np.fromiter((self._slot.get(i, -1) for i in ids.tolist()), np.int64, len(ids))
         for n in np.nonzero(rows < 0)[0]:
-            rows[n] = self._new_row(int(ids[n]), int(classes[n]), float(x[n]), float(centre[n]), rows)
+            rows[n] = self._new_row(int(ids[n]), int(classes[n]), float(points[n, 0]), float(points[n, 2]), rows)
         return rows
 
     def _new_row(self, track: int, cls: int, x: float, centre: float, taken: np.ndarray) -> int:
@@ -264,7 +265,7 @@ class Counter:
         if len(candidates):
             distance = np.hypot(self._last[candidates, 0] - x, self._last[candidates, 2] - centre)
             best = int(np.argmin(distance))
-            if distance[best] <= 0.5 * self._height[candidates[best]]:
+            if distance[best] <= 0.5 * self._last[candidates[best], 3]:
                 row = int(candidates[best])
                 old = int(self._ids[row])
                 del self._slot[old]
@@ -317,7 +318,7 @@ class Counter:
         for row in list(self._slot.values()):
             self._end_row(row, events)
         if events:
-            self._draw()
+            self._draw({self._index[e.name] for e in events})
         return events
 
     def _leave(self, events: list[CountEvent], row: int, zone: int) -> None:
@@ -352,6 +353,8 @@ class Counter:
 
 
 MAX_CLASS = 1000  # class numbers above count as this one in the class tables
+# xyxy boxes @ POINTS: the points a track is counted by, and its height: x, bottom y, centre y, height
+POINTS = np.array([[0.5, 0, 0, 0], [0, 0, 0.5, -1], [0.5, 0, 0, 0], [0, 1, 0.5, 1]])
 
 
 def _anchored(bottoms: bool | np.ndarray, bottom: np.ndarray, centre: np.ndarray) -> np.ndarray:
