@@ -10,35 +10,14 @@ of 3 camera frames. Prints the median ms of each and the difference to the revis
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
-import ctrt.runtime
 from ctrt.runtime.detections import Detections
 from ctrt.runtime.tracker import PRESETS, Tracker
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tracker_at(revision: str) -> ModuleType:
-    """``ctrt.runtime.tracker`` as it was at ``revision``, as a sibling module of the package."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:ctrt/runtime/tracker.py"],
-                            capture_output=True, text=True, check=True).stdout
-    name = "ctrt.runtime._tracker_at_revision"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = ctrt.runtime.__name__
-    sys.modules[name] = module
-    exec(compile(source, f"{revision}:ctrt/runtime/tracker.py", "exec"), module.__dict__)
-    return module
+from revision import module_at
 
 
 def crowd(count: int) -> Detections:
@@ -57,7 +36,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=2000)
     args = parser.parse_args()
-    before = tracker_at(args.against)
+    before = module_at(args.against, "ctrt.runtime.tracker")
     dets = crowd(args.tracks)
     cases = {}
     for preset in ("centertrack", "robust"):
