@@ -58,12 +58,18 @@ class Detections:
 MATCH_IOU = 0.5  # the overlap at which two boxes are the same object (MOTChallenge, COCO AP50)
 
 
+def intersection_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[A, B] area shared by each pair of xyxy boxes."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter: np.ndarray = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    return inter
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of xyxy boxes; boxes equal to within half a pixel count as 1, so zero-area boxes (which untrained
     weights produce: negative widths are clamped to 0) can match themselves."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    inter = intersection_matrix(a, b)
     area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
     iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)

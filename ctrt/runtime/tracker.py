@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import CtrtError
 from ..options import OPTIONS, TRACKER_OPTIONS, check, default
-from .detections import Detections
+from .detections import Detections, intersection_matrix
 
 TRACK_THRESH: float = default("track_thresh")  # CenterTrack's (also its new_thresh and pre_thresh unless given)
 
@@ -177,10 +177,8 @@ def behind(boxes: np.ndarray, nearer: np.ndarray) -> np.ndarray:
     above, as cameras see people on the ground, that one stands closer and hides it."""
     if not len(nearer) or not len(boxes):
         return np.zeros(len(boxes), bool)
-    w = np.minimum(boxes[:, None, 2], nearer[None, :, 2]) - np.maximum(boxes[:, None, 0], nearer[None, :, 0])
-    h = np.minimum(boxes[:, None, 3], nearer[None, :, 3]) - np.maximum(boxes[:, None, 1], nearer[None, :, 1])
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    covered = np.clip(w, 0, None) * np.clip(h, 0, None) / np.maximum(area, 1e-6)[:, None]
+    covered = intersection_matrix(boxes, nearer) / np.maximum(area, 1e-6)[:, None]
     result: np.ndarray = ((covered > HIDDEN) & (nearer[None, :, 3] > boxes[:, None, 3])).any(axis=1)
     return result
 
